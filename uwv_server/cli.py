@@ -1,0 +1,125 @@
+"""``uwv-server``: UWV's operator commands.
+
+    uwv-server generate --households N --period P --out DIR     synthetic polis + SVB file
+    uwv-server load --polis FILE --store DIR [--skip-invalid]    import a polis extract
+    uwv-server serve --store DIR --port N                        serve on localhost
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from shared.errors import Error
+from shared.models import Period
+from uwv_server import synth
+from uwv_server.contexts import ContextRegistry
+from uwv_server.grpc_api import build_server
+from uwv_server.service import ScreeningService
+from uwv_server.store import Snapshot, import_polis
+
+
+def _generate(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    summary = synth.generate(
+        args.households, Period.parse(args.period), args.out, seed=args.seed, fmt=args.format
+    )
+    print(
+        f"wrote {summary.records:,} polis records for {summary.persons:,} persons to "
+        f"{summary.polis_path} and {summary.households:,} households to "
+        f"{summary.households_path} in {time.monotonic() - started:.1f} s"
+    )
+    return 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    result = import_polis(args.polis, args.store, skip_invalid=args.skip_invalid)
+    print(
+        f"imported {result.rows:,} records of {result.persons:,} persons into {args.store} "
+        f"(snapshot {result.snapshot[:16]}…) in {time.monotonic() - started:.1f} s"
+        + (f"; {result.rejected} invalid rows written to rejects file" if result.rejected else "")
+    )
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    log = logging.getLogger("uwv_server")
+    snapshot = Snapshot.open_current(args.store)
+    service = ScreeningService(snapshot, ContextRegistry(args.store / "contexts"))
+    server, port = build_server(service, args.port, host=args.host)
+    server.start()
+    log.info(
+        "serving on %s:%d (snapshot %s…, %s records); health: grpc.health.v1",
+        args.host, port, snapshot.digest[:12], snapshot.manifest.get("rows"),
+    )
+    if args.port_file:
+        args.port_file.write_text(f"{port}\n")
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    stop.wait()
+    log.info("shutting down")
+    server.stop(grace=5).wait()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="uwv-server", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write a synthetic polis and matching SVB household file")
+    gen.add_argument("--households", type=int, default=100_000)
+    gen.add_argument("--period", default="2025-01..2025-12")
+    gen.add_argument("--out", type=Path, required=True)
+    gen.add_argument("--seed", type=int, default=2025)
+    gen.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    gen.set_defaults(func=_generate)
+
+    load = sub.add_parser("load", help="import a polis extract (CSV or Parquet)")
+    load.add_argument("--polis", type=Path, required=True)
+    load.add_argument("--store", type=Path, required=True)
+    load.add_argument("--skip-invalid", action="store_true",
+                      help="import valid rows, write invalid ones to a rejects file")
+    load.set_defaults(func=_load)
+
+    serve = sub.add_parser("serve", help="serve screening over gRPC")
+    serve.add_argument("--store", type=Path, required=True)
+    serve.add_argument("--port", type=int, default=50051, help="0 picks a free port")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port-file", type=Path, help="write the bound port here once serving")
+    serve.set_defaults(func=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except Error as exc:
+        print(f"uwv-server: {exc.diagnostics()}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"uwv-server: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

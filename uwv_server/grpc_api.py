@@ -1,0 +1,185 @@
+"""The gRPC adapter: proto → domain → service → proto, and nothing else.
+
+Domain errors map to gRPC status codes in one table (:data:`STATUS_OF`). Errors that end a
+stream carry an ``ErrorDetail`` in the trailing metadata key ``eligibility-error-bin``; a bad
+chunk instead yields a failed ``ChunkResult`` and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from concurrent import futures
+from typing import Final, NoReturn
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from shared._proto.eligibility.v1 import eligibility_pb2 as pb
+from shared._proto.eligibility.v1 import eligibility_pb2_grpc as pb_grpc
+from shared.errors import CryptoError, Error, InputError
+from shared.he.params import PARAMETER_SETS
+from shared.models import MAX_HOUSEHOLD_MEMBERS, Period
+from uwv_server.contexts import UnknownContext
+from uwv_server.service import BatchRequest, ChunkError, ScreeningService
+
+log = logging.getLogger("uwv_server")
+
+SERVER_VERSION: Final = "0.1.0"
+MAX_MESSAGE_BYTES: Final = 32 * 1024 * 1024
+"""A masked chunk is ~350 KB (one ciphertext + 4 bytes a BSN); strict-mode chunks carry a few
+dozen ciphertexts. 32 MiB admits both with room and bounds what one message can cost us."""
+ERROR_METADATA_KEY: Final = "eligibility-error-bin"
+
+STATUS_OF: Final[list[tuple[type[Exception], grpc.StatusCode, int]]] = [
+    (UnknownContext, grpc.StatusCode.FAILED_PRECONDITION, pb.UNKNOWN_CONTEXT),
+    (CryptoError, grpc.StatusCode.INVALID_ARGUMENT, pb.INVALID_CIPHERTEXT),
+    (InputError, grpc.StatusCode.INVALID_ARGUMENT, pb.INVALID_HEADER),
+    (Error, grpc.StatusCode.INVALID_ARGUMENT, pb.INVALID_HEADER),
+]
+_MODE_NAMES: Final = {pb.MODE_MASKED: "masked", pb.MODE_STRICT: "strict"}
+
+
+def _classify(exc: Exception) -> tuple[grpc.StatusCode, int]:
+    for kind, status, code in STATUS_OF:
+        if isinstance(exc, kind):
+            return status, code
+    return grpc.StatusCode.INTERNAL, pb.INTERNAL
+
+
+def _detail(exc: Exception, code: int, chunk_index: int = -1) -> pb.ErrorDetail:
+    slot = getattr(exc, "slot", -1)
+    member = getattr(exc, "member", -1)
+    if isinstance(exc, ChunkError) and exc.code == "bsn":
+        code = pb.INVALID_BSN
+    elif isinstance(exc, ChunkError) and code == pb.INVALID_HEADER:
+        code = pb.INVALID_CHUNK
+    return pb.ErrorDetail(
+        code=code, message=str(exc), chunk_index=chunk_index, slot=slot, member=member
+    )
+
+
+def _abort(context: grpc.ServicerContext, exc: Exception, field: str = "") -> NoReturn:
+    status, code = _classify(exc)
+    detail = _detail(exc, code)
+    detail.field = field
+    context.set_trailing_metadata(((ERROR_METADATA_KEY, detail.SerializeToString()),))
+    context.abort(status, str(exc))
+    raise AssertionError("unreachable")  # context.abort raises
+
+
+class ScreeningServicer(pb_grpc.ScreeningServicer):
+    def __init__(self, service: ScreeningService) -> None:
+        self._service = service
+
+    def GetServerInfo(
+        self, request: pb.GetServerInfoRequest, context: grpc.ServicerContext
+    ) -> pb.ServerInfo:
+        return pb.ServerInfo(
+            server_version=SERVER_VERSION,
+            parameter_sets=sorted(PARAMETER_SETS),
+            modes=[pb.MODE_MASKED],
+            max_households_per_chunk=max(p.slots for p in PARAMETER_SETS.values()),
+            max_members_per_household=MAX_HOUSEHOLD_MEMBERS,
+            max_message_bytes=MAX_MESSAGE_BYTES,
+            snapshot_digest=self._service.snapshot.digest,
+        )
+
+    def UploadContext(
+        self, request: pb.UploadContextRequest, context: grpc.ServicerContext
+    ) -> pb.UploadContextResponse:
+        try:
+            digest, known = self._service.contexts.upload(request.parameter_set, request.context)
+        except Error as exc:
+            _abort(context, exc, field="context")
+        log.info("context %s… %s", digest[:12], "already known" if known else "stored")
+        return pb.UploadContextResponse(context_sha256=digest, already_known=known)
+
+    def HasContext(
+        self, request: pb.HasContextRequest, context: grpc.ServicerContext
+    ) -> pb.HasContextResponse:
+        return pb.HasContextResponse(known=self._service.contexts.known(request.context_sha256))
+
+    def Screen(
+        self, request_iterator: Iterator[pb.ScreenRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.ScreenResponse]:
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("item") != "header":
+            _abort(context, InputError("the first message of a batch must be its header"), "header")
+        header = first.header
+        try:
+            mode = _MODE_NAMES.get(header.mode)
+            if mode is None:
+                raise InputError(f"mode {header.mode} is not a known mode")
+            request = BatchRequest(
+                batch_id=header.batch_id,
+                context_sha256=header.context_sha256,
+                mode=mode,
+                period=Period.parse(header.period),
+                rule_digest=header.rule_digest,
+                chunk_count=header.chunk_count,
+            )
+            batch = self._service.open_batch(request)
+        except Error as exc:
+            _abort(context, exc, field="header")
+        for message in request_iterator:
+            if not context.is_active():  # deadline passed or client went away
+                log.info("batch %s: client gone after %d chunks", header.batch_id, batch.chunks)
+                return
+            if message.WhichOneof("item") != "chunk":
+                _abort(context, InputError("only chunks may follow the header"), "chunk")
+            chunk = message.chunk
+            try:
+                output = self._service.evaluate_chunk(
+                    batch,
+                    chunk.index,
+                    np.asarray(chunk.member_counts, dtype=np.int64),
+                    np.asarray(chunk.member_bsns, dtype=np.int64),
+                    list(chunk.ciphertexts),
+                )
+                yield pb.ScreenResponse(
+                    result=pb.ChunkResult(index=chunk.index, ciphertexts=output.ciphertexts)
+                )
+            except Error as exc:
+                batch.failed_chunks += 1
+                _, code = _classify(exc)
+                log.warning("batch %s chunk %d refused: %s", header.batch_id, chunk.index, exc)
+                yield pb.ScreenResponse(
+                    result=pb.ChunkResult(index=chunk.index, error=_detail(exc, code, chunk.index))
+                )
+        log.info(
+            "batch %s done: %d chunks, %d households, %d failed chunks",
+            header.batch_id, batch.chunks, batch.households, batch.failed_chunks,
+        )
+        yield pb.ScreenResponse(
+            summary=pb.BatchSummary(
+                chunks=batch.chunks, households=batch.households, failed_chunks=batch.failed_chunks
+            )
+        )
+
+
+def build_server(service: ScreeningService, port: int, host: str = "127.0.0.1",
+                 max_workers: int = 8) -> tuple[grpc.Server, int]:
+    """A gRPC server with the screening service, health checking and reflection; not started."""
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=options)
+    pb_grpc.add_ScreeningServicer_to_server(ScreeningServicer(service), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_servicer.set("eligibility.v1.Screening", health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    names = (
+        pb.DESCRIPTOR.services_by_name["Screening"].full_name,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(names, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot listen on {host}:{port}")
+    return server, bound

@@ -1,0 +1,152 @@
+"""The screening service: one chunk of households in, one result ciphertext out.
+
+This is the domain layer: no gRPC here (see :mod:`uwv_server.grpc_api`). Every chunk is
+validated in full before any computation; a bad chunk fails alone and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from shared.bsn import elfproef_sum
+from shared.errors import CryptoError, InputError
+from shared.he.backend import PublicCkksContext
+from shared.he.masked import RandomBytes, mask_operands
+from shared.models import MAX_HOUSEHOLD_MEMBERS, Period
+from uwv_server.contexts import ContextRegistry
+from uwv_server.store import Snapshot
+
+IntArray = npt.NDArray[np.int64]
+log = logging.getLogger("uwv_server")
+
+MODES: Final = ("masked",)
+_WEIGHTS: Final = np.array([9, 8, 7, 6, 5, 4, 3, 2, -1], dtype=np.int64)
+
+
+class ChunkError(InputError):
+    """A chunk that cannot be evaluated; ``slot``/``member`` say where when known."""
+
+    def __init__(self, message: str, *, slot: int = -1, member: int = -1, code: str = "chunk"):
+        super().__init__(message)
+        self.slot = slot
+        self.member = member
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRequest:
+    batch_id: str
+    context_sha256: str
+    mode: str
+    period: Period
+    rule_digest: str
+    chunk_count: int
+
+
+@dataclass(slots=True)
+class Batch:
+    request: BatchRequest
+    context: PublicCkksContext
+    started: float
+    chunks: int = 0
+    households: int = 0
+    failed_chunks: int = 0
+    seen_indices: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkOutput:
+    index: int
+    ciphertexts: list[bytes]
+
+
+def invalid_bsn_positions(bsns: IntArray) -> IntArray:
+    """Indices of integers that are not valid BSNs (range and elfproef), vectorised."""
+    in_range = (bsns >= 1) & (bsns <= 999_999_999)
+    digits = (np.abs(bsns)[:, None] // 10 ** np.arange(8, -1, -1, dtype=np.int64)) % 10
+    ok = in_range & ((digits @ _WEIGHTS) % 11 == 0)
+    return np.flatnonzero(~ok)
+
+
+class ScreeningService:
+    """UWV's screening: validates chunks, looks up incomes, evaluates homomorphically."""
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        contexts: ContextRegistry,
+        *,
+        random_bytes: RandomBytes = secrets.token_bytes,
+    ) -> None:
+        self.snapshot = snapshot
+        self.contexts = contexts
+        self._random_bytes = random_bytes
+
+    def open_batch(self, request: BatchRequest) -> Batch:
+        if request.mode not in MODES:
+            raise ChunkError(f"mode {request.mode!r} is not served here", code="mode")
+        context = self.contexts.get(request.context_sha256)
+        log.info(
+            "batch %s opened: mode=%s period=%s chunks=%d context=%s…",
+            request.batch_id, request.mode, request.period, request.chunk_count,
+            request.context_sha256[:12],
+        )
+        return Batch(request=request, context=context, started=time.monotonic())
+
+    def evaluate_chunk(
+        self, batch: Batch, index: int, member_counts: IntArray, member_bsns: IntArray,
+        ciphertexts: list[bytes],
+    ) -> ChunkOutput:
+        """Validate and evaluate one chunk. Raises :class:`ChunkError` / ``CryptoError``."""
+        params = batch.context.params
+        households = len(member_counts)
+        if households == 0:
+            raise ChunkError(f"chunk {index} has no households")
+        if households > params.slots:
+            raise ChunkError(
+                f"chunk {index} has {households} households, at most {params.slots} per chunk"
+            )
+        bad_count = np.flatnonzero((member_counts < 1) | (member_counts > MAX_HOUSEHOLD_MEMBERS))
+        if bad_count.size:
+            slot = int(bad_count[0])
+            raise ChunkError(
+                f"chunk {index}, household slot {slot}: {int(member_counts[slot])} members, "
+                f"expected 1..{MAX_HOUSEHOLD_MEMBERS}", slot=slot,
+            )
+        if int(member_counts.sum()) != len(member_bsns):
+            raise ChunkError(
+                f"chunk {index}: member counts add up to {int(member_counts.sum())} but "
+                f"{len(member_bsns)} BSNs were sent"
+            )
+        bad_bsn = invalid_bsn_positions(member_bsns)
+        if bad_bsn.size:
+            position = int(bad_bsn[0])
+            slot = int(np.searchsorted(np.cumsum(member_counts), position, side="right"))
+            member = position - int(member_counts[:slot].sum())
+            raise ChunkError(
+                f"chunk {index}, household slot {slot}, member {member}: "
+                f"{int(member_bsns[position]):09d} is not a valid BSN",
+                slot=slot, member=member, code="bsn",
+            )
+        if len(ciphertexts) != 1:
+            raise CryptoError(f"chunk {index}: masked mode takes 1 ciphertext, got {len(ciphertexts)}")
+        totals = self.snapshot.household_totals(batch.request.period, member_bsns, member_counts)
+        ops = mask_operands(totals, batch.request.period.months, params, self._random_bytes)
+        result = batch.context.masked_affine(ciphertexts[0], ops.subtract, ops.multiply, ops.add)
+        batch.chunks += 1
+        batch.households += households
+        if batch.chunks % 50 == 0 or batch.chunks == batch.request.chunk_count:
+            elapsed = time.monotonic() - batch.started
+            log.info(
+                "batch %s: %d/%s chunks, %d households, %.0f households/s",
+                batch.request.batch_id, batch.chunks, batch.request.chunk_count or "?",
+                batch.households, batch.households / max(elapsed, 1e-9),
+            )
+        return ChunkOutput(index=index, ciphertexts=[result])

@@ -1,0 +1,265 @@
+"""UWV's polis store: immutable snapshots of Parquet files queried with DuckDB.
+
+Layout of a store directory::
+
+    store/
+      CURRENT                      name of the active snapshot
+      snapshots/<digest>/
+        records.parquet            every polis record, sorted by (bsn, month, relation_id)
+        monthly.parquet            net income per (bsn, month): the only thing screening reads
+        manifest.json              row counts, months covered, digest
+
+An import writes a new snapshot next to the old ones and then switches ``CURRENT`` atomically,
+so a failed or refused import never loses what was already accepted. A snapshot is named by
+the SHA-256 of its ``records.parquet``, so a run can name exactly the data it used.
+
+Screening needs, per period, each person's total net income; :meth:`Snapshot.period_totals`
+computes that once per period with one DuckDB aggregation and keeps it as two sorted numpy
+arrays, so a chunk lookup is a vectorised binary search.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+
+from shared.models import Period
+from uwv_server.errors import ImportRefused, StoreError
+
+IntArray = npt.NDArray[np.int64]
+
+MAX_REPORTED_PROBLEMS: Final = 20
+_KINDS_SQL: Final = "('wage', 'benefit', 'pension', 'other')"
+
+# The elfproef in SQL over the nine-character text, as in shared.bsn.
+_ELFPROEF_SQL: Final = " + ".join(
+    f"{w} * CAST(substr(bsn, {i + 1}, 1) AS INTEGER)"
+    for i, w in enumerate((9, 8, 7, 6, 5, 4, 3, 2, -1))
+)
+
+
+def _problems_sql(source: str) -> str:
+    """One row per invalid input row: (line, reason). Line 1 is a CSV header."""
+    return f"""
+    WITH raw AS (SELECT row_number() OVER () + 1 AS line, * FROM {source}),
+    checked AS (
+      SELECT line, CASE
+        WHEN bsn IS NULL OR NOT regexp_full_match(bsn, '[0-9]{{9}}')
+          THEN 'bsn ' || coalesce('''' || bsn || '''', 'empty') || ' is not nine digits'
+        WHEN bsn = '000000000' OR ({_ELFPROEF_SQL}) % 11 <> 0
+          THEN 'bsn ''' || bsn || ''' fails the elfproef'
+        WHEN relation_id IS NULL OR TRY_CAST(relation_id AS BIGINT) IS NULL
+          THEN 'relation_id ' || coalesce('''' || relation_id || '''', 'empty') || ' is not an integer'
+        WHEN kind IS NULL OR kind NOT IN {_KINDS_SQL}
+          THEN 'kind ' || coalesce('''' || kind || '''', 'empty')
+               || ' is not one of wage, benefit, pension, other'
+        WHEN month IS NULL OR NOT regexp_full_match(month, '[0-9]{{4}}-(0[1-9]|1[0-2])')
+          THEN 'month ' || coalesce('''' || month || '''', 'empty') || ' is not YYYY-MM'
+        WHEN TRY_CAST(gross_cents AS BIGINT) IS NULL
+          THEN 'gross_cents ' || coalesce('''' || gross_cents || '''', 'empty')
+               || ' is not a whole number of cents'
+        WHEN TRY_CAST(tax_cents AS BIGINT) IS NULL
+          THEN 'tax_cents ' || coalesce('''' || tax_cents || '''', 'empty')
+               || ' is not a whole number of cents'
+      END AS reason
+      FROM raw
+    )
+    SELECT line, reason FROM checked WHERE reason IS NOT NULL ORDER BY line
+    """
+
+
+_COLUMNS: Final = ("bsn", "relation_id", "kind", "month", "gross_cents", "tax_cents")
+
+
+def _source_sql(path: Path) -> str:
+    """A DuckDB relation over the extract with every column as text (validated separately)."""
+    quoted = str(path).replace("'", "''")
+    if path.suffix.lower() == ".parquet":
+        casts = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in _COLUMNS)
+        return f"(SELECT {casts} FROM read_parquet('{quoted}'))"
+    if path.suffix.lower() == ".csv":
+        return f"(SELECT {', '.join(_COLUMNS)} FROM read_csv('{quoted}', all_varchar=true, header=true))"
+    raise StoreError(f"{path}: polis extract must be .csv or .parquet")
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    snapshot: str
+    rows: int
+    persons: int
+    rejected: int
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = true")
+    return con
+
+
+def import_polis(path: Path, store: Path, *, skip_invalid: bool = False) -> ImportResult:
+    """Validate a polis extract and make it the store's current snapshot.
+
+    Invalid rows refuse the whole import (listing line and reason) unless ``skip_invalid``,
+    in which case they are written to ``rejects-<snapshot>.csv`` in the store.
+    """
+    if not path.exists():
+        raise StoreError(f"{path}: no such file")
+    con = _connect()
+    try:
+        source = _source_sql(path)
+        try:
+            columns = [d[0] for d in con.execute(f"SELECT * FROM {source} LIMIT 0").description]
+        except duckdb.Error as exc:
+            raise StoreError(f"{path}: cannot read as polis extract: {exc}") from None
+        missing = [c for c in _COLUMNS if c not in columns]
+        if missing:
+            raise StoreError(f"{path}: missing column(s) {', '.join(missing)}")
+        con.execute(f"CREATE TEMP TABLE problems AS {_problems_sql(source)}")
+        total_bad = con.execute("SELECT count(*) FROM problems").fetchone()[0]  # type: ignore[index]
+        if total_bad and not skip_invalid:
+            shown = con.execute(f"SELECT * FROM problems LIMIT {MAX_REPORTED_PROBLEMS}").fetchall()
+            raise ImportRefused(str(path), [(int(a), str(b)) for a, b in shown], int(total_bad))
+        store.mkdir(parents=True, exist_ok=True)
+        (store / "snapshots").mkdir(exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=store))
+        try:
+            records = tmp / "records.parquet"
+            con.execute(
+                f"""COPY (
+                  WITH raw AS (SELECT row_number() OVER () + 1 AS line, * FROM {source})
+                  SELECT CAST(bsn AS INTEGER) AS bsn, CAST(relation_id AS BIGINT) AS relation_id,
+                         kind, CAST(substr(month, 1, 4) AS INTEGER) * 12
+                           + CAST(substr(month, 6, 2) AS INTEGER) - 1 AS month,
+                         CAST(gross_cents AS BIGINT) AS gross_cents,
+                         CAST(tax_cents AS BIGINT) AS tax_cents
+                  FROM raw WHERE line NOT IN (SELECT line FROM problems)
+                  ORDER BY bsn, month, relation_id, gross_cents, tax_cents
+                ) TO '{records}' (FORMAT parquet, ROW_GROUP_SIZE 1000000)"""
+            )
+            con.execute(
+                f"""COPY (SELECT bsn, month, SUM(gross_cents - tax_cents) AS net_cents
+                    FROM read_parquet('{records}') GROUP BY bsn, month ORDER BY bsn, month)
+                    TO '{tmp / "monthly.parquet"}' (FORMAT parquet)"""
+            )
+            stats = con.execute(
+                f"SELECT count(*), count(DISTINCT bsn), min(month), max(month) "
+                f"FROM read_parquet('{records}')"
+            ).fetchone()
+            assert stats is not None
+            digest = _file_sha256(records)
+            manifest = {
+                "digest": digest,
+                "source": str(path),
+                "rows": int(stats[0]),
+                "persons": int(stats[1]),
+                "first_month": None if stats[2] is None else int(stats[2]),
+                "last_month": None if stats[3] is None else int(stats[3]),
+            }
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+            if total_bad:
+                con.execute(f"COPY problems TO '{store / f'rejects-{digest[:16]}.csv'}' (HEADER)")
+            final = store / "snapshots" / digest
+            if final.exists():
+                shutil.rmtree(tmp)
+            else:
+                os.replace(tmp, final)
+            _write_current(store, digest)
+            return ImportResult(digest, int(stats[0]), int(stats[1]), int(total_bad))
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        con.close()
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_current(store: Path, digest: str) -> None:
+    tmp = store / ".CURRENT.tmp"
+    tmp.write_text(digest + "\n")
+    os.replace(tmp, store / "CURRENT")
+
+
+class Snapshot:
+    """A read-only polis snapshot with a per-period cache of person totals."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        try:
+            self.manifest: dict[str, Any] = json.loads((directory / "manifest.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{directory}: snapshot manifest unreadable: {exc}") from None
+        self.digest: str = str(self.manifest["digest"])
+        self._cache: dict[tuple[int, int], tuple[IntArray, IntArray]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open_current(cls, store: Path) -> Snapshot:
+        """Open the store's active snapshot."""
+        try:
+            name = (store / "CURRENT").read_text().strip()
+        except OSError:
+            raise StoreError(
+                f"{store}: no polis loaded yet (run `uwv-server load --polis FILE --store {store}`)"
+            ) from None
+        return cls(store / "snapshots" / name)
+
+    def period_totals(self, period: Period) -> tuple[IntArray, IntArray]:
+        """Sorted BSNs and their total net income (cents) over ``period``."""
+        key = (period.start.index, period.end.index)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is None:
+                con = duckdb.connect()
+                try:
+                    monthly = str(self.directory / "monthly.parquet").replace("'", "''")
+                    result = con.execute(
+                        f"SELECT bsn, SUM(net_cents)::BIGINT AS total FROM read_parquet('{monthly}') "
+                        "WHERE month BETWEEN ? AND ? GROUP BY bsn ORDER BY bsn",
+                        [key[0], key[1]],
+                    ).fetchnumpy()
+                finally:
+                    con.close()
+                cached = (
+                    np.asarray(result["bsn"], dtype=np.int64),
+                    np.asarray(result["total"], dtype=np.int64),
+                )
+                if len(self._cache) >= 4:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[key] = cached
+            return cached
+
+    def household_totals(
+        self, period: Period, member_bsns: IntArray, member_counts: IntArray
+    ) -> IntArray:
+        """Total net income per household; a BSN without records counts as zero.
+
+        Unknown BSNs and persons without records are indistinguishable on purpose: SVB must
+        not learn whether a BSN is known at UWV.
+        """
+        bsns, totals = self.period_totals(period)
+        if len(bsns) == 0:
+            return np.zeros(len(member_counts), dtype=np.int64)
+        idx = np.searchsorted(bsns, member_bsns)
+        idx_c = np.minimum(idx, len(bsns) - 1)
+        found = bsns[idx_c] == member_bsns
+        per_member = np.where(found, totals[idx_c], 0)
+        offsets = np.concatenate([[0], np.cumsum(member_counts)[:-1]]).astype(np.int64)
+        return np.add.reduceat(per_member, offsets).astype(np.int64)
