@@ -1,0 +1,98 @@
+"""``svb-client``: SVB's operator commands.
+
+    svb-client screen --server HOST:PORT --households FILE --period YYYY-MM..YYYY-MM \\
+                      --mode masked --out FILE
+    svb-client keys init --key FILE
+
+The secret key lives encrypted in ``--key`` (created on first use); its passphrase comes
+from ``--passphrase-file`` or the ``SVB_KEY_PASSPHRASE`` environment variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from shared.errors import Error
+from shared.he.params import MASKED_N8192
+from shared.models import Period
+from svb_client.keys import load_or_create, read_passphrase
+from svb_client.runner import ScreenJob, run_screen
+
+
+def _screen(args: argparse.Namespace) -> int:
+    period = Period.parse(args.period)
+    secret, created = load_or_create(args.key, read_passphrase(args.passphrase_file), MASKED_N8192)
+    if created:
+        print(f"created a new secret key in {args.key} (encrypted with your passphrase)",
+              file=sys.stderr)
+    journal = args.journal or args.out.with_name(args.out.name + ".journal.sqlite")
+    job = ScreenJob(
+        households=args.households, server=args.server, period=period, out=args.out,
+        journal=journal, secret=secret, mode=args.mode, chunk_size=args.chunk_size,
+        fresh=args.fresh, progress=not args.quiet, deadline_s=args.deadline,
+    )
+    summary = run_screen(job)
+    print(summary.text())
+    print(f"outreach file: {args.out} (household_id, decision, reason)")
+    return 0
+
+
+def _keys_init(args: argparse.Namespace) -> int:
+    if args.key.exists():
+        raise Error(f"{args.key} exists already; refusing to overwrite a key")
+    load_or_create(args.key, read_passphrase(args.passphrase_file), MASKED_N8192)
+    print(f"created a new secret key in {args.key}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="svb-client", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    screen = sub.add_parser("screen", help="screen a household file at UWV")
+    screen.add_argument("--server", default="127.0.0.1:50051", help="UWV server HOST:PORT")
+    screen.add_argument("--households", type=Path, required=True, help="CSV or Parquet")
+    screen.add_argument("--period", required=True, help="YYYY-MM..YYYY-MM")
+    screen.add_argument("--mode", choices=("masked",), default="masked")
+    screen.add_argument("--out", type=Path, required=True, help="outreach CSV to write")
+    screen.add_argument("--key", type=Path, default=Path("svb-key.enc"))
+    screen.add_argument("--passphrase-file", type=Path)
+    screen.add_argument("--journal", type=Path, help="default: OUT.journal.sqlite")
+    screen.add_argument("--fresh", action="store_true", help="discard the journal, start over")
+    screen.add_argument("--chunk-size", type=int, default=MASKED_N8192.slots,
+                        help=f"households per ciphertext (1..{MASKED_N8192.slots})")
+    screen.add_argument("--deadline", type=float, default=None, help="seconds for the stream")
+    screen.add_argument("--quiet", action="store_true", help="no progress bar")
+    screen.set_defaults(func=_screen)
+
+    keys = sub.add_parser("keys", help="manage the secret key")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    init = keys_sub.add_parser("init", help="create a new encrypted secret key")
+    init.add_argument("--key", type=Path, default=Path("svb-key.enc"))
+    init.add_argument("--passphrase-file", type=Path)
+    init.set_defaults(func=_keys_init)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except Error as exc:
+        print(f"svb-client: {exc.diagnostics()}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"svb-client: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("svb-client: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""The screening batch: households file in, outreach file out, resumable at any point.
+
+Order of work: validate the whole file → write the batch plan to the journal → make sure
+UWV has the public context → stream the pending chunks (encrypting each just before it is
+sent) and record each chunk's decisions as its result arrives → write the outreach file
+from the journal. Killing the process at any moment and running the same command again
+continues with the chunks that have no recorded result.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import grpc
+import numpy as np
+
+from shared._proto.eligibility.v1 import eligibility_pb2 as pb
+from shared.errors import Error
+from shared.he.backend import SecretCkksContext, sha256_hex
+from shared.he.masked import decide, encode_thresholds, integrity_error
+from shared.he.params import MASKED_N8192, CkksParams
+from shared.models import NormCategory, Period
+from shared.norms import NormTable, load_norm_table
+from svb_client.households import HouseholdBatch, read_households
+from svb_client.journal import ELIGIBLE, NO_DECISION, NOT_ELIGIBLE, Journal, PendingChunk
+from svb_client.transport import Connection, ServerError, server_error
+
+# Until the rule language lands (issue 4) the masked mode runs this one rule.
+AIO_RULE_ID = "aio-income-test/v1: eligible iff S < n*(N - K)"
+
+
+@dataclass(slots=True)
+class Summary:
+    households: int = 0
+    screened: int = 0
+    eligible: int = 0
+    rejected: int = 0
+    rejected_reasons: dict[str, int] = field(default_factory=dict)
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    seconds: float = 0.0
+    resumed_chunks: int = 0
+    context_uploaded: bool = False
+
+    def text(self) -> str:
+        rate = self.screened / self.seconds if self.seconds > 0 else 0.0
+        per_hh = max(self.screened, 1)
+        lines = [
+            f"households in file:     {self.households:,}",
+            f"screened:               {self.screened:,}"
+            + (f" ({self.resumed_chunks} chunks already done before this run)"
+               if self.resumed_chunks else ""),
+            f"potentially eligible:   {self.eligible:,}",
+            f"rejected:               {self.rejected:,}",
+        ]
+        for reason, count in sorted(self.rejected_reasons.items(), key=lambda kv: -kv[1])[:8]:
+            lines.append(f"  {count:>8,} × {reason}")
+        lines += [
+            f"time:                   {self.seconds:.1f} s ({rate:,.0f} households/s)",
+            f"sent to UWV:            {self.bytes_sent:,} bytes ({self.bytes_sent / per_hh:.0f}/household)",
+            f"received from UWV:      {self.bytes_received:,} bytes "
+            f"({self.bytes_received / per_hh:.0f}/household)",
+        ]
+        return "\n".join(lines)
+
+
+class Progress:
+    """A progress line on stderr: in place on a terminal, every 10% otherwise."""
+
+    def __init__(self, total: int, stream: TextIO = sys.stderr, enabled: bool = True) -> None:
+        self.total = total
+        self.done = 0
+        self.stream = stream
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self._last = 0.0
+        self._last_decile = -1
+        self._tty = stream.isatty()
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        decile = 10 * self.done // max(self.total, 1)
+        if self._tty and now - self._last < 0.2 and self.done < self.total:
+            return
+        if not self._tty and decile == self._last_decile and self.done < self.total:
+            return
+        self._last, self._last_decile = now, decile
+        rate = self.done / max(now - self.started, 1e-9)
+        eta = (self.total - self.done) / rate if rate > 0 else 0.0
+        width = 30
+        filled = int(width * self.done / max(self.total, 1))
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {self.done:,}/{self.total:,} households "
+                f"{rate:,.0f}/s ETA {eta:.0f}s")
+        self.stream.write(("\r" + line) if self._tty else line + "\n")
+        if self._tty and self.done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _monthly_thresholds(batch: HouseholdBatch, period: Period, norms: NormTable) -> np.ndarray:
+    end = period.end.last_day()
+    norm = {c.value: norms.in_force(c, end).amount_cents for c in NormCategory}
+    per_household = np.array([norm[c] for c in batch.categories], dtype=np.int64)
+    return per_household - batch.known_income_cents
+
+
+def plan_chunks(
+    batch: HouseholdBatch, period: Period, norms: NormTable, chunk_size: int
+) -> list[PendingChunk]:
+    """Split the accepted households into chunks of at most ``chunk_size`` slots."""
+    thresholds = _monthly_thresholds(batch, period, norms)
+    encode_thresholds(thresholds)  # refuses a threshold outside the public band, early
+    offsets = np.concatenate([[0], np.cumsum(batch.member_counts)])
+    chunks = []
+    for index, start in enumerate(range(0, len(batch), chunk_size)):
+        stop = min(start + chunk_size, len(batch))
+        chunks.append(
+            PendingChunk(
+                index=index,
+                household_ids=batch.household_ids[start:stop],
+                member_counts=batch.member_counts[start:stop],
+                member_bsns=batch.member_bsns[offsets[start] : offsets[stop]],
+                thresholds=thresholds[start:stop],
+            )
+        )
+    return chunks
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenJob:
+    households: Path
+    server: str
+    period: Period
+    out: Path
+    journal: Path
+    secret: SecretCkksContext
+    mode: str = "masked"
+    chunk_size: int = MASKED_N8192.slots
+    fresh: bool = False
+    progress: bool = True
+    deadline_s: float | None = None
+    on_chunk_recorded: Callable[[int], None] | None = None
+
+
+def run_screen(job: ScreenJob, norms: NormTable | None = None) -> Summary:
+    """Run (or resume) one screening batch; returns its summary. Raises shared.errors.Error."""
+    started = time.monotonic()
+    params: CkksParams = job.secret.params
+    if job.mode != "masked":
+        raise Error(f"mode {job.mode!r} is not available yet; use --mode masked")
+    if not 1 <= job.chunk_size <= params.slots:
+        raise Error(f"--chunk-size must be 1..{params.slots}")
+    table = norms or load_norm_table()
+    summary = Summary()
+    if job.fresh and job.journal.exists():
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(job.journal) + suffix).unlink(missing_ok=True)
+    journal = Journal(job.journal)
+    try:
+        input_sha = sha256_hex(job.households.read_bytes()) if job.households.exists() else ""
+        identity = {
+            "input_sha256": input_sha,
+            "period": str(job.period),
+            "mode": job.mode,
+            "parameter_set": params.name,
+            "rule": AIO_RULE_ID,
+            "chunk_size": str(job.chunk_size),
+        }
+        if not journal.matches_or_empty(identity):
+            batch = read_households(job.households)
+            chunks = plan_chunks(batch, job.period, table, job.chunk_size)
+            journal.create(identity, chunks, batch.rejected)
+        total_chunks, done_before = journal.counts()
+        summary.resumed_chunks = done_before
+        _stream(job, journal, summary, params, total_chunks, done_before)
+        _write_outreach(journal, job.out, summary)
+    finally:
+        journal.close()
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _stream(
+    job: ScreenJob, journal: Journal, summary: Summary, params: CkksParams,
+    total_chunks: int, done_before: int,
+) -> None:
+    pending = list(journal.pending())
+    if not pending:
+        return
+    conn = Connection(job.server)
+    try:
+        conn.server_info()
+        public = job.secret.public_bytes_for_masked()
+        digest = sha256_hex(public)
+        summary.context_uploaded = conn.ensure_context(params.name, public, digest)
+        header = pb.BatchHeader(
+            batch_id=str(uuid.uuid4()), context_sha256=digest, mode=pb.MODE_MASKED,
+            period=str(job.period), rule_digest=sha256_hex(AIO_RULE_ID.encode()),
+            chunk_count=total_chunks,
+        )
+        by_index = {c.index: c for c in pending}
+        progress = Progress(sum(len(c.household_ids) for c in pending), enabled=job.progress)
+
+        def requests() -> Iterator[pb.ScreenRequest]:
+            first = pb.ScreenRequest(header=header)
+            summary.bytes_sent += first.ByteSize()
+            yield first
+            for chunk in pending:
+                message = pb.ScreenRequest(
+                    chunk=pb.Chunk(
+                        index=chunk.index,
+                        member_counts=chunk.member_counts.tolist(),
+                        member_bsns=chunk.member_bsns.tolist(),
+                        ciphertexts=[job.secret.encrypt(encode_thresholds(chunk.thresholds))],
+                    )
+                )
+                summary.bytes_sent += message.ByteSize()
+                yield message
+
+        try:
+            for response in conn.screen(requests(), job.deadline_s):
+                summary.bytes_received += response.ByteSize()
+                if response.WhichOneof("item") != "result":
+                    continue
+                result = response.result
+                chunk = by_index.pop(result.index, None)
+                if chunk is None:
+                    raise ServerError(f"server answered chunk {result.index}, which was not asked")
+                decisions, slot_errors = _decide_chunk(job, result, chunk, params)
+                journal.record(chunk.index, decisions, slot_errors)
+                progress.advance(len(chunk.household_ids))
+                if job.on_chunk_recorded is not None:
+                    job.on_chunk_recorded(chunk.index)
+        except grpc.RpcError as exc:
+            raise server_error(exc, "screening stream") from None
+        if by_index:
+            raise ServerError(
+                f"the server ended the stream with {len(by_index)} chunk(s) unanswered; "
+                "run the same command again to resume"
+            )
+    finally:
+        conn.close()
+
+
+def _decide_chunk(
+    job: ScreenJob, result: pb.ChunkResult, chunk: PendingChunk, params: CkksParams
+) -> tuple[np.ndarray, dict[int, str]]:
+    size = len(chunk.household_ids)
+    decisions = np.full(size, NO_DECISION, dtype=np.int8)
+    if result.HasField("error") and result.error.code:
+        reason = f"refused by UWV: {result.error.message}"
+        return decisions, dict.fromkeys(range(size), reason)
+    values = job.secret.decrypt(result.ciphertexts[0])[:size] if result.ciphertexts else np.zeros(0)
+    if len(values) != size:
+        return decisions, dict.fromkeys(range(size), "integrity error: result has wrong length")
+    slot = decide(values, job.period.months, params)
+    decisions[:] = np.where(slot.eligible, ELIGIBLE, NOT_ELIGIBLE)
+    slot_errors = {
+        int(i): f"integrity error: {integrity_error(int(i), float(values[i]))}"
+        for i in np.flatnonzero(~slot.valid)
+    }
+    for detail in result.slot_errors:
+        slot_errors[int(detail.slot)] = f"refused by UWV: {detail.message}"
+    for i in slot_errors:
+        decisions[i] = NO_DECISION
+    return decisions, slot_errors
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason without its line number and quoted values, for counting in the summary."""
+    text = re.sub(r"^line \d+: ", "", reason)
+    text = re.sub(r"^household '[^']*': ", "", text)
+    return re.sub(r"'[^']*'", "'…'", re.sub(r"\b\d{9}\b", "…", text))
+
+
+def _write_outreach(journal: Journal, out: Path, summary: Summary) -> None:
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["household_id", "decision", "reason"])
+        for hid, decision, reason in journal.results():
+            writer.writerow([hid, decision, reason])
+            summary.households += 1
+            if decision == "rejected":
+                summary.rejected += 1
+                key = _reason_kind(reason)
+                summary.rejected_reasons[key] = summary.rejected_reasons.get(key, 0) + 1
+            else:
+                summary.screened += 1
+                summary.eligible += decision == "eligible"
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out)
