@@ -9,7 +9,17 @@ from typing import TypeVar
 
 from shared.models import Period, SourceKind
 from shared.rules.errors import NoNormInForce, RuleEvaluationError
-from shared.rules.model import Apply, Definition, Expr, If, Lit, Operation, PolisAttribute, PolisSource, Ref
+from shared.rules.model import (
+    Apply,
+    Definition,
+    Expr,
+    If,
+    Lit,
+    Operation,
+    PolisAttribute,
+    PolisSource,
+    Ref,
+)
 
 T = TypeVar("T")
 
@@ -27,7 +37,9 @@ def definition_value(d: Definition, on: date) -> bool | int:
         raise NoNormInForce(
             f"definition {d.name!r} has no value in force on {on.isoformat()} (its first version "
             f"starts {first.isoformat()})",
-            path=d.path, expected=f"a version with valid_from on or before {on.isoformat()}")
+            path=d.path,
+            expected=f"a version with valid_from on or before {on.isoformat()}",
+        )
     return value
 
 
@@ -43,8 +55,10 @@ def polis_value(
     try:
         attribute = PolisAttribute(source.attribute)
     except ValueError:
-        raise RuleEvaluationError(f"the evaluator cannot compute polis attribute {source.attribute!r}",
-                                  expected="gross_income, tax_withheld or net_income") from None
+        raise RuleEvaluationError(
+            f"the evaluator cannot compute polis attribute {source.attribute!r}",
+            expected="gross_income, tax_withheld or net_income",
+        ) from None
     total: T | None = None
     for k in source.kinds:
         if attribute is PolisAttribute.GROSS_INCOME:
@@ -81,7 +95,9 @@ def render(node: Expr, depth: int = 0) -> str:
     if isinstance(node, Ref):
         return node.name
     if isinstance(node, If):
-        parts = [f"if {render(c.when, depth + 1)} then {render(c.then, depth + 1)}" for c in node.cases]
+        parts = [
+            f"if {render(c.when, depth + 1)} then {render(c.then, depth + 1)}" for c in node.cases
+        ]
         return "(" + ", ".join(parts) + f", otherwise {render(node.default, depth + 1)})"
     assert isinstance(node, Apply)
     args = [render(a, depth + 1) for a in node.args]

@@ -72,26 +72,55 @@ class Batch:
         """Check and freeze the columns; missing kinds become zeros."""
         couple = np.asarray(is_couple)
         if couple.ndim != 1 or couple.dtype != np.bool_:
-            raise BatchError("is_couple must be a one-dimensional boolean array",
-                             path="is_couple", expected="numpy bool array, one per household")
+            raise BatchError(
+                "is_couple must be a one-dimensional boolean array",
+                path="is_couple",
+                expected="numpy bool array, one per household",
+            )
         n = len(couple)
         known = _column(known_income_cents, n, "known_income_cents", 0, MAX_KNOWN_INCOME_CENTS)
-        gross = {k: _column(gross_cents.get(k, np.zeros(n, np.int64)), n, f"gross_cents[{k}]",
-                            -MAX_POLIS_SUM_CENTS, MAX_POLIS_SUM_CENTS) for k in SourceKind}
-        tax = {k: _column(tax_cents.get(k, np.zeros(n, np.int64)), n, f"tax_cents[{k}]",
-                          -MAX_POLIS_SUM_CENTS, MAX_POLIS_SUM_CENTS) for k in SourceKind}
+        gross = {
+            k: _column(
+                gross_cents.get(k, np.zeros(n, np.int64)),
+                n,
+                f"gross_cents[{k}]",
+                -MAX_POLIS_SUM_CENTS,
+                MAX_POLIS_SUM_CENTS,
+            )
+            for k in SourceKind
+        }
+        tax = {
+            k: _column(
+                tax_cents.get(k, np.zeros(n, np.int64)),
+                n,
+                f"tax_cents[{k}]",
+                -MAX_POLIS_SUM_CENTS,
+                MAX_POLIS_SUM_CENTS,
+            )
+            for k in SourceKind
+        }
         for col in (couple, known, *gross.values(), *tax.values()):
             col.flags.writeable = False
-        return cls(period=period, gross_cents=MappingProxyType(gross), tax_cents=MappingProxyType(tax),
-                   is_couple=couple, known_income_cents=known, size=n)
+        return cls(
+            period=period,
+            gross_cents=MappingProxyType(gross),
+            tax_cents=MappingProxyType(tax),
+            is_couple=couple,
+            known_income_cents=known,
+            size=n,
+        )
 
     @classmethod
     def from_households(cls, period: Period, rows: Sequence[HouseholdFacts]) -> Batch:
         """Build a batch from per-household rows (convenient for tests and small batches)."""
         return cls.from_columns(
             period=period,
-            gross_cents={k: np.array([r.gross_cents.get(k, 0) for r in rows], np.int64) for k in SourceKind},
-            tax_cents={k: np.array([r.tax_cents.get(k, 0) for r in rows], np.int64) for k in SourceKind},
+            gross_cents={
+                k: np.array([r.gross_cents.get(k, 0) for r in rows], np.int64) for k in SourceKind
+            },
+            tax_cents={
+                k: np.array([r.tax_cents.get(k, 0) for r in rows], np.int64) for k in SourceKind
+            },
             is_couple=np.array([r.is_couple for r in rows], np.bool_).reshape(len(rows)),
             known_income_cents=np.array([r.known_income_cents for r in rows], np.int64),
         )
@@ -111,20 +140,29 @@ class Batch:
 
 def category_is_couple(categories: Sequence[NormCategory]) -> BoolArray:
     """Turn a sequence of norm categories into the ``is_couple`` column."""
-    return np.array([c is NormCategory.COUPLE for c in categories], np.bool_).reshape(len(categories))
+    return np.array([c is NormCategory.COUPLE for c in categories], np.bool_).reshape(
+        len(categories)
+    )
 
 
 def _column(values: npt.ArrayLike, n: int, name: str, low: int, high: int) -> IntArray:
     arr = np.asarray(values)
     if arr.ndim != 1 or len(arr) != n:
-        raise BatchError(f"{name} has shape {arr.shape}", path=name,
-                         expected=f"one value per household ({n})")
+        raise BatchError(
+            f"{name} has shape {arr.shape}", path=name, expected=f"one value per household ({n})"
+        )
     if arr.dtype != np.int64:
         if not np.issubdtype(arr.dtype, np.integer) and n > 0:
-            raise BatchError(f"{name} holds {arr.dtype} values", path=name,
-                             expected="whole numbers of euro cents (int64)")
+            raise BatchError(
+                f"{name} holds {arr.dtype} values",
+                path=name,
+                expected="whole numbers of euro cents (int64)",
+            )
         arr = arr.astype(np.int64)
     if n and (int(arr.min()) < low or int(arr.max()) > high):
-        raise BatchError(f"{name} has values outside {low}..{high}", path=name,
-                         expected=f"values in {low}..{high}")
+        raise BatchError(
+            f"{name} has values outside {low}..{high}",
+            path=name,
+            expected=f"values in {low}..{high}",
+        )
     return arr

@@ -8,7 +8,7 @@ itself loads unchanged::
 
     binding_for: participatiewet/aio
     inputs:
-      inkomen: {polis: net_income, kinds: [wage, benefit, pension, other], sum_over: [members, months]}
+      inkomen: {polis: net_income, kinds: [wage, pension], sum_over: [members, months]}
       aow_uitkering: {query: known_income}
     decision: heeft_recht
     tests: [...]
@@ -51,18 +51,27 @@ def parse_binding(doc: dict[str, object]) -> Binding:
     _no_extra(doc, {"binding_for", "inputs", "decision", "tests"}, "", "a binding")
     target = doc.get("binding_for")
     if not isinstance(target, str) or not target:
-        raise RuleFormatError("the binding does not say which rule it is for",
-                              path="binding_for", expected="binding_for: the rule's $id")
+        raise RuleFormatError(
+            "the binding does not say which rule it is for",
+            path="binding_for",
+            expected="binding_for: the rule's $id",
+        )
     raw_inputs = doc.get("inputs", {})
     if not isinstance(raw_inputs, dict):
-        raise RuleFormatError("inputs is not a mapping", path="inputs",
-                              expected="input name: {polis: ...} or {query: ...}")
+        raise RuleFormatError(
+            "inputs is not a mapping",
+            path="inputs",
+            expected="input name: {polis: ...} or {query: ...}",
+        )
     inputs: dict[str, Source] = {}
     for name, raw in raw_inputs.items():
         path = f"inputs.{name}"
         if not isinstance(raw, dict):
-            raise RuleFormatError(f"the binding of {name!r} is not a mapping", path=path,
-                                  expected="{polis: ATTRIBUTE, kinds: [...]} or {query: FIELD}")
+            raise RuleFormatError(
+                f"the binding of {name!r} is not a mapping",
+                path=path,
+                expected="{polis: ATTRIBUTE, kinds: [...]} or {query: FIELD}",
+            )
         inputs[_name(name, path, "input name")] = parse_source(raw, path)
     decision = doc.get("decision")
     raw_tests = doc.get("tests", [])

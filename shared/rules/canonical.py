@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from typing import Any, Final
 
 from shared.rules.model import Rule
@@ -24,9 +25,13 @@ FORMAT: Final = "aio-screening/rules/v1"
 def canonical_data(rule: Rule) -> dict[str, Any]:
     """The rule as plain JSON data in canonical order."""
     data = rule.model_dump(mode="json", exclude_none=True)
-    for key, by in (("definitions", "name"), ("inputs", "name"), ("outputs", "name"),
-                    ("actions", "output")):
-        data[key] = sorted(data[key], key=lambda item, by=by: item[by])
+    for key, by in (
+        ("definitions", "name"),
+        ("inputs", "name"),
+        ("outputs", "name"),
+        ("actions", "output"),
+    ):
+        data[key] = sorted(data[key], key=operator.itemgetter(by))
     return {"format": FORMAT, "rule": data}
 
 

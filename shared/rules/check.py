@@ -104,7 +104,8 @@ def _input_bound(inp: Input) -> int:
 
 
 def check(rule: Rule) -> CheckedRule:
-    """Check a rule; raise :class:`RuleTypeError` or :class:`RuleReferenceError` at the first problem."""
+    """Check a rule; raise :class:`RuleTypeError` or :class:`RuleReferenceError` at the first
+    problem."""
     return _Checker(rule).run()
 
 
@@ -129,9 +130,11 @@ class _Checker:
             if name in seen:
                 raise RuleReferenceError(
                     f"the name {name!r} is used for a {seen[name]} and again for an {what}"
-                    if what[0] in "aeiou" else
-                    f"the name {name!r} is used for a {seen[name]} and again for a {what}",
-                    path=path, expected="each definition, input and output has its own name")
+                    if what[0] in "aeiou"
+                    else f"the name {name!r} is used for a {seen[name]} and again for a {what}",
+                    path=path,
+                    expected="each definition, input and output has its own name",
+                )
             seen[name] = what
         for inp in rule.inputs:
             if isinstance(inp.source, QuerySource):
@@ -140,41 +143,62 @@ class _Checker:
                     raise RuleTypeError(
                         f"input {inp.name!r} is declared as {inp.type.value} but SVB's "
                         f"{inp.source.field.value} is {want.value}",
-                        path=inp.path, expected=f"type: {want.value}")
+                        path=inp.path,
+                        expected=f"type: {want.value}",
+                    )
             if isinstance(inp.source, PolisSource) and inp.type is ValueType.BOOLEAN:
-                raise RuleTypeError(f"input {inp.name!r} is declared boolean but polis income is an amount",
-                                    path=inp.path, expected="type: amount")
+                raise RuleTypeError(
+                    f"input {inp.name!r} is declared boolean but polis income is an amount",
+                    path=inp.path,
+                    expected="type: amount",
+                )
         acted: dict[str, str] = {}
         for act in rule.actions:
             if rule.output(act.output) is None:
-                raise RuleReferenceError(f"the action computes {act.output!r}, which is not a declared output",
-                                         path=act.path, expected="an output listed under output")
+                raise RuleReferenceError(
+                    f"the action computes {act.output!r}, which is not a declared output",
+                    path=act.path,
+                    expected="an output listed under output",
+                )
             if act.output in acted:
-                raise RuleReferenceError(f"output {act.output!r} is computed twice",
-                                         path=act.path, expected="one action per output")
+                raise RuleReferenceError(
+                    f"output {act.output!r} is computed twice",
+                    path=act.path,
+                    expected="one action per output",
+                )
             acted[act.output] = act.path
         for out in rule.outputs:
             if out.name not in acted:
-                raise RuleReferenceError(f"output {out.name!r} is declared but never computed",
-                                         path=out.path, expected="an action with output: " + out.name)
+                raise RuleReferenceError(
+                    f"output {out.name!r} is declared but never computed",
+                    path=out.path,
+                    expected="an action with output: " + out.name,
+                )
         order = self.order()
         for name in order:
-            act = rule.action(name)
-            out = rule.output(name)
-            assert act is not None and out is not None
-            kind = self.expr(act.value)
-            if (kind is Kind.BOOL) != (out.type is ValueType.BOOLEAN):
+            action = rule.action(name)
+            declared = rule.output(name)
+            assert action is not None and declared is not None
+            kind = self.expr(action.value)
+            if (kind is Kind.BOOL) != (declared.type is ValueType.BOOLEAN):
                 raise RuleTypeError(
-                    f"output {name!r} is declared {out.type.value} but its value is a {kind.value}",
-                    path=act.path + ".value", expected=f"a value of type {out.type.value}")
+                    f"output {name!r} is declared {declared.type.value} but its value is a {kind.value}",
+                    path=action.path + ".value",
+                    expected=f"a value of type {declared.type.value}",
+                )
             self.output_kinds[name] = kind
-            self.output_bounds[name] = self.bounds.get(id(act.value), 1)
+            self.output_bounds[name] = self.bounds.get(id(action.value), 1)
         returned = [o.name for o in rule.outputs if o.returned]
         return CheckedRule(
-            rule=rule, order=tuple(order), kinds=self.kinds, bounds=self.bounds,
+            rule=rule,
+            order=tuple(order),
+            kinds=self.kinds,
+            bounds=self.bounds,
             decision=returned[0] if len(returned) == 1 else None,
             used_inputs=tuple(i.name for i in rule.inputs if i.name in self.used_inputs),
-            used_definitions=tuple(d.name for d in rule.definitions if d.name in self.used_definitions),
+            used_definitions=tuple(
+                d.name for d in rule.definitions if d.name in self.used_definitions
+            ),
         )
 
     def order(self) -> list[str]:
@@ -184,10 +208,16 @@ class _Checker:
         for act in self.rule.actions:
             refs = [(n.name, n.path) for n in walk(act.value) if isinstance(n, Ref)]
             for ref, path in refs:
-                if ref not in names and self.rule.definition(ref) is None and self.rule.input(ref) is None:
+                if (
+                    ref not in names
+                    and self.rule.definition(ref) is None
+                    and self.rule.input(ref) is None
+                ):
                     raise RuleReferenceError(
                         f"${ref} is not defined",
-                        path=path, expected="the name of a definition, input or output of this rule")
+                        path=path,
+                        expected="the name of a definition, input or output of this rule",
+                    )
             deps[act.output] = [(r, p) for r, p in refs if r in names]
         done: list[str] = []
         state: dict[str, int] = {}
@@ -196,11 +226,13 @@ class _Checker:
             if state.get(name) == 2:
                 return
             if state.get(name) == 1:
-                cycle = [*trail[trail.index(name):], name]
+                cycle = [*trail[trail.index(name) :], name]
                 raise RuleReferenceError(
                     "outputs depend on each other in a cycle: " + " → ".join(cycle),
-                    path=path, expected="outputs that only use definitions, inputs and other outputs, "
-                    "never (through others) themselves")
+                    path=path,
+                    expected="outputs that only use definitions, inputs and other outputs, "
+                    "never (through others) themselves",
+                )
             state[name] = 1
             for dep, dpath in deps.get(name, []):
                 visit(dep, [*trail, name], dpath)
@@ -218,18 +250,26 @@ class _Checker:
             if bound >= SAFE_INT:
                 raise RuleTypeError(
                     "this calculation can produce numbers too large to compute exactly",
-                    path=node.path, expected=f"results below 2^62 for all valid inputs")
+                    path=node.path,
+                    expected="results below 2^62 for all valid inputs",
+                )
             self.bounds[id(node)] = bound
         return kind
 
     def _operand(self, node: Expr, want: str, op: str) -> Kind:
         kind = self.expr(node)
         if want == "bool" and kind is not Kind.BOOL:
-            raise RuleTypeError(f"{op} needs a condition (true/false) here, but this is a {kind.value}",
-                                path=node.path, expected="a condition such as a comparison or AND/OR")
+            raise RuleTypeError(
+                f"{op} needs a condition (true/false) here, but this is a {kind.value}",
+                path=node.path,
+                expected="a condition such as a comparison or AND/OR",
+            )
         if want == "num" and kind is Kind.BOOL:
-            raise RuleTypeError(f"{op} needs an amount or number here, but this is a condition (true/false)",
-                                path=node.path, expected="an amount, a number or a calculation")
+            raise RuleTypeError(
+                f"{op} needs an amount or number here, but this is a condition (true/false)",
+                path=node.path,
+                expected="an amount, a number or a calculation",
+            )
         return kind
 
     def _expr(self, node: Expr) -> tuple[Kind, int]:
@@ -243,9 +283,16 @@ class _Checker:
             branches = [c.then for c in node.cases] + [node.default]
             kinds = [self.expr(b) for b in branches]
             if len({k is Kind.BOOL for k in kinds}) != 1:
-                bad = next(b for b, k in zip(branches, kinds, strict=True) if (k is Kind.BOOL) != (kinds[0] is Kind.BOOL))
-                raise RuleTypeError("the cases of IF give values of different types",
-                                    path=bad.path, expected=f"every case and the default a {kinds[0].value}")
+                bad = next(
+                    b
+                    for b, k in zip(branches, kinds, strict=True)
+                    if (k is Kind.BOOL) != (kinds[0] is Kind.BOOL)
+                )
+                raise RuleTypeError(
+                    "the cases of IF give values of different types",
+                    path=bad.path,
+                    expected=f"every case and the default a {kinds[0].value}",
+                )
             kind = Kind.FRAC if Kind.FRAC in kinds else kinds[0]
             return kind, max(self.bounds.get(id(b), 1) for b in branches)
         op = node.op
@@ -258,8 +305,11 @@ class _Checker:
             if op in (Operation.EQUALS, Operation.NOT_EQUALS):
                 lk, rk = self.expr(left), self.expr(right)
                 if (lk is Kind.BOOL) != (rk is Kind.BOOL):
-                    raise RuleTypeError(f"{op.value} compares a {lk.value} with a {rk.value}",
-                                        path=right.path, expected=f"a {lk.value}, like the subject")
+                    raise RuleTypeError(
+                        f"{op.value} compares a {lk.value} with a {rk.value}",
+                        path=right.path,
+                        expected=f"a {lk.value}, like the subject",
+                    )
             else:
                 self._operand(left, "num", op.value)
                 self._operand(right, "num", op.value)
@@ -283,18 +333,26 @@ class _Checker:
         if d is not None:
             self.used_definitions.add(d.name)
             v = d.versions[0].value
-            return (Kind.BOOL if isinstance(v, bool) else Kind.INT), max(abs(int(x.value)) for x in d.versions)
+            return (Kind.BOOL if isinstance(v, bool) else Kind.INT), max(
+                abs(int(x.value)) for x in d.versions
+            )
         inp = self.rule.input(node.name)
         if inp is not None:
             if inp.source is None:
                 raise RuleReferenceError(
-                    f"input {inp.name!r} comes from {inp.declared_source or 'an undeclared source'}, "
-                    "which is neither a UWV polis attribute nor a value SVB sends",
+                    f"input {inp.name!r} comes from "
+                    f"{inp.declared_source or 'an undeclared source'}, which is neither a UWV "
+                    "polis attribute nor a value SVB sends",
                     path=node.path,
-                    expected=f"a binding for {inp.name!r}: {{polis: ATTRIBUTE}} or {{query: FIELD}}")
+                    expected=f"a binding for {inp.name!r}: "
+                    "{polis: ATTRIBUTE} or {query: FIELD}",
+                )
             self.used_inputs.add(inp.name)
             return _declared_kind(inp.type), _input_bound(inp)
         if node.name in self.output_kinds:
             return self.output_kinds[node.name], self.output_bounds[node.name]
-        raise RuleReferenceError(f"${node.name} is not defined", path=node.path,
-                                 expected="the name of a definition, input or output of this rule")
+        raise RuleReferenceError(
+            f"${node.name} is not defined",
+            path=node.path,
+            expected="the name of a definition, input or output of this rule",
+        )

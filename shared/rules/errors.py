@@ -1,9 +1,9 @@
-"""Errors of the rule language: every refusal names the file, the path inside it and the expected form.
+"""Errors of the rule language: each refusal names the file, the path in it and the expected form.
 
 Hierarchy (all derive from :class:`shared.errors.InputError` via :class:`RuleError`)::
 
     RuleError                  root of this package; carries file, path and expected form
-    ├── RuleFormatError        malformed YAML, wrong structure, unknown operation, too big or too deep
+    ├── RuleFormatError        malformed YAML, wrong structure, unknown operation, too big/deep
     ├── RuleTypeError          an operation applied to values of the wrong type
     ├── RuleReferenceError     a name that is not defined, or outputs that depend on each other
     ├── RuleEvaluationError    a failure while running: division by zero, no definition in force

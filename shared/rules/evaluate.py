@@ -166,7 +166,8 @@ class _Vectorised:
         except ValueError:
             raise RuleEvaluationError(
                 f"the evaluator cannot compute polis attribute {source.attribute!r}",
-                expected="gross_income, tax_withheld or net_income") from None
+                expected="gross_income, tax_withheld or net_income",
+            ) from None
         total: Array | None = None
         for k in source.kinds:
             if attribute is PolisAttribute.NET_INCOME:
@@ -196,8 +197,10 @@ class _Vectorised:
     def _operands(self, node: Apply, live: BoolArray | None, as_float: bool) -> list[Value]:
         values = [self.expr(a, live) for a in node.args]
         if as_float:
-            return [to_float(v) if self.c.kind(a) is Kind.INT else v
-                    for a, v in zip(node.args, values, strict=True)]
+            return [
+                to_float(v) if self.c.kind(a) is Kind.INT else v
+                for a, v in zip(node.args, values, strict=True)
+            ]
         return values
 
     def _expr(self, node: Expr, live: BoolArray | None) -> Value:
@@ -244,7 +247,7 @@ class _Vectorised:
             elif den == 0:
                 hit = np.flatnonzero(live) if live is not None else np.arange(min(self.n, 1))
                 if len(hit):
-                    self._zero(arg, int(hit[0]), int(len(hit)) if live is not None else self.n)
+                    self._zero(arg, int(hit[0]), len(hit) if live is not None else self.n)
                 den = 1.0
             result = result / den
         return result
@@ -253,7 +256,9 @@ class _Vectorised:
         raise RuleEvaluationError(
             f"division by zero: {render(arg)} is 0 for {count} household(s), the first at "
             f"position {first} of the batch",
-            path=arg.path, expected="a divisor that is never 0 (guard it with IF)")
+            path=arg.path,
+            expected="a divisor that is never 0 (guard it with IF)",
+        )
 
     def if_(self, node: If, live: BoolArray | None) -> Value:
         remaining = live
@@ -281,15 +286,17 @@ class _Vectorised:
                 remaining = remaining & ~c
         default = self.expr(fallback, remaining)
         if self.c.kind(node) is Kind.FRAC:
-            values = [to_float(v) if self.c.kind(t) is Kind.INT else v
-                      for t, v in zip(thens, values, strict=True)]
+            values = [
+                to_float(v) if self.c.kind(t) is Kind.INT else v
+                for t, v in zip(thens, values, strict=True)
+            ]
             if self.c.kind(fallback) is Kind.INT:
                 default = to_float(default)
         if not conds:
             return default
         if len(conds) == 1:
-            return np.where(conds[0], values[0], default)  # type: ignore[no-any-return]
-        return np.select(conds, values, default)  # type: ignore[arg-type,no-any-return]
+            return np.where(conds[0], values[0], default)
+        return np.select(conds, values, default)  # type: ignore[type-var,arg-type]
 
 
 def _min_max(op: Operation, values: list[Value]) -> Value:
@@ -297,7 +304,7 @@ def _min_max(op: Operation, values: list[Value]) -> Value:
     if not arrays:
         return scalar_min_max(op, values)  # type: ignore[arg-type]
     fn = np.minimum if op is Operation.MIN else np.maximum
-    return functools.reduce(fn, values)  # type: ignore[arg-type]
+    return functools.reduce(fn, values)
 
 
 def scalar_min_max(op: Operation, values: list[int | float]) -> int | float:

@@ -18,12 +18,24 @@ from shared.rules.batch import HouseholdFacts
 from shared.rules.check import CheckedRule, Kind
 from shared.rules.errors import RuleEvaluationError
 from shared.rules.evaluate import _COMPARE, scalar_min_max
-from shared.rules.model import COMPARISONS, Apply, Expr, If, Lit, Operation, QueryField, QuerySource, Ref
+from shared.rules.model import (
+    COMPARISONS,
+    Apply,
+    Expr,
+    If,
+    Lit,
+    Operation,
+    QueryField,
+    QuerySource,
+    Ref,
+)
 
 Scalar = bool | int | float
 
 
-def interpret(checked: CheckedRule, period: Period, household: HouseholdFacts) -> Mapping[str, Scalar]:
+def interpret(
+    checked: CheckedRule, period: Period, household: HouseholdFacts
+) -> Mapping[str, Scalar]:
     """Every output of the rule for one household."""
     return _Interpreter(checked, period, household).run()
 
@@ -90,16 +102,16 @@ class _Interpreter:
             left, right = (self.num(a, mixed) for a in node.args)
             return bool(_COMPARE[op](left, right))
         as_float = self.c.kind(node) is Kind.FRAC
-        values = [self.num(a, as_float) for a in node.args]
+        nums: list[Scalar] = [self.num(a, as_float) for a in node.args]
         if op is Operation.ADD:
-            return functools.reduce(operator.add, values)
+            return functools.reduce(operator.add, nums)
         if op is Operation.SUBTRACT:
-            return functools.reduce(operator.sub, values)
+            return functools.reduce(operator.sub, nums)
         if op is Operation.MULTIPLY:
-            return functools.reduce(operator.mul, values)
+            return functools.reduce(operator.mul, nums)
         if op in (Operation.MIN, Operation.MAX):
-            return scalar_min_max(op, values)
-        return self.divide(node, values)
+            return scalar_min_max(op, nums)
+        return self.divide(node, nums)
 
     def divide(self, node: Apply, values: list[Scalar]) -> Scalar:
         result = values[0]
@@ -107,6 +119,8 @@ class _Interpreter:
             if den == 0:
                 raise RuleEvaluationError(
                     f"division by zero: {render(arg)} is 0 for this household",
-                    path=arg.path, expected="a divisor that is never 0 (guard it with IF)")
+                    path=arg.path,
+                    expected="a divisor that is never 0 (guard it with IF)",
+                )
             result = result / den
         return result

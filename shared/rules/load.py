@@ -40,7 +40,9 @@ def read_text(path: str | Path) -> str:
     try:
         return p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise RuleFormatError(f"cannot read the file as UTF-8 text: {exc}", file=str(path)) from None
+        raise RuleFormatError(
+            f"cannot read the file as UTF-8 text: {exc}", file=str(path)
+        ) from None
 
 
 def load_yaml(text: str, *, file: str = "") -> dict[str, Any]:

@@ -163,9 +163,11 @@ class Definition(_Frozen):
         """The value in force on ``on``: the latest version with ``valid_from <= on``."""
         best: DefinitionVersion | None = None
         for v in self.versions:
-            if v.valid_from is None or v.valid_from <= on:
-                if best is None or (best.valid_from or date.min) <= (v.valid_from or date.min):
-                    best = v
+            in_force = v.valid_from is None or v.valid_from <= on
+            if in_force and (
+                best is None or (best.valid_from or date.min) <= (v.valid_from or date.min)
+            ):
+                best = v
         return None if best is None else best.value
 
 

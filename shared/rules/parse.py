@@ -163,6 +163,12 @@ class _Parser:
 
     def document(self, doc: dict[str, Any], file: str) -> Rule:
         rule_id = _text(doc.get("$id", doc.get("id", "")) or "unnamed", "$id", "$id")
+        if self.binding is not None and self.binding.binding_for != rule_id:
+            raise fail(
+                "$id",
+                f"the binding is for {self.binding.binding_for!r}, not for this rule",
+                f"a binding with binding_for: {rule_id}",
+            )
         name = _text(doc.get("name", rule_id), "name", "name")
         valid_from = _date(doc["valid_from"], "valid_from") if "valid_from" in doc else None
         if "machine_readable" in doc:
@@ -200,7 +206,9 @@ class _Parser:
             decision = _name(mr["decision"], _join(mr_path, "decision"), "decision")
         outputs = [
             self.output(item, _join(_join(ex_path, "output"), i), decision)
-            for i, item in enumerate(_list(ex.get("output", []), _join(ex_path, "output"), "output"))
+            for i, item in enumerate(
+                _list(ex.get("output", []), _join(ex_path, "output"), "output")
+            )
         ]
         actions_path = _join(ex_path, "actions")
         actions = [
@@ -230,7 +238,9 @@ class _Parser:
             art = _mapping(art, art_path, "an article")
             if "machine_readable" in art:
                 mr_path = _join(art_path, "machine_readable")
-                found.append((mr_path, _mapping(art["machine_readable"], mr_path, "machine_readable")))
+                found.append(
+                    (mr_path, _mapping(art["machine_readable"], mr_path, "machine_readable"))
+                )
                 number = str(art.get("number", "?"))
                 law = str(doc.get("name", doc.get("$id", "")))
                 self.article_basis = LegalBasis(
@@ -252,14 +262,15 @@ class _Parser:
     def legal_basis(self, value: object, path: str) -> LegalBasis:
         m = _mapping(value, path, "legal_basis")
         _no_extra(
-            m, {"law", "article", "bwb_id", "url", "juriconnect", "explanation"}, path, "legal_basis"
+            m,
+            {"law", "article", "bwb_id", "url", "juriconnect", "explanation"},
+            path,
+            "legal_basis",
         )
         for key in ("law", "article"):
             if key not in m:
                 raise fail(path, f"legal_basis has no {key!r}", "law and article")
-        return LegalBasis(
-            **{k: _text(v, _join(path, k), k) for k, v in m.items() if v is not None}
-        )
+        return LegalBasis(**{k: _text(v, _join(path, k), k) for k, v in m.items() if v is not None})
 
     def definitions(self, value: object, path: str) -> list[Definition]:
         m = _mapping(value, path, "definitions")
@@ -269,22 +280,37 @@ class _Parser:
         name = _name(name, path, "definition name")
         basis: LegalBasis | None = None
         if isinstance(body, dict):
-            _no_extra(body, {"value", "valid_from", "versions", "legal_basis", "description"}, path,
-                      f"definition {name!r}")
+            _no_extra(
+                body,
+                {"value", "valid_from", "versions", "legal_basis", "description"},
+                path,
+                f"definition {name!r}",
+            )
             if "legal_basis" in body:
                 basis = self.legal_basis(body["legal_basis"], _join(path, "legal_basis"))
             if "versions" in body:
                 if "value" in body:
-                    raise fail(path, f"definition {name!r} has both value and versions",
-                               "either value or versions")
+                    raise fail(
+                        path,
+                        f"definition {name!r} has both value and versions",
+                        "either value or versions",
+                    )
                 vpath = _join(path, "versions")
                 versions = [
                     self.version(v, _join(vpath, i))
                     for i, v in enumerate(_list(body["versions"], vpath, "versions"))
                 ]
             elif "value" in body:
-                vf = _date(body["valid_from"], _join(path, "valid_from")) if "valid_from" in body else None
-                versions = [DefinitionVersion(valid_from=vf, value=self.constant(body["value"], _join(path, "value")))]
+                vf = (
+                    _date(body["valid_from"], _join(path, "valid_from"))
+                    if "valid_from" in body
+                    else None
+                )
+                versions = [
+                    DefinitionVersion(
+                        valid_from=vf, value=self.constant(body["value"], _join(path, "value"))
+                    )
+                ]
             else:
                 raise fail(path, f"definition {name!r} has no value", "value or versions")
         else:
@@ -293,19 +319,28 @@ class _Parser:
             raise fail(path, f"definition {name!r} has no versions", "at least one version")
         dates = [v.valid_from for v in versions]
         if len(set(dates)) != len(dates):
-            raise fail(path, f"definition {name!r} has two versions from the same date",
-                       "one version per valid_from date")
+            raise fail(
+                path,
+                f"definition {name!r} has two versions from the same date",
+                "one version per valid_from date",
+            )
         if len({type(v.value) for v in versions}) != 1:
-            raise fail(path, f"versions of definition {name!r} mix booleans and numbers",
-                       "all versions of the same type")
-        return Definition(name=name, versions=tuple(versions),
-                          legal_basis=basis or self.article_basis, path=path)
+            raise fail(
+                path,
+                f"versions of definition {name!r} mix booleans and numbers",
+                "all versions of the same type",
+            )
+        return Definition(
+            name=name, versions=tuple(versions), legal_basis=basis or self.article_basis, path=path
+        )
 
     def version(self, value: object, path: str) -> DefinitionVersion:
         m = _mapping(value, path, "a version")
         _no_extra(m, {"valid_from", "value"}, path, "a version")
         if "valid_from" not in m or "value" not in m:
-            raise fail(path, "a version needs valid_from and value", "valid_from: YYYY-MM-DD, value: N")
+            raise fail(
+                path, "a version needs valid_from and value", "valid_from: YYYY-MM-DD, value: N"
+            )
         return DefinitionVersion(
             valid_from=_date(m["valid_from"], _join(path, "valid_from")),
             value=self.constant(m["value"], _join(path, "value")),
@@ -314,20 +349,30 @@ class _Parser:
     def constant(self, value: object, path: str) -> bool | int:
         if isinstance(value, bool | int):
             return value
-        raise fail(path, f"the value {value!r} is not a whole number or boolean",
-                   "a whole number (amounts in euro cents) or true/false")
+        raise fail(
+            path,
+            f"the value {value!r} is not a whole number or boolean",
+            "a whole number (amounts in euro cents) or true/false",
+        )
 
     def value_type(self, value: object, path: str) -> ValueType:
         try:
-            return ValueType(value)
+            return ValueType(str(value))
         except ValueError:
-            raise fail(path, f"type {value!r} is not supported",
-                       "one of " + ", ".join(t.value for t in ValueType)) from None
+            raise fail(
+                path,
+                f"type {value!r} is not supported",
+                "one of " + ", ".join(t.value for t in ValueType),
+            ) from None
 
     def input(self, value: object, path: str) -> Input:
         m = _mapping(value, path, "an input")
-        _no_extra(m, {"name", "type", "source", "type_spec", "temporal", "description", "required"},
-                  path, "an input")
+        _no_extra(
+            m,
+            {"name", "type", "source", "type_spec", "temporal", "description", "required"},
+            path,
+            "an input",
+        )
         name = _name(m.get("name"), _join(path, "name"), "input name")
         vtype = self.value_type(m.get("type"), _join(path, "type"))
         declared: str | None = None
@@ -347,38 +392,63 @@ class _Parser:
 
     def output(self, value: object, path: str, decision: str | None) -> Output:
         m = _mapping(value, path, "an output")
-        _no_extra(m, {"name", "type", "type_spec", "returned", "legal_basis", "description"},
-                  path, "an output")
+        _no_extra(
+            m,
+            {"name", "type", "type_spec", "returned", "legal_basis", "description"},
+            path,
+            "an output",
+        )
         name = _name(m.get("name"), _join(path, "name"), "output name")
         returned = m.get("returned", False)
         if not isinstance(returned, bool):
             raise fail(_join(path, "returned"), f"returned is {returned!r}", "true or false")
-        basis = self.legal_basis(m["legal_basis"], _join(path, "legal_basis")) if "legal_basis" in m else None
-        return Output(name=name, type=self.value_type(m.get("type"), _join(path, "type")),
-                      returned=returned or name == decision, legal_basis=basis, path=path)
+        basis = (
+            self.legal_basis(m["legal_basis"], _join(path, "legal_basis"))
+            if "legal_basis" in m
+            else None
+        )
+        return Output(
+            name=name,
+            type=self.value_type(m.get("type"), _join(path, "type")),
+            returned=returned or name == decision,
+            legal_basis=basis,
+            path=path,
+        )
 
     def action(self, value: object, path: str) -> Action:
         m = _mapping(value, path, "an action")
         _no_extra(m, {"output", "value", "legal_basis", "description"}, path, "an action")
         if "value" not in m:
             raise fail(path, "the action has no value", "output: NAME and value: ...")
-        basis = self.legal_basis(m["legal_basis"], _join(path, "legal_basis")) if "legal_basis" in m else None
-        return Action(output=_name(m.get("output"), _join(path, "output"), "output"),
-                      value=parse_expr(m["value"], _join(path, "value")), legal_basis=basis, path=path)
+        basis = (
+            self.legal_basis(m["legal_basis"], _join(path, "legal_basis"))
+            if "legal_basis" in m
+            else None
+        )
+        return Action(
+            output=_name(m.get("output"), _join(path, "output"), "output"),
+            value=parse_expr(m["value"], _join(path, "value")),
+            legal_basis=basis,
+            path=path,
+        )
 
     def test(self, value: object, path: str) -> TestCase:
         return parse_test(value, path)
 
 
 def parse_source(raw: dict[str, Any], path: str) -> Source:
-    """Parse our source form: ``{polis: ATTRIBUTE, kinds: [...], sum_over: [...]}`` or ``{query: FIELD}``."""
+    """Parse our source form: ``{polis: ATTRIBUTE, kinds: [...], sum_over: [...]}`` or
+    ``{query: FIELD}``."""
     if "query" in raw:
         _no_extra(raw, {"query"}, path, "a query source")
         try:
             return QuerySource(field=QueryField(raw["query"]))
         except ValueError:
-            raise fail(_join(path, "query"), f"SVB does not send a value {raw['query']!r}",
-                       "one of " + ", ".join(f.value for f in QueryField)) from None
+            raise fail(
+                _join(path, "query"),
+                f"SVB does not send a value {raw['query']!r}",
+                "one of " + ", ".join(f.value for f in QueryField),
+            ) from None
     _no_extra(raw, {"polis", "kinds", "sum_over"}, path, "a polis source")
     attribute = _name(raw.get("polis"), _join(path, "polis"), "polis attribute")
     kinds_raw = raw.get("kinds", [k.value for k in SourceKind])
@@ -388,8 +458,11 @@ def parse_source(raw: dict[str, Any], path: str) -> Source:
         try:
             kinds.append(SourceKind(k))
         except ValueError:
-            raise fail(_join(kpath, i), f"{k!r} is not a source kind",
-                       "one of " + ", ".join(s.value for s in SourceKind)) from None
+            raise fail(
+                _join(kpath, i),
+                f"{k!r} is not a source kind",
+                "one of " + ", ".join(s.value for s in SourceKind),
+            ) from None
     if not kinds or len(set(kinds)) != len(kinds):
         raise fail(kpath, "kinds is empty or lists a kind twice", "each source kind at most once")
     opath = _join(path, "sum_over")
@@ -412,25 +485,43 @@ def _describe_foreign(raw: object) -> str:
 
 # --- expressions ----------------------------------------------------------------------
 
-_OPERAND_KEYS: Final = {"operation", "subject", "value", "values", "conditions", "cases", "default",
-                        "description", "legal_basis"}
+_OPERAND_KEYS: Final = {
+    "operation",
+    "subject",
+    "value",
+    "values",
+    "conditions",
+    "cases",
+    "default",
+    "description",
+    "legal_basis",
+}
 
 
 def parse_expr(value: object, path: str, depth: int = 0) -> Expr:
     """Parse a RegelRecht operation tree (or a scalar / ``$reference``) into an expression."""
     if depth > MAX_EXPRESSION_DEPTH:
-        raise fail(path, "the operation tree is nested too deeply",
-                   f"at most {MAX_EXPRESSION_DEPTH} levels; split it into named outputs")
+        raise fail(
+            path,
+            "the operation tree is nested too deeply",
+            f"at most {MAX_EXPRESSION_DEPTH} levels; split it into named outputs",
+        )
     if isinstance(value, bool | int):
         return Lit(value=value, path=path)
     if isinstance(value, str):
         if value.startswith("$") and len(value) > 1:
             return Ref(name=_name(value[1:], path, "reference"), path=path)
-        raise fail(path, f"text value {value!r} is not supported",
-                   "a $reference, a whole number, true/false or an operation")
+        raise fail(
+            path,
+            f"text value {value!r} is not supported",
+            "a $reference, a whole number, true/false or an operation",
+        )
     if isinstance(value, float):
-        raise fail(path, f"{value!r} is not a whole number",
-                   "a whole number in cents, or a named definition")
+        raise fail(
+            path,
+            f"{value!r} is not a whole number",
+            "a whole number in cents, or a named definition",
+        )
     if not isinstance(value, dict):
         raise fail(path, f"an operand is a {_kind(value)}", "a value or an operation")
     if "operation" not in value:
@@ -439,8 +530,9 @@ def parse_expr(value: object, path: str, depth: int = 0) -> Expr:
     try:
         op = Operation(name)
     except ValueError:
-        raise fail(_join(path, "operation"), f"operation {name!r} is not supported",
-                   "one of " + SUPPORTED) from None
+        raise fail(
+            _join(path, "operation"), f"operation {name!r} is not supported", "one of " + SUPPORTED
+        ) from None
     _no_extra(value, _OPERAND_KEYS, path, f"operation {op.value}")
 
     def sub(key: str) -> Expr:
@@ -453,9 +545,12 @@ def parse_expr(value: object, path: str, depth: int = 0) -> Expr:
             raise fail(path, f"{op.value} has no {key!r}", _shape(op))
         items = _list(value[key], _join(path, key), key)
         if len(items) < at_least:
-            raise fail(_join(path, key), f"{op.value} has {len(items)} operands",
-                       f"at least {at_least}")
-        return tuple(parse_expr(v, _join(_join(path, key), i), depth + 1) for i, v in enumerate(items))
+            raise fail(
+                _join(path, key), f"{op.value} has {len(items)} operands", f"at least {at_least}"
+            )
+        return tuple(
+            parse_expr(v, _join(_join(path, key), i), depth + 1) for i, v in enumerate(items)
+        )
 
     used: set[str]
     if op in LOGICAL:
@@ -476,12 +571,18 @@ def parse_expr(value: object, path: str, depth: int = 0) -> Expr:
             _no_extra(cm, {"when", "then"}, cp, "a case")
             if "when" not in cm or "then" not in cm:
                 raise fail(cp, "a case needs 'when' and 'then'", "when: CONDITION, then: VALUE")
-            cases.append(Case(when=parse_expr(cm["when"], _join(cp, "when"), depth + 1),
-                              then=parse_expr(cm["then"], _join(cp, "then"), depth + 1)))
+            cases.append(
+                Case(
+                    when=parse_expr(cm["when"], _join(cp, "when"), depth + 1),
+                    then=parse_expr(cm["then"], _join(cp, "then"), depth + 1),
+                )
+            )
         if not cases:
             raise fail(cpath, "IF has no cases", "at least one case")
         return If(cases=tuple(cases), default=sub("default"), path=path)
-    stray = sorted(set(value) & (_OPERAND_KEYS - used - {"operation", "description", "legal_basis"}))
+    stray = sorted(
+        set(value) & (_OPERAND_KEYS - used - {"operation", "description", "legal_basis"})
+    )
     if stray:
         raise fail(_join(path, stray[0]), f"{op.value} does not take {stray[0]!r}", _shape(op))
     return Apply(op=op, args=args, path=path)
@@ -521,14 +622,24 @@ def parse_test(value: object, path: str) -> TestCase:
         try:
             sk = SourceKind(kind)
         except ValueError:
-            raise fail(kp, f"{kind!r} is not a source kind",
-                       "one of " + ", ".join(s.value for s in SourceKind)) from None
+            raise fail(
+                kp,
+                f"{kind!r} is not a source kind",
+                "one of " + ", ".join(s.value for s in SourceKind),
+            ) from None
         sm = _mapping(sums, kp, "polis sums")
         _no_extra(sm, {"gross_cents", "tax_cents"}, kp, "polis sums")
-        polis.append((sk, PolisSums(
-            gross_cents=_whole(sm.get("gross_cents", 0), _join(kp, "gross_cents"), "gross_cents"),
-            tax_cents=_whole(sm.get("tax_cents", 0), _join(kp, "tax_cents"), "tax_cents"),
-        )))
+        polis.append(
+            (
+                sk,
+                PolisSums(
+                    gross_cents=_whole(
+                        sm.get("gross_cents", 0), _join(kp, "gross_cents"), "gross_cents"
+                    ),
+                    tax_cents=_whole(sm.get("tax_cents", 0), _join(kp, "tax_cents"), "tax_cents"),
+                ),
+            )
+        )
     epath = _join(path, "expect")
     expect = _mapping(m.get("expect"), epath, "expect")
     if not expect:
@@ -537,10 +648,13 @@ def parse_test(value: object, path: str) -> TestCase:
         name=name,
         period=period,
         has_partner=category == "couple",
-        known_income_cents=_whole(h.get("known_income_cents", 0), _join(hpath, "known_income_cents"),
-                                  "known_income_cents"),
+        known_income_cents=_whole(
+            h.get("known_income_cents", 0), _join(hpath, "known_income_cents"), "known_income_cents"
+        ),
         polis=tuple(polis),
-        expect=tuple((_name(k, _join(epath, k), "output"),
-                      _Parser(None).constant(v, _join(epath, k))) for k, v in expect.items()),
+        expect=tuple(
+            (_name(k, _join(epath, k), "output"), _Parser(None).constant(v, _join(epath, k)))
+            for k, v in expect.items()
+        ),
         path=path,
     )
