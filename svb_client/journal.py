@@ -75,8 +75,8 @@ class Journal:
         existing = self.identity()
         if existing is None:
             return False
-        if existing != identity:
-            differing = sorted(k for k in identity if existing.get(k) != identity[k])
+        differing = sorted(k for k in identity if existing.get(k) != identity[k])
+        if differing:
             raise JournalError(
                 f"{self.path} belongs to a different batch (differs in {', '.join(differing)}); "
                 "use another --journal or --fresh to start over"

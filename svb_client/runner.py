@@ -178,13 +178,17 @@ def run_screen(job: ScreenJob, norms: NormTable | None = None) -> Summary:
             "rule": AIO_RULE_ID,
             "chunk_size": str(job.chunk_size),
         }
+        # The batch id is part of what is journalled (so a resumed run reuses it), not of
+        # what must match.
         if not journal.matches_or_empty(identity):
+            identity["batch_id"] = str(uuid.uuid4())
             batch = read_households(job.households)
             chunks = plan_chunks(batch, job.period, table, job.chunk_size)
             journal.create(identity, chunks, batch.rejected)
         total_chunks, done_before = journal.counts()
         summary.resumed_chunks = done_before
-        _stream(job, journal, summary, params, total_chunks, done_before)
+        batch_id = (journal.identity() or {}).get("batch_id", "")
+        _stream(job, journal, summary, params, total_chunks, batch_id)
         _write_outreach(journal, job.out, summary)
     finally:
         journal.close()
@@ -194,7 +198,7 @@ def run_screen(job: ScreenJob, norms: NormTable | None = None) -> Summary:
 
 def _stream(
     job: ScreenJob, journal: Journal, summary: Summary, params: CkksParams,
-    total_chunks: int, done_before: int,
+    total_chunks: int, batch_id: str,
 ) -> None:
     pending = list(journal.pending())
     if not pending:
@@ -206,7 +210,7 @@ def _stream(
         digest = sha256_hex(public)
         summary.context_uploaded = conn.ensure_context(params.name, public, digest)
         header = pb.BatchHeader(
-            batch_id=str(uuid.uuid4()), context_sha256=digest, mode=pb.MODE_MASKED,
+            batch_id=batch_id, context_sha256=digest, mode=pb.MODE_MASKED,
             period=str(job.period), rule_digest=sha256_hex(AIO_RULE_ID.encode()),
             chunk_count=total_chunks,
         )

@@ -8,7 +8,7 @@ chunk instead yields a failed ``ChunkResult`` and the batch goes on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from typing import Final, NoReturn
 
@@ -139,8 +139,15 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
                     np.asarray(chunk.member_bsns, dtype=np.int64),
                     list(chunk.ciphertexts),
                 )
+                slot_errors = [
+                    pb.ErrorDetail(code=pb.BUDGET_EXHAUSTED, message=reason, chunk_index=chunk.index,
+                                   slot=slot)
+                    for slot, reason in sorted(output.refused_slots.items())
+                ]
                 yield pb.ScreenResponse(
-                    result=pb.ChunkResult(index=chunk.index, ciphertexts=output.ciphertexts)
+                    result=pb.ChunkResult(
+                        index=chunk.index, ciphertexts=output.ciphertexts, slot_errors=slot_errors
+                    )
                 )
             except Error as exc:
                 batch.failed_chunks += 1
@@ -160,8 +167,17 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
         )
 
 
-def build_server(service: ScreeningService, port: int, host: str = "127.0.0.1",
-                 max_workers: int = 8) -> tuple[grpc.Server, int]:
+ServiceRegistrar = Callable[[grpc.Server], Sequence[str]]
+"""Adds further services (e.g. the compute-to-data service) and returns their full names."""
+
+
+def build_server(
+    service: ScreeningService,
+    port: int,
+    host: str = "127.0.0.1",
+    max_workers: int = 8,
+    extra_services: Sequence[ServiceRegistrar] = (),
+) -> tuple[grpc.Server, int]:
     """A gRPC server with the screening service, health checking and reflection; not started."""
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -173,11 +189,15 @@ def build_server(service: ScreeningService, port: int, host: str = "127.0.0.1",
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     health_servicer.set("eligibility.v1.Screening", health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    names = (
+    names = [
         pb.DESCRIPTOR.services_by_name["Screening"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
-    )
+    ]
+    for register in extra_services:
+        for name in register(server):
+            names.append(name)
+            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(names, server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:

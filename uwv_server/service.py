@@ -10,7 +10,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -67,6 +67,32 @@ class ChunkOutput:
     ciphertexts: list[bytes]
 
 
+class BudgetPolicy(Protocol):
+    """Differencing protection (DESIGN §4): how often a BSN may take part in an evaluation."""
+
+    def charge(
+        self, *, batch_id: str, chunk_index: int, period: Period, member_bsns: IntArray,
+        member_counts: IntArray,
+    ) -> dict[int, str]:
+        """Charge one evaluation to every member of every household in the chunk.
+
+        Returns ``{slot: reason}`` for households that must not be evaluated (a member's
+        budget is spent); those are not charged. Charging the same (batch_id, chunk_index)
+        twice must not charge twice (a resumed batch re-sends chunks).
+        """
+        ...
+
+
+class NoBudget:
+    """No differencing protection: every household is evaluated. Tests and benchmarks only."""
+
+    def charge(
+        self, *, batch_id: str, chunk_index: int, period: Period, member_bsns: IntArray,
+        member_counts: IntArray,
+    ) -> dict[int, str]:
+        return {}
+
+
 def invalid_bsn_positions(bsns: IntArray) -> IntArray:
     """Indices of integers that are not valid BSNs (range and elfproef), vectorised."""
     in_range = (bsns >= 1) & (bsns <= 999_999_999)
@@ -83,10 +109,12 @@ class ScreeningService:
         snapshot: Snapshot,
         contexts: ContextRegistry,
         *,
+        budget: BudgetPolicy | None = None,
         random_bytes: RandomBytes = secrets.token_bytes,
     ) -> None:
         self.snapshot = snapshot
         self.contexts = contexts
+        self.budget: BudgetPolicy = budget if budget is not None else NoBudget()
         self._random_bytes = random_bytes
 
     def open_batch(self, request: BatchRequest) -> Batch:
@@ -137,8 +165,17 @@ class ScreeningService:
             )
         if len(ciphertexts) != 1:
             raise CryptoError(f"chunk {index}: masked mode takes 1 ciphertext, got {len(ciphertexts)}")
+        refused = self.budget.charge(
+            batch_id=batch.request.batch_id, chunk_index=index, period=batch.request.period,
+            member_bsns=member_bsns, member_counts=member_counts,
+        )
         totals = self.snapshot.household_totals(batch.request.period, member_bsns, member_counts)
         ops = mask_operands(totals, batch.request.period.months, params, self._random_bytes)
+        if refused:
+            # A refused household's slot must say nothing about its income: zero it out.
+            slots = np.fromiter(refused, dtype=np.int64)
+            ops.multiply[slots] = 0.0
+            ops.add[slots] = 0.0
         result = batch.context.masked_affine(ciphertexts[0], ops.subtract, ops.multiply, ops.add)
         batch.chunks += 1
         batch.households += households
@@ -149,4 +186,4 @@ class ScreeningService:
                 batch.request.batch_id, batch.chunks, batch.request.chunk_count or "?",
                 batch.households, batch.households / max(elapsed, 1e-9),
             )
-        return ChunkOutput(index=index, ciphertexts=[result])
+        return ChunkOutput(index=index, ciphertexts=[result], refused_slots=refused)
