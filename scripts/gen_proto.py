@@ -24,9 +24,16 @@ def generate(out: Path) -> None:
     protos = sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.rglob("*.proto"))
     out.mkdir(parents=True, exist_ok=True)
     cmd = [
-        sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO_DIR}",
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{PROTO_DIR}",
         f"--plugin=protoc-gen-mypy={Path(sys.executable).parent / 'protoc-gen-mypy'}",
-        f"--python_out={out}", f"--grpc_python_out={out}", f"--mypy_out={out}", *protos,
+        f"--plugin=protoc-gen-mypy_grpc={Path(sys.executable).parent / 'protoc-gen-mypy_grpc'}",
+        f"--python_out={out}",
+        f"--grpc_python_out={out}",
+        f"--mypy_out={out}", f"--mypy_grpc_out={out}",
+        *protos,
     ]
     subprocess.run(cmd, check=True)
     for path in out.rglob("*.py*"):

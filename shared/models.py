@@ -18,7 +18,7 @@ from shared.bsn import Bsn
 from shared.errors import InputError, PeriodError
 
 MAX_HOUSEHOLD_MEMBERS: Final = 6
-"""Households larger than this are refused as oversized (AIO households are one to a few persons)."""
+"""Larger households are refused as oversized (AIO households are one to a few persons)."""
 
 MAX_KNOWN_INCOME_CENTS: Final = 1_000_000
 """Upper bound on SVB's own monthly payment to a household (EUR 10,000): keeps every

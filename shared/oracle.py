@@ -37,7 +37,9 @@ def household_thresholds(
     ]
 
 
-def oracle_totals(records_parquet: Path, households: Sequence[Household], period: Period) -> list[int]:
+def oracle_totals(
+    records_parquet: Path, households: Sequence[Household], period: Period
+) -> list[int]:
     """``S`` per household from the raw records (months stored as ``year*12 + month − 1``)."""
     members = pa.table(
         {
@@ -113,8 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         snapshot.directory / "records.parquet", parsed.households, period, args.outreach
     )
     if mismatches:
-        print(f"oracle check FAILED: {len(mismatches)} of {compared} decisions differ, "
-              f"e.g. {', '.join(mismatches[:5])}")
+        print(
+            f"oracle check FAILED: {len(mismatches)} of {compared} decisions differ, "
+            f"e.g. {', '.join(mismatches[:5])}"
+        )
         return 1
     print(f"oracle check passed: all {compared} decisions equal the plaintext oracle's")
     return 0

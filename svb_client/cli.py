@@ -26,13 +26,23 @@ def _screen(args: argparse.Namespace) -> int:
     period = Period.parse(args.period)
     secret, created = load_or_create(args.key, read_passphrase(args.passphrase_file), MASKED_N8192)
     if created:
-        print(f"created a new secret key in {args.key} (encrypted with your passphrase)",
-              file=sys.stderr)
+        print(
+            f"created a new secret key in {args.key} (encrypted with your passphrase)",
+            file=sys.stderr,
+        )
     journal = args.journal or args.out.with_name(args.out.name + ".journal.sqlite")
     job = ScreenJob(
-        households=args.households, server=args.server, period=period, out=args.out,
-        journal=journal, secret=secret, mode=args.mode, chunk_size=args.chunk_size,
-        fresh=args.fresh, progress=not args.quiet, deadline_s=args.deadline,
+        households=args.households,
+        server=args.server,
+        period=period,
+        out=args.out,
+        journal=journal,
+        secret=secret,
+        mode=args.mode,
+        chunk_size=args.chunk_size,
+        fresh=args.fresh,
+        progress=not args.quiet,
+        deadline_s=args.deadline,
     )
     summary = run_screen(job)
     print(summary.text())
@@ -49,8 +59,9 @@ def _keys_init(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="svb-client", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="svb-client", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     screen = sub.add_parser("screen", help="screen a household file at UWV")
@@ -63,8 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     screen.add_argument("--passphrase-file", type=Path)
     screen.add_argument("--journal", type=Path, help="default: OUT.journal.sqlite")
     screen.add_argument("--fresh", action="store_true", help="discard the journal, start over")
-    screen.add_argument("--chunk-size", type=int, default=MASKED_N8192.slots,
-                        help=f"households per ciphertext (1..{MASKED_N8192.slots})")
+    screen.add_argument(
+        "--chunk-size",
+        type=int,
+        default=MASKED_N8192.slots,
+        help=f"households per ciphertext (1..{MASKED_N8192.slots})",
+    )
     screen.add_argument("--deadline", type=float, default=None, help="seconds for the stream")
     screen.add_argument("--quiet", action="store_true", help="no progress bar")
     screen.set_defaults(func=_screen)

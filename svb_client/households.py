@@ -126,7 +126,8 @@ def _row_problems(table: pa.Table) -> tuple[npt.NDArray[np.object_], IntArray, I
     flag(
         ~is_nine,
         np.array([f"bsn {t!r} is not nine digits" for t in bsn_text], dtype=object)
-        if (~is_nine).any() else "",
+        if (~is_nine).any()
+        else "",
     )
     bsn_int = np.zeros(n, dtype=np.int64)
     if is_nine.any():
@@ -141,9 +142,13 @@ def _row_problems(table: pa.Table) -> tuple[npt.NDArray[np.object_], IntArray, I
     cat_ok = pc.is_in(category, pa.array(_CATEGORIES)).to_numpy(zero_copy_only=False)
     if (~cat_ok).any():
         cats = np.asarray(category.to_pylist(), dtype=object)
-        flag(~cat_ok, np.array(
-            [f"category {c!r} is not one of {', '.join(_CATEGORIES)}" for c in cats], dtype=object
-        ))
+        flag(
+            ~cat_ok,
+            np.array(
+                [f"category {c!r} is not one of {', '.join(_CATEGORIES)}" for c in cats],
+                dtype=object,
+            ),
+        )
 
     known = pc.fill_null(pc.utf8_trim_whitespace(table.column("known_income_cents")), "")
     known_ok = pc.match_substring_regex(known, r"^[0-9]{1,9}$").to_numpy(zero_copy_only=False)
@@ -153,10 +158,17 @@ def _row_problems(table: pa.Table) -> tuple[npt.NDArray[np.object_], IntArray, I
     over = known_ok & (known_int > MAX_KNOWN_INCOME_CENTS)
     if (~known_ok | over).any():
         texts = np.asarray(known.to_pylist(), dtype=object)
-        flag(~known_ok | over, np.array(
-            [f"known_income_cents {t!r} is not a whole number of cents in "
-             f"0..{MAX_KNOWN_INCOME_CENTS}" for t in texts], dtype=object
-        ))
+        flag(
+            ~known_ok | over,
+            np.array(
+                [
+                    f"known_income_cents {t!r} is not a whole number of cents in "
+                    f"0..{MAX_KNOWN_INCOME_CENTS}"
+                    for t in texts
+                ],
+                dtype=object,
+            ),
+        )
     return reasons, bsn_int, known_int
 
 
@@ -237,7 +249,8 @@ def read_households(path: Path) -> HouseholdBatch:
         categories=accepted_cats,
         known_income_cents=np.asarray(known_sum, dtype=np.int64),
         member_counts=np.asarray(member_counts, dtype=np.int64),
-        member_bsns=bsn_int[np.concatenate(member_rows)] if member_rows
+        member_bsns=bsn_int[np.concatenate(member_rows)]
+        if member_rows
         else np.zeros(0, dtype=np.int64),
         rejected=sorted(rejected.items()),
         input_sha256=_file_sha256(path),

@@ -110,9 +110,7 @@ class Journal:
                     for c in chunks
                 ),
             )
-            db.executemany(
-                "INSERT INTO rejected (household_id, reason) VALUES (?, ?)", rejected
-            )
+            db.executemany("INSERT INTO rejected (household_id, reason) VALUES (?, ?)", rejected)
             db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             db.execute("INSERT INTO meta VALUES ('identity', ?)", (json.dumps(identity),))
             db.execute("COMMIT")
@@ -139,7 +137,9 @@ class Journal:
                 thresholds=np.frombuffer(thresholds, dtype="<i8").astype(np.int64),
             )
 
-    def record(self, index: int, decisions: npt.NDArray[np.int8], slot_errors: dict[int, str]) -> None:
+    def record(
+        self, index: int, decisions: npt.NDArray[np.int8], slot_errors: dict[int, str]
+    ) -> None:
         """Store one chunk's decisions and mark it done, atomically (fsynced)."""
         cur = self._db.execute(
             "UPDATE chunks SET done = 1, decisions = ?, slot_errors = ? WHERE idx = ? AND done = 0",
@@ -164,5 +164,7 @@ class Journal:
                     yield hid, "not_eligible", ""
                 else:
                     yield hid, "rejected", "no decision"
-        for hid, reason in self._db.execute("SELECT household_id, reason FROM rejected ORDER BY seq"):
+        for hid, reason in self._db.execute(
+            "SELECT household_id, reason FROM rejected ORDER BY seq"
+        ):
             yield str(hid), "rejected", str(reason)

@@ -70,7 +70,7 @@ def load_secret_key(path: Path, passphrase: bytes) -> SecretCkksContext:
         raise CryptoError(f"{path}: cannot read key file: {exc.strerror}") from None
     if not data.startswith(MAGIC):
         raise CryptoError(f"{path}: not an SVB key file")
-    header, sep, sealed = data[len(MAGIC) :].partition(b"\n")
+    header, _, sealed = data[len(MAGIC) :].partition(b"\n")
     try:
         meta = json.loads(header)
         salt = base64.b64decode(meta["salt"])
@@ -84,7 +84,9 @@ def load_secret_key(path: Path, passphrase: bytes) -> SecretCkksContext:
     return SecretCkksContext.from_secret_bytes(plain, str(meta["params"]))
 
 
-def load_or_create(path: Path, passphrase: bytes, params: CkksParams) -> tuple[SecretCkksContext, bool]:
+def load_or_create(
+    path: Path, passphrase: bytes, params: CkksParams
+) -> tuple[SecretCkksContext, bool]:
     """Load the key at ``path``, or create one there if the file does not exist."""
     if path.exists():
         ctx = load_secret_key(path, passphrase)
@@ -104,7 +106,9 @@ def read_passphrase(passphrase_file: Path | None) -> bytes:
         try:
             return passphrase_file.read_bytes().strip()
         except OSError as exc:
-            raise CryptoError(f"{passphrase_file}: cannot read passphrase: {exc.strerror}") from None
+            raise CryptoError(
+                f"{passphrase_file}: cannot read passphrase: {exc.strerror}"
+            ) from None
     value = os.environ.get("SVB_KEY_PASSPHRASE")
     if not value:
         raise CryptoError(

@@ -57,8 +57,11 @@ class Summary:
         lines = [
             f"households in file:     {self.households:,}",
             f"screened:               {self.screened:,}"
-            + (f" ({self.resumed_chunks} chunks already done before this run)"
-               if self.resumed_chunks else ""),
+            + (
+                f" ({self.resumed_chunks} chunks already done before this run)"
+                if self.resumed_chunks
+                else ""
+            ),
             f"potentially eligible:   {self.eligible:,}",
             f"rejected:               {self.rejected:,}",
         ]
@@ -66,7 +69,8 @@ class Summary:
             lines.append(f"  {count:>8,} × {reason}")
         lines += [
             f"time:                   {self.seconds:.1f} s ({rate:,.0f} households/s)",
-            f"sent to UWV:            {self.bytes_sent:,} bytes ({self.bytes_sent / per_hh:.0f}/household)",
+            f"sent to UWV:            {self.bytes_sent:,} bytes "
+            f"({self.bytes_sent / per_hh:.0f}/household)",
             f"received from UWV:      {self.bytes_received:,} bytes "
             f"({self.bytes_received / per_hh:.0f}/household)",
         ]
@@ -101,8 +105,10 @@ class Progress:
         eta = (self.total - self.done) / rate if rate > 0 else 0.0
         width = 30
         filled = int(width * self.done / max(self.total, 1))
-        line = (f"[{'#' * filled}{'.' * (width - filled)}] {self.done:,}/{self.total:,} households "
-                f"{rate:,.0f}/s ETA {eta:.0f}s")
+        line = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {self.done:,}/{self.total:,} households "
+            f"{rate:,.0f}/s ETA {eta:.0f}s"
+        )
         self.stream.write(("\r" + line) if self._tty else line + "\n")
         if self._tty and self.done >= self.total:
             self.stream.write("\n")
@@ -197,8 +203,12 @@ def run_screen(job: ScreenJob, norms: NormTable | None = None) -> Summary:
 
 
 def _stream(
-    job: ScreenJob, journal: Journal, summary: Summary, params: CkksParams,
-    total_chunks: int, batch_id: str,
+    job: ScreenJob,
+    journal: Journal,
+    summary: Summary,
+    params: CkksParams,
+    total_chunks: int,
+    batch_id: str,
 ) -> None:
     pending = list(journal.pending())
     if not pending:
@@ -210,8 +220,11 @@ def _stream(
         digest = sha256_hex(public)
         summary.context_uploaded = conn.ensure_context(params.name, public, digest)
         header = pb.BatchHeader(
-            batch_id=batch_id, context_sha256=digest, mode=pb.MODE_MASKED,
-            period=str(job.period), rule_digest=sha256_hex(AIO_RULE_ID.encode()),
+            batch_id=batch_id,
+            context_sha256=digest,
+            mode=pb.MODE_MASKED,
+            period=str(job.period),
+            rule_digest=sha256_hex(AIO_RULE_ID.encode()),
             chunk_count=total_chunks,
         )
         by_index = {c.index: c for c in pending}

@@ -88,5 +88,4 @@ class Connection:
         self, requests: Iterator[pb.ScreenRequest], deadline_s: float | None
     ) -> Iterator[pb.ScreenResponse]:
         """Open the bidirectional screening stream."""
-        responses: Iterator[pb.ScreenResponse] = self.stub.Screen(requests, timeout=deadline_s)
-        return responses
+        yield from self.stub.Screen(requests, timeout=deadline_s)

@@ -1,8 +1,8 @@
 """``uwv-server``: UWV's operator commands.
 
-    uwv-server generate --households N --period P --out DIR     synthetic polis + SVB file
-    uwv-server load --polis FILE --store DIR [--skip-invalid]    import a polis extract
-    uwv-server serve --store DIR --port N                        serve on localhost
+uwv-server generate --households N --period P --out DIR     synthetic polis + SVB file
+uwv-server load --polis FILE --store DIR [--skip-invalid]    import a polis extract
+uwv-server serve --store DIR --port N                        serve on localhost
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def _load(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
     log = logging.getLogger("uwv_server")
@@ -62,7 +63,10 @@ def _serve(args: argparse.Namespace) -> int:
     server.start()
     log.info(
         "serving on %s:%d (snapshot %s…, %s records); health: grpc.health.v1",
-        args.host, port, snapshot.digest[:12], snapshot.manifest.get("rows"),
+        args.host,
+        port,
+        snapshot.digest[:12],
+        snapshot.manifest.get("rows"),
     )
     if args.port_file:
         args.port_file.write_text(f"{port}\n")
@@ -80,8 +84,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="uwv-server", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="uwv-server", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="write a synthetic polis and matching SVB household file")
@@ -95,8 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     load = sub.add_parser("load", help="import a polis extract (CSV or Parquet)")
     load.add_argument("--polis", type=Path, required=True)
     load.add_argument("--store", type=Path, required=True)
-    load.add_argument("--skip-invalid", action="store_true",
-                      help="import valid rows, write invalid ones to a rejects file")
+    load.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="import valid rows, write invalid ones to a rejects file",
+    )
     load.set_defaults(func=_load)
 
     serve = sub.add_parser("serve", help="serve screening over gRPC")

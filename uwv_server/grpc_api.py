@@ -33,7 +33,7 @@ MAX_MESSAGE_BYTES: Final = 32 * 1024 * 1024
 dozen ciphertexts. 32 MiB admits both with room and bounds what one message can cost us."""
 ERROR_METADATA_KEY: Final = "eligibility-error-bin"
 
-STATUS_OF: Final[list[tuple[type[Exception], grpc.StatusCode, int]]] = [
+STATUS_OF: Final[list[tuple[type[Exception], grpc.StatusCode, pb.ErrorCode.ValueType]]] = [
     (UnknownContext, grpc.StatusCode.FAILED_PRECONDITION, pb.UNKNOWN_CONTEXT),
     (CryptoError, grpc.StatusCode.INVALID_ARGUMENT, pb.INVALID_CIPHERTEXT),
     (InputError, grpc.StatusCode.INVALID_ARGUMENT, pb.INVALID_HEADER),
@@ -42,14 +42,14 @@ STATUS_OF: Final[list[tuple[type[Exception], grpc.StatusCode, int]]] = [
 _MODE_NAMES: Final = {pb.MODE_MASKED: "masked", pb.MODE_STRICT: "strict"}
 
 
-def _classify(exc: Exception) -> tuple[grpc.StatusCode, int]:
+def _classify(exc: Exception) -> tuple[grpc.StatusCode, pb.ErrorCode.ValueType]:
     for kind, status, code in STATUS_OF:
         if isinstance(exc, kind):
             return status, code
     return grpc.StatusCode.INTERNAL, pb.INTERNAL
 
 
-def _detail(exc: Exception, code: int, chunk_index: int = -1) -> pb.ErrorDetail:
+def _detail(exc: Exception, code: pb.ErrorCode.ValueType, chunk_index: int = -1) -> pb.ErrorDetail:
     slot = getattr(exc, "slot", -1)
     member = getattr(exc, "member", -1)
     if isinstance(exc, ChunkError) and exc.code == "bsn":
@@ -140,8 +140,9 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
                     list(chunk.ciphertexts),
                 )
                 slot_errors = [
-                    pb.ErrorDetail(code=pb.BUDGET_EXHAUSTED, message=reason, chunk_index=chunk.index,
-                                   slot=slot)
+                    pb.ErrorDetail(
+                        code=pb.BUDGET_EXHAUSTED, message=reason, chunk_index=chunk.index, slot=slot
+                    )
                     for slot, reason in sorted(output.refused_slots.items())
                 ]
                 yield pb.ScreenResponse(
@@ -158,7 +159,10 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
                 )
         log.info(
             "batch %s done: %d chunks, %d households, %d failed chunks",
-            header.batch_id, batch.chunks, batch.households, batch.failed_chunks,
+            header.batch_id,
+            batch.chunks,
+            batch.households,
+            batch.failed_chunks,
         )
         yield pb.ScreenResponse(
             summary=pb.BatchSummary(

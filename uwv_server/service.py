@@ -15,7 +15,6 @@ from typing import Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from shared.bsn import elfproef_sum
 from shared.errors import CryptoError, InputError
 from shared.he.backend import PublicCkksContext
 from shared.he.masked import RandomBytes, mask_operands
@@ -65,13 +64,19 @@ class Batch:
 class ChunkOutput:
     index: int
     ciphertexts: list[bytes]
+    refused_slots: dict[int, str] = field(default_factory=dict)
 
 
 class BudgetPolicy(Protocol):
     """Differencing protection (DESIGN §4): how often a BSN may take part in an evaluation."""
 
     def charge(
-        self, *, batch_id: str, chunk_index: int, period: Period, member_bsns: IntArray,
+        self,
+        *,
+        batch_id: str,
+        chunk_index: int,
+        period: Period,
+        member_bsns: IntArray,
         member_counts: IntArray,
     ) -> dict[int, str]:
         """Charge one evaluation to every member of every household in the chunk.
@@ -87,7 +92,12 @@ class NoBudget:
     """No differencing protection: every household is evaluated. Tests and benchmarks only."""
 
     def charge(
-        self, *, batch_id: str, chunk_index: int, period: Period, member_bsns: IntArray,
+        self,
+        *,
+        batch_id: str,
+        chunk_index: int,
+        period: Period,
+        member_bsns: IntArray,
         member_counts: IntArray,
     ) -> dict[int, str]:
         return {}
@@ -123,13 +133,20 @@ class ScreeningService:
         context = self.contexts.get(request.context_sha256)
         log.info(
             "batch %s opened: mode=%s period=%s chunks=%d context=%s…",
-            request.batch_id, request.mode, request.period, request.chunk_count,
+            request.batch_id,
+            request.mode,
+            request.period,
+            request.chunk_count,
             request.context_sha256[:12],
         )
         return Batch(request=request, context=context, started=time.monotonic())
 
     def evaluate_chunk(
-        self, batch: Batch, index: int, member_counts: IntArray, member_bsns: IntArray,
+        self,
+        batch: Batch,
+        index: int,
+        member_counts: IntArray,
+        member_bsns: IntArray,
         ciphertexts: list[bytes],
     ) -> ChunkOutput:
         """Validate and evaluate one chunk. Raises :class:`ChunkError` / ``CryptoError``."""
@@ -146,7 +163,8 @@ class ScreeningService:
             slot = int(bad_count[0])
             raise ChunkError(
                 f"chunk {index}, household slot {slot}: {int(member_counts[slot])} members, "
-                f"expected 1..{MAX_HOUSEHOLD_MEMBERS}", slot=slot,
+                f"expected 1..{MAX_HOUSEHOLD_MEMBERS}",
+                slot=slot,
             )
         if int(member_counts.sum()) != len(member_bsns):
             raise ChunkError(
@@ -161,13 +179,20 @@ class ScreeningService:
             raise ChunkError(
                 f"chunk {index}, household slot {slot}, member {member}: "
                 f"{int(member_bsns[position]):09d} is not a valid BSN",
-                slot=slot, member=member, code="bsn",
+                slot=slot,
+                member=member,
+                code="bsn",
             )
         if len(ciphertexts) != 1:
-            raise CryptoError(f"chunk {index}: masked mode takes 1 ciphertext, got {len(ciphertexts)}")
+            raise CryptoError(
+                f"chunk {index}: masked mode takes 1 ciphertext, got {len(ciphertexts)}"
+            )
         refused = self.budget.charge(
-            batch_id=batch.request.batch_id, chunk_index=index, period=batch.request.period,
-            member_bsns=member_bsns, member_counts=member_counts,
+            batch_id=batch.request.batch_id,
+            chunk_index=index,
+            period=batch.request.period,
+            member_bsns=member_bsns,
+            member_counts=member_counts,
         )
         totals = self.snapshot.household_totals(batch.request.period, member_bsns, member_counts)
         ops = mask_operands(totals, batch.request.period.months, params, self._random_bytes)
@@ -183,7 +208,10 @@ class ScreeningService:
             elapsed = time.monotonic() - batch.started
             log.info(
                 "batch %s: %d/%s chunks, %d households, %.0f households/s",
-                batch.request.batch_id, batch.chunks, batch.request.chunk_count or "?",
-                batch.households, batch.households / max(elapsed, 1e-9),
+                batch.request.batch_id,
+                batch.chunks,
+                batch.request.chunk_count or "?",
+                batch.households,
+                batch.households / max(elapsed, 1e-9),
             )
         return ChunkOutput(index=index, ciphertexts=[result], refused_slots=refused)

@@ -60,7 +60,8 @@ def _problems_sql(source: str) -> str:
         WHEN bsn = '000000000' OR ({_ELFPROEF_SQL}) % 11 <> 0
           THEN 'bsn ''' || bsn || ''' fails the elfproef'
         WHEN relation_id IS NULL OR TRY_CAST(relation_id AS BIGINT) IS NULL
-          THEN 'relation_id ' || coalesce('''' || relation_id || '''', 'empty') || ' is not an integer'
+          THEN 'relation_id ' || coalesce('''' || relation_id || '''', 'empty')
+               || ' is not an integer'
         WHEN kind IS NULL OR kind NOT IN {_KINDS_SQL}
           THEN 'kind ' || coalesce('''' || kind || '''', 'empty')
                || ' is not one of wage, benefit, pension, other'
@@ -89,7 +90,8 @@ def _source_sql(path: Path) -> str:
         casts = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in _COLUMNS)
         return f"(SELECT {casts} FROM read_parquet('{quoted}'))"
     if path.suffix.lower() == ".csv":
-        return f"(SELECT {', '.join(_COLUMNS)} FROM read_csv('{quoted}', all_varchar=true, header=true))"
+        columns = ", ".join(_COLUMNS)
+        return f"(SELECT {columns} FROM read_csv('{quoted}', all_varchar=true, header=true))"
     raise StoreError(f"{path}: polis extract must be .csv or .parquet")
 
 
@@ -126,7 +128,7 @@ def import_polis(path: Path, store: Path, *, skip_invalid: bool = False) -> Impo
         if missing:
             raise StoreError(f"{path}: missing column(s) {', '.join(missing)}")
         con.execute(f"CREATE TEMP TABLE problems AS {_problems_sql(source)}")
-        total_bad = con.execute("SELECT count(*) FROM problems").fetchone()[0]  # type: ignore[index]
+        total_bad = con.execute("SELECT count(*) FROM problems").fetchone()[0]  # type: ignore[index,unused-ignore]
         if total_bad and not skip_invalid:
             shown = con.execute(f"SELECT * FROM problems LIMIT {MAX_REPORTED_PROBLEMS}").fetchall()
             raise ImportRefused(str(path), [(int(a), str(b)) for a, b in shown], int(total_bad))
@@ -231,8 +233,9 @@ class Snapshot:
                 try:
                     monthly = str(self.directory / "monthly.parquet").replace("'", "''")
                     result = con.execute(
-                        f"SELECT bsn, SUM(net_cents)::BIGINT AS total FROM read_parquet('{monthly}') "
-                        "WHERE month BETWEEN ? AND ? GROUP BY bsn ORDER BY bsn",
+                        "SELECT bsn, SUM(net_cents)::BIGINT AS total "
+                        f"FROM read_parquet('{monthly}') WHERE month BETWEEN ? AND ? "
+                        "GROUP BY bsn ORDER BY bsn",
                         [key[0], key[1]],
                     ).fetchnumpy()
                 finally:

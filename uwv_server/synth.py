@@ -62,7 +62,7 @@ def generate(
     seed: int = 2025,
     fmt: str = "parquet",
 ) -> SynthSummary:
-    """Write ``polis.<fmt>`` and ``households.<fmt>`` into ``out_dir``; deterministic in ``seed``."""
+    """Write ``polis.<fmt>`` and ``households.<fmt>`` to ``out_dir``, deterministic in ``seed``."""
     rng = np.random.default_rng(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -178,7 +178,11 @@ def _write(table: pa.Table, path: Path, fmt: str) -> None:
         import pyarrow.csv as pacsv
 
         plain = table.cast(
-            pa.schema([pa.field(f.name, pa.string() if pa.types.is_dictionary(f.type) else f.type)
-                       for f in table.schema])
+            pa.schema(
+                [
+                    pa.field(f.name, pa.string() if pa.types.is_dictionary(f.type) else f.type)
+                    for f in table.schema
+                ]
+            )
         )
         pacsv.write_csv(plain, path)
