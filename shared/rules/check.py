@@ -182,7 +182,8 @@ class _Checker:
             kind = self.expr(action.value)
             if (kind is Kind.BOOL) != (declared.type is ValueType.BOOLEAN):
                 raise RuleTypeError(
-                    f"output {name!r} is declared {declared.type.value} but its value is a {kind.value}",
+                    f"output {name!r} is declared {declared.type.value} "
+                    f"but its value is a {kind.value}",
                     path=action.path + ".value",
                     expected=f"a value of type {declared.type.value}",
                 )
@@ -346,6 +347,13 @@ class _Checker:
                     path=node.path,
                     expected=f"a binding for {inp.name!r}: "
                     "{polis: ATTRIBUTE} or {query: FIELD}",
+                )
+            if inp.type in (ValueType.STRING, ValueType.DATE):
+                raise RuleTypeError(
+                    f"input {inp.name!r} is a {inp.type.value}; this rule language only computes "
+                    "with amounts, numbers and true/false",
+                    path=node.path,
+                    expected="an amount, number or boolean input",
                 )
             self.used_inputs.add(inp.name)
             return _declared_kind(inp.type), _input_bound(inp)

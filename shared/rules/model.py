@@ -28,6 +28,10 @@ class ValueType(enum.StrEnum):
     BOOLEAN = "boolean"
     AMOUNT = "amount"  # euro cents, a whole number
     NUMBER = "number"  # a whole number without unit (e.g. months)
+    # RegelRecht also declares text and date inputs (a BSN, a birth date). They may be declared
+    # (a RegelRecht text loads unchanged) but a rule that uses one in a calculation is refused.
+    STRING = "string"
+    DATE = "date"
 
 
 class Operation(enum.StrEnum):

@@ -651,10 +651,12 @@ def parse_test(value: object, path: str) -> TestCase:
         known_income_cents=_whole(
             h.get("known_income_cents", 0), _join(hpath, "known_income_cents"), "known_income_cents"
         ),
-        polis=tuple(polis),
+        polis=tuple(sorted(polis)),
         expect=tuple(
-            (_name(k, _join(epath, k), "output"), _Parser(None).constant(v, _join(epath, k)))
-            for k, v in expect.items()
+            sorted(
+                (_name(k, _join(epath, k), "output"), _Parser(None).constant(v, _join(epath, k)))
+                for k, v in expect.items()
+            )
         ),
         path=path,
     )

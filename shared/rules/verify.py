@@ -270,7 +270,10 @@ def verify_rule(rule: Rule, *, policy: ReleasePolicy | None = None, file: str = 
         definitions=tuple(
             DefinitionUse(
                 name=d.name,
-                versions=tuple(f"{v.value} from {v.valid_from or 'always'}" for v in d.versions),
+                versions=tuple(
+                    f"{v.value} from {v.valid_from}" if v.valid_from else f"{v.value} (no date)"
+                    for v in d.versions
+                ),
                 legal_basis=d.legal_basis.cite() if d.legal_basis else "none",
             )
             for d in rule.definitions
