@@ -211,7 +211,7 @@ def read_households(path: Path) -> HouseholdBatch:
             rejected.setdefault(owner, f"bsn {b:09d} is also in household {str(hid[i])!r}")
 
     group_ids = unique_ids[order_of_group]
-    offsets = np.concatenate([[0], np.cumsum(counts[order_of_group])])
+    offsets = np.concatenate([[0], np.cumsum(counts)])
     accepted_ids: list[str] = []
     accepted_cats: list[str] = []
     known_sum: list[int] = []

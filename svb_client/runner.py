@@ -157,6 +157,7 @@ class ScreenJob:
     fresh: bool = False
     progress: bool = True
     deadline_s: float | None = None
+    connect_timeout_s: float = 30.0
     on_chunk_recorded: Callable[[int], None] | None = None
 
 
@@ -213,7 +214,7 @@ def _stream(
     pending = list(journal.pending())
     if not pending:
         return
-    conn = Connection(job.server)
+    conn = Connection(job.server, timeout=job.connect_timeout_s)
     try:
         conn.server_info()
         public = job.secret.public_bytes_for_masked()

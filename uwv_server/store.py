@@ -59,7 +59,7 @@ def _problems_sql(source: str) -> str:
           THEN 'bsn ' || coalesce('''' || bsn || '''', 'empty') || ' is not nine digits'
         WHEN bsn = '000000000' OR ({_ELFPROEF_SQL}) % 11 <> 0
           THEN 'bsn ''' || bsn || ''' fails the elfproef'
-        WHEN relation_id IS NULL OR TRY_CAST(relation_id AS BIGINT) IS NULL
+        WHEN relation_id IS NULL OR NOT regexp_full_match(relation_id, '-?[0-9]{{1,18}}')
           THEN 'relation_id ' || coalesce('''' || relation_id || '''', 'empty')
                || ' is not an integer'
         WHEN kind IS NULL OR kind NOT IN {_KINDS_SQL}
@@ -67,10 +67,10 @@ def _problems_sql(source: str) -> str:
                || ' is not one of wage, benefit, pension, other'
         WHEN month IS NULL OR NOT regexp_full_match(month, '[0-9]{{4}}-(0[1-9]|1[0-2])')
           THEN 'month ' || coalesce('''' || month || '''', 'empty') || ' is not YYYY-MM'
-        WHEN TRY_CAST(gross_cents AS BIGINT) IS NULL
+        WHEN gross_cents IS NULL OR NOT regexp_full_match(gross_cents, '-?[0-9]{{1,15}}')
           THEN 'gross_cents ' || coalesce('''' || gross_cents || '''', 'empty')
                || ' is not a whole number of cents'
-        WHEN TRY_CAST(tax_cents AS BIGINT) IS NULL
+        WHEN tax_cents IS NULL OR NOT regexp_full_match(tax_cents, '-?[0-9]{{1,15}}')
           THEN 'tax_cents ' || coalesce('''' || tax_cents || '''', 'empty')
                || ' is not a whole number of cents'
       END AS reason
@@ -83,16 +83,20 @@ def _problems_sql(source: str) -> str:
 _COLUMNS: Final = ("bsn", "relation_id", "kind", "month", "gross_cents", "tax_cents")
 
 
-def _source_sql(path: Path) -> str:
-    """A DuckDB relation over the extract with every column as text (validated separately)."""
+def _reader_sql(path: Path) -> str:
+    """The DuckDB table function reading the extract as it is."""
     quoted = str(path).replace("'", "''")
     if path.suffix.lower() == ".parquet":
-        casts = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in _COLUMNS)
-        return f"(SELECT {casts} FROM read_parquet('{quoted}'))"
+        return f"read_parquet('{quoted}')"
     if path.suffix.lower() == ".csv":
-        columns = ", ".join(_COLUMNS)
-        return f"(SELECT {columns} FROM read_csv('{quoted}', all_varchar=true, header=true))"
+        return f"read_csv('{quoted}', all_varchar=true, header=true)"
     raise StoreError(f"{path}: polis extract must be .csv or .parquet")
+
+
+def _source_sql(reader: str) -> str:
+    """The extract with every expected column as text (validated separately)."""
+    casts = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in _COLUMNS)
+    return f"(SELECT {casts} FROM {reader})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +123,10 @@ def import_polis(path: Path, store: Path, *, skip_invalid: bool = False) -> Impo
         raise StoreError(f"{path}: no such file")
     con = _connect()
     try:
-        source = _source_sql(path)
+        reader = _reader_sql(path)
+        source = _source_sql(reader)
         try:
-            columns = [d[0] for d in con.execute(f"SELECT * FROM {source} LIMIT 0").description]
+            columns = [d[0] for d in con.execute(f"SELECT * FROM {reader} LIMIT 0").description]
         except duckdb.Error as exc:
             raise StoreError(f"{path}: cannot read as polis extract: {exc}") from None
         missing = [c for c in _COLUMNS if c not in columns]

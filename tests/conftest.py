@@ -1,0 +1,75 @@
+"""Shared fixtures: small polis stores, household files, a running UWV server."""
+
+from __future__ import annotations
+
+import csv
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shared.he.backend import SecretCkksContext
+from shared.he.params import MASKED_N8192
+
+POLIS_COLUMNS = ("bsn", "relation_id", "kind", "month", "gross_cents", "tax_cents")
+HOUSEHOLD_COLUMNS = ("household_id", "bsn", "category", "known_income_cents")
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def bsn_from(n: int) -> str:
+    """The ``n``-th valid BSN of a deterministic sequence (for readable test data)."""
+    from shared.bsn import complete_bsn
+
+    prefix = 10_000_000 + n * 13
+    while True:
+        value = complete_bsn(prefix)
+        if value is not None:
+            return f"{value:09d}"
+        prefix += 1
+
+
+@pytest.fixture(scope="session")
+def secret_context() -> SecretCkksContext:
+    """One CKKS key for the whole session: generation is the expensive part."""
+    return SecretCkksContext.generate(MASKED_N8192)
+
+
+@dataclass
+class RunningServer:
+    target: str
+    port: int
+    service: object
+    stop: threading.Event
+
+
+@pytest.fixture
+def start_server() -> Iterator[object]:
+    """Start a real UWV gRPC server on a free localhost port for a given store."""
+    from uwv_server.contexts import ContextRegistry
+    from uwv_server.grpc_api import build_server
+    from uwv_server.service import BudgetPolicy, ScreeningService
+    from uwv_server.store import Snapshot
+
+    servers = []
+
+    def _start(store: Path, budget: BudgetPolicy | None = None) -> RunningServer:
+        service = ScreeningService(
+            Snapshot.open_current(store), ContextRegistry(store / "contexts"), budget=budget
+        )
+        server, port = build_server(service, 0)
+        server.start()
+        servers.append(server)
+        return RunningServer(f"127.0.0.1:{port}", port, service, threading.Event())
+
+    yield _start
+    for server in servers:
+        server.stop(grace=None)

@@ -1,0 +1,87 @@
+"""SVB's key at rest and batch journal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.errors import CryptoError
+from shared.he.backend import SecretCkksContext
+from svb_client.journal import Journal, JournalError, PendingChunk
+from svb_client.keys import load_or_create, load_secret_key, read_passphrase, save_secret_key
+
+
+def test_key_roundtrip_and_refusals(tmp_path: Path, secret_context: SecretCkksContext) -> None:
+    path = tmp_path / "k.enc"
+    save_secret_key(secret_context, path, b"correct horse")
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert b"SVBKEY1" in path.read_bytes()[:8]
+    loaded = load_secret_key(path, b"correct horse")
+    ct = secret_context.encrypt(np.array([1.5]))
+    assert abs(loaded.decrypt(ct)[0] - 1.5) < 1e-6
+    with pytest.raises(CryptoError, match="wrong passphrase"):
+        load_secret_key(path, b"wrong horse")
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(CryptoError, match="altered"):
+        load_secret_key(path, b"correct horse")
+    with pytest.raises(CryptoError, match="at least 8"):
+        save_secret_key(secret_context, tmp_path / "x", b"short")
+    with pytest.raises(CryptoError, match="not an SVB key"):
+        (tmp_path / "y").write_bytes(b"hello")
+        load_secret_key(tmp_path / "y", b"whatever1")
+
+
+def test_secret_never_stored_in_clear(tmp_path: Path, secret_context: SecretCkksContext) -> None:
+    path = tmp_path / "k.enc"
+    save_secret_key(secret_context, path, b"correct horse")
+    secret = secret_context.secret_bytes()
+    assert secret[100:164] not in path.read_bytes()
+
+
+def test_load_or_create(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.he.params import MASKED_N8192
+
+    _, created = load_or_create(tmp_path / "k", b"passphrase", MASKED_N8192)
+    _, again = load_or_create(tmp_path / "k", b"passphrase", MASKED_N8192)
+    assert (created, again) == (True, False)
+    monkeypatch.delenv("SVB_KEY_PASSPHRASE", raising=False)
+    with pytest.raises(CryptoError, match="SVB_KEY_PASSPHRASE"):
+        read_passphrase(None)
+    monkeypatch.setenv("SVB_KEY_PASSPHRASE", "from-env")
+    assert read_passphrase(None) == b"from-env"
+
+
+def _chunk(i: int) -> PendingChunk:
+    return PendingChunk(
+        index=i, household_ids=[f"h{i}a", f"h{i}b"],
+        member_counts=np.array([1, 2]), member_bsns=np.array([1, 2, 3]),
+        thresholds=np.array([10, -10]),
+    )
+
+
+def test_journal_records_each_chunk_exactly_once(tmp_path: Path) -> None:
+    identity = {"input_sha256": "x", "period": "2025-01..2025-12"}
+    journal = Journal(tmp_path / "j.sqlite")
+    assert journal.matches_or_empty(identity) is False
+    journal.create({**identity, "batch_id": "b1"}, [_chunk(0), _chunk(1)], [("bad", "reason")])
+    journal.record(0, np.array([1, 0], dtype=np.int8), {})
+    with pytest.raises(JournalError, match="not recorded twice"):
+        journal.record(0, np.array([1, 0], dtype=np.int8), {})
+    journal.close()
+
+    reopened = Journal(tmp_path / "j.sqlite")
+    assert reopened.matches_or_empty(identity) is True
+    assert [c.index for c in reopened.pending()] == [1]
+    assert reopened.counts() == (2, 1)
+    with pytest.raises(JournalError, match="differs in period"):
+        reopened.matches_or_empty({**identity, "period": "2024-01..2024-12"})
+    reopened.record(1, np.array([0, 1], dtype=np.int8), {1: "refused by UWV: budget"})
+    assert list(reopened.results()) == [
+        ("h0a", "eligible", ""), ("h0b", "not_eligible", ""),
+        ("h1a", "not_eligible", ""), ("h1b", "rejected", "refused by UWV: budget"),
+        ("bad", "rejected", "reason"),
+    ]

@@ -1,0 +1,102 @@
+"""The polis store: imports are validated, atomic, and never lose an accepted snapshot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.models import Period
+from uwv_server.errors import ImportRefused, StoreError
+from uwv_server.store import Snapshot, import_polis
+from uwv_server.synth import generate
+from tests.conftest import POLIS_COLUMNS, bsn_from, write_csv
+
+A, B = bsn_from(1), bsn_from(2)
+GOOD = [
+    [A, 1, "pension", "2025-01", 10000, 1000],
+    [A, 1, "pension", "2025-02", 10000, 1000],
+    [A, 2, "wage", "2025-02", 5000, 500],
+    [A, 1, "pension", "2025-02", -2000, -200],  # correction
+    [B, 3, "benefit", "2024-12", 7000, 700],
+]
+
+
+def test_import_and_period_totals(tmp_path: Path) -> None:
+    result = import_polis(write_csv(tmp_path / "p.csv", POLIS_COLUMNS, GOOD), tmp_path / "s")
+    assert (result.rows, result.persons, result.rejected) == (5, 2, 0)
+    snap = Snapshot.open_current(tmp_path / "s")
+    assert snap.digest == result.snapshot
+    totals = snap.household_totals(
+        Period.parse("2025-01..2025-12"),
+        np.array([int(A), int(B), 111222333], dtype=np.int64),
+        np.array([1, 2], dtype=np.int64),
+    )
+    # A: 9000 + 9000 + 4500 - 1800; B has nothing in 2025; 111222333 is unknown -> 0
+    assert totals.tolist() == [20700, 0]
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (["12345678", 1, "wage", "2025-01", 1, 0], "bsn '12345678' is not nine digits"),
+        (["123456789", 1, "wage", "2025-01", 1, 0], "bsn '123456789' fails the elfproef"),
+        ([A, "r1", "wage", "2025-01", 1, 0], "relation_id 'r1' is not an integer"),
+        ([A, 1, "salary", "2025-01", 1, 0], "kind 'salary' is not one of"),
+        ([A, 1, "wage", "2025-13", 1, 0], "month '2025-13' is not YYYY-MM"),
+        ([A, 1, "wage", "25-01", 1, 0], "month '25-01' is not YYYY-MM"),
+        ([A, 1, "wage", "2025-01", "1.5", 0], "gross_cents '1.5' is not a whole number"),
+        ([A, 1, "wage", "2025-01", 1, ""], "tax_cents empty is not a whole number"),
+    ],
+)
+def test_invalid_rows_refuse_the_import_with_line(
+    tmp_path: Path, row: list[object], reason: str
+) -> None:
+    import_polis(write_csv(tmp_path / "ok.csv", POLIS_COLUMNS, GOOD), tmp_path / "s")
+    before = (tmp_path / "s" / "CURRENT").read_text()
+    with pytest.raises(ImportRefused) as info:
+        import_polis(write_csv(tmp_path / "p.csv", POLIS_COLUMNS, [*GOOD, row]), tmp_path / "s")
+    assert f"line 7: {reason}" in str(info.value)
+    # nothing already accepted is lost: the previous snapshot is still current
+    assert (tmp_path / "s" / "CURRENT").read_text() == before
+
+
+def test_skip_invalid_imports_the_rest_and_writes_rejects(tmp_path: Path) -> None:
+    rows = [*GOOD, ["123456789", 1, "wage", "2025-01", 1, 0]]
+    result = import_polis(
+        write_csv(tmp_path / "p.csv", POLIS_COLUMNS, rows), tmp_path / "s", skip_invalid=True
+    )
+    assert (result.rows, result.rejected) == (5, 1)
+    rejects = list((tmp_path / "s").glob("rejects-*.csv"))
+    assert len(rejects) == 1 and "elfproef" in rejects[0].read_text()
+
+
+def test_missing_columns_and_files(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("bsn,kind\n111222333,wage\n")
+    with pytest.raises(StoreError, match="missing column"):
+        import_polis(path, tmp_path / "s")
+    with pytest.raises(StoreError, match="no such file"):
+        import_polis(tmp_path / "nope.csv", tmp_path / "s")
+    with pytest.raises(StoreError, match="no polis loaded"):
+        Snapshot.open_current(tmp_path / "empty")
+
+
+def test_synthetic_generator_is_deterministic_and_loads(tmp_path: Path) -> None:
+    period = Period.parse("2025-01..2025-12")
+    a = generate(500, period, tmp_path / "a", seed=7)
+    b = generate(500, period, tmp_path / "b", seed=7)
+    assert a.polis_path.read_bytes() == b.polis_path.read_bytes()
+    assert a.households_path.read_bytes() == b.households_path.read_bytes()
+    result = import_polis(a.polis_path, tmp_path / "s")
+    assert result.rows == a.records
+    # some persons have no records at all; corrections (negative amounts) occur
+    assert result.persons < a.persons
+    import duckdb
+
+    con = duckdb.connect()
+    negatives = con.execute(
+        f"SELECT count(*) FROM read_parquet('{a.polis_path}') WHERE gross_cents < 0"
+    ).fetchall()
+    assert negatives[0][0] > 0
