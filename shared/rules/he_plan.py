@@ -205,7 +205,12 @@ class _Symbolic:
         assert isinstance(src, PolisSource)
         if set(src.sum_over) != {"members", "months"}:
             raise _refuse(node, f"input {name!r} is not summed over members and months")
-        attr = PolisAttribute(src.attribute)
+        try:
+            attr = PolisAttribute(src.attribute)
+        except ValueError:
+            raise _refuse(
+                node, f"polis attribute {src.attribute!r} is not an income amount"
+            ) from None
         poly: Poly = {}
         for k in src.kinds:
             if attr is not PolisAttribute.TAX_WITHHELD:
