@@ -14,3 +14,57 @@ Parse → check → evaluate, one module each:
 
 Errors derive from :class:`~shared.rules.errors.RuleError` (see that module for the tree).
 """
+
+from shared.rules.batch import Batch, BatchError, HouseholdFacts, category_is_couple
+from shared.rules.canonical import canonical_json, digest
+from shared.rules.check import CheckedRule, check
+from shared.rules.errors import (
+    NoNormInForce,
+    NotHeCompilable,
+    RuleError,
+    RuleEvaluationError,
+    RuleFormatError,
+    RuleReferenceError,
+    RuleTypeError,
+)
+from shared.rules.evaluate import Result, Trace, TraceEntry, evaluate
+from shared.rules.he_plan import HePlan, NormVersion, compile_he
+from shared.rules.interpret import interpret
+from shared.rules.model import Rule
+from shared.rules.parse import parse_file, parse_text
+from shared.rules.testcases import run_tests
+from shared.rules.verify import ReleasePolicy, Report, verify_file, verify_rule
+
+__all__ = [
+    "Batch",
+    "BatchError",
+    "CheckedRule",
+    "HePlan",
+    "HouseholdFacts",
+    "NoNormInForce",
+    "NormVersion",
+    "NotHeCompilable",
+    "ReleasePolicy",
+    "Report",
+    "Result",
+    "Rule",
+    "RuleError",
+    "RuleEvaluationError",
+    "RuleFormatError",
+    "RuleReferenceError",
+    "RuleTypeError",
+    "Trace",
+    "TraceEntry",
+    "canonical_json",
+    "category_is_couple",
+    "check",
+    "compile_he",
+    "digest",
+    "evaluate",
+    "interpret",
+    "parse_file",
+    "parse_text",
+    "run_tests",
+    "verify_file",
+    "verify_rule",
+]
