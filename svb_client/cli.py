@@ -11,6 +11,8 @@ from ``--passphrase-file`` or the ``SVB_KEY_PASSPHRASE`` environment variable.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,6 +47,8 @@ def _screen(args: argparse.Namespace) -> int:
         deadline_s=args.deadline,
     )
     summary = run_screen(job)
+    if args.summary_json:
+        args.summary_json.write_text(json.dumps(dataclasses.asdict(summary), indent=2))
     print(summary.text())
     print(f"outreach file: {args.out} (household_id, decision, reason)")
     return 0
@@ -82,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     screen.add_argument("--deadline", type=float, default=None, help="seconds for the stream")
     screen.add_argument("--quiet", action="store_true", help="no progress bar")
+    screen.add_argument("--summary-json", type=Path, help="also write the summary as JSON")
     screen.set_defaults(func=_screen)
 
     keys = sub.add_parser("keys", help="manage the secret key")

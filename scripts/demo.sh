@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The main job end to end on the embedded default: synthetic UWV polis data, a real UWV server
+# on localhost, a real SVB batch in masked mode, every decision checked against the oracle.
+#   HOUSEHOLDS=100000 PERIOD=2025-01..2025-12 ./scripts/demo.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+HOUSEHOLDS=${HOUSEHOLDS:-100000}
+PERIOD=${PERIOD:-2025-01..2025-12}
+WORK=${WORK:-demo-run}
+BIN=.venv/bin
+rm -rf "$WORK" && mkdir -p "$WORK"
+
+echo "== UWV: generate a synthetic polis and SVB's matching household file"
+"$BIN/uwv-server" generate --households "$HOUSEHOLDS" --period "$PERIOD" --out "$WORK/data"
+echo "== UWV: load the polis into the store"
+"$BIN/uwv-server" load --polis "$WORK/data/polis.parquet" --store "$WORK/store"
+
+echo "== UWV: serve on localhost (log: $WORK/server.log)"
+"$BIN/uwv-server" serve --store "$WORK/store" --port 0 --port-file "$WORK/port" \
+  2> "$WORK/server.log" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
+[ -s "$WORK/port" ] || { echo "server did not start:"; cat "$WORK/server.log"; exit 1; }
+PORT=$(cat "$WORK/port")
+
+echo "== SVB: screen $HOUSEHOLDS households (masked mode)"
+# A demo passphrase; a real operator keeps it in a secret store or types it in.
+head -c 24 /dev/urandom | base64 > "$WORK/passphrase"
+"$BIN/svb-client" screen --server "127.0.0.1:$PORT" --households "$WORK/data/households.parquet" \
+  --period "$PERIOD" --mode masked --out "$WORK/outreach.csv" \
+  --key "$WORK/svb-key.enc" --passphrase-file "$WORK/passphrase"
+
+echo "== check: every decision against the plaintext oracle (test tool: it sees both sides' data)"
+"$BIN/python" -m shared.oracle --store "$WORK/store" --households "$WORK/data/households.parquet" \
+  --period "$PERIOD" --outreach "$WORK/outreach.csv"
+echo "== UWV server log (tail)"
+tail -n 4 "$WORK/server.log"
