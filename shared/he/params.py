@@ -14,7 +14,7 @@ from typing import Final
 from shared.errors import CryptoError
 
 MAX_MODULUS_BITS_128: Final[dict[int, int]] = {4096: 109, 8192: 218, 16384: 438, 32768: 881}
-"""Largest total coefficient modulus (bits) giving 128-bit classical security, per ring dimension."""
+"""Largest coefficient modulus (bits) for 128-bit classical security, per ring dimension."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,8 @@ def check_security(poly_modulus_degree: int, modulus_bits: int) -> None:
         )
     if modulus_bits > limit:
         raise CryptoError(
-            f"coefficient modulus of {modulus_bits} bits at N={poly_modulus_degree} gives less than "
+            f"coefficient modulus of {modulus_bits} bits at N={poly_modulus_degree} gives less "
+            "than "
             f"128-bit security (at most {limit} bits allowed)"
         )
 
@@ -87,3 +88,135 @@ def parameter_set(name: str) -> CkksParams:
         ) from None
     check_security(params.poly_modulus_degree, params.modulus_bits)
     return params
+
+
+# --- BFV (strict mode) ----------------------------------------------------------------------
+
+MIN_NOISE_MARGIN_BITS: Final = 8
+"""Invariant noise budget (bits) that must remain after the strict comparison circuit.
+
+Decryption is exact while the budget is positive; 8 bits means the noise would have to grow
+256-fold beyond what the estimate (and the measurement in tests/unit/he) gives before a single
+slot could decrypt wrongly. Noise is a sum of thousands of independent terms, so it concentrates:
+the measured spread between ciphertexts is about one bit."""
+
+
+@dataclass(frozen=True, slots=True)
+class BfvParams:
+    """A BFV parameter set for the exact strict comparison (see :mod:`shared.he.strict`).
+
+    ``coeff_mod_bit_sizes`` lists the primes; the last is the special (key-switching) prime and
+    carries no noise budget. ``digit_bits`` is the width of one encrypted digit (SVB uploads its
+    one-hot encoding, ``2**digit_bits - 1`` ciphertexts per digit) and ``digits`` the number of
+    digits compared; the comparison circuit then has one plaintext multiplication and
+    ``ceil(log2(digits))`` ciphertext multiplications on its longest path.
+    """
+
+    name: str
+    poly_modulus_degree: int
+    plain_modulus: int
+    coeff_mod_bit_sizes: tuple[int, ...]
+    digit_bits: int
+    digits: int
+
+    def __post_init__(self) -> None:
+        check_security(self.poly_modulus_degree, self.modulus_bits)
+        # Batching needs a prime t = 1 (mod 2N); a composite t would silently break SIMD slots.
+        t = self.plain_modulus
+        if (t - 1) % (2 * self.poly_modulus_degree) or any(
+            t % p == 0 for p in range(2, int(t**0.5) + 1)
+        ):
+            raise CryptoError(
+                f"plain modulus {t} is not a prime congruent to 1 mod "
+                f"{2 * self.poly_modulus_degree} (needed for batching)"
+            )
+        if not 1 <= self.digit_bits <= 4 or self.digits < 1:
+            raise CryptoError("digit_bits must be 1..4 and digits at least 1")
+        remaining = self.estimated_remaining_budget_bits
+        if remaining < MIN_NOISE_MARGIN_BITS:
+            raise CryptoError(
+                f"{self.name}: a {self.circuit_depth}-level comparison would leave about "
+                f"{remaining:.0f} bits of noise budget at N={self.poly_modulus_degree} with "
+                f"{self.modulus_bits} modulus bits; at least {MIN_NOISE_MARGIN_BITS} are required"
+            )
+
+    @property
+    def slots(self) -> int:
+        return self.poly_modulus_degree
+
+    @property
+    def modulus_bits(self) -> int:
+        return sum(self.coeff_mod_bit_sizes)
+
+    @property
+    def compared_bits(self) -> int:
+        return self.digit_bits * self.digits
+
+    @property
+    def ciphertexts_per_chunk(self) -> int:
+        """Ciphertexts SVB uploads per chunk of ``slots`` households."""
+        return self.digits * ((1 << self.digit_bits) - 1)
+
+    @property
+    def circuit_depth(self) -> int:
+        """Ciphertext multiplications on the longest path of the comparison tree."""
+        return (self.digits - 1).bit_length()
+
+    @property
+    def estimated_remaining_budget_bits(self) -> float:
+        """Noise budget left after the circuit, by a model calibrated on this machine.
+
+        Measured with SEAL's ``invariant_noise_budget`` (t = 65537): a fresh ciphertext has
+        ``data_bits - log2(t) - 7`` bits; a plaintext multiplication by an arbitrary slot vector
+        costs ``log2(t) + log2(N)/2 - 2.5`` bits; a ciphertext multiplication with
+        relinearisation ``log2(t) + log2(N) - 2``; sums of up to 2**digit_bits terms and the
+        tree's additions cost about one bit per level, counted here.
+        """
+        log_t = float(self.plain_modulus.bit_length())
+        log_n = float(self.poly_modulus_degree.bit_length() - 1)
+        data_bits = sum(self.coeff_mod_bit_sizes[:-1])
+        fresh = data_bits - log_t - 7.0
+        plain = log_t + log_n / 2.0 - 2.5 + self.digit_bits
+        mult = log_t + log_n - 2.0 + 1.0
+        return fresh - plain - self.circuit_depth * mult
+
+
+STRICT_BFV_N8192: Final = BfvParams(
+    name="bfv-strict-n8192",
+    poly_modulus_degree=8192,
+    # 218 bits = the 128-bit limit at N=8192 (SEAL's default primes for this degree).
+    plain_modulus=65537,
+    coeff_mod_bit_sizes=(43, 43, 44, 44, 44),
+    # 13 digits of 2 bits = 26 bits, enough for every offset total threshold (< 2**26, see
+    # shared.he.strict). Depth: 1 plaintext + 4 ciphertext multiplications; measured remaining
+    # budget about 12 bits (estimate above: about 10). 39 ciphertexts of 432 KB per 8,192
+    # households: 2.06 KB uploaded per household. Exact: decrypts to 0 or 1.
+    digit_bits=2,
+    digits=13,
+)
+
+STRICT_BFV_N16384: Final = BfvParams(
+    name="bfv-strict-n16384",
+    poly_modulus_degree=16384,
+    # 340 bits <= 438: 128-bit security. Same circuit as the N=8192 set with about 110 bits of
+    # noise margin, for operators who want the margin rather than the speed (about 3x slower,
+    # ciphertexts of about 1.4 MB per 16,384 households, ~3.3 KB uploaded per household).
+    plain_modulus=65537,
+    coeff_mod_bit_sizes=(60, 60, 60, 60, 50, 50),
+    digit_bits=2,
+    digits=13,
+)
+
+BFV_PARAMETER_SETS: Final[dict[str, BfvParams]] = {
+    p.name: p for p in (STRICT_BFV_N8192, STRICT_BFV_N16384)
+}
+
+
+def bfv_parameter_set(name: str) -> BfvParams:
+    """Look up a named BFV parameter set; unknown names raise :class:`CryptoError`."""
+    try:
+        return BFV_PARAMETER_SETS[name]
+    except KeyError:
+        raise CryptoError(
+            f"unknown BFV parameter set {name!r}; known: {', '.join(sorted(BFV_PARAMETER_SETS))}"
+        ) from None

@@ -1,0 +1,257 @@
+"""The strict comparison protocol (DESIGN §3a, issue 3): SVB learns the decision bit, nothing else.
+
+Units are euro cents. For a household with ``n`` months, monthly threshold ``T`` (SVB's, secret)
+and period total ``S`` (UWV's, plaintext to UWV), the decision is exactly::
+
+    eligible  iff  S < n·T
+
+Encoding (public, both sides). ``n ≤ 24`` and ``|T| ≤ 2**20`` give ``|n·T| ≤ B = 24·2**20``.
+Both sides shift into non-negative integers below ``2**26``::
+
+    a = n·T + B + 1                    in [1, 2B + 1]     (SVB, encrypted)
+    s = clamp(S, −B − 1, B) + B + 1    in [0, 2B + 1]     (UWV, plaintext)
+
+and ``S < n·T  iff  s < a`` for *every* integer ``S``: inside the clamp band the shift is
+the same on both sides; ``S < −B − 1`` clamps to ``s = 0 < a`` (and indeed ``S < n·T``);
+``S > B`` clamps to ``s = 2B + 1 ≥ a`` (and indeed ``S ≥ n·T``). So households exactly at the
+threshold, one cent either side, negative totals and band edges are all decided exactly.
+
+Circuit. ``a`` is split into ``digits`` digits of ``digit_bits`` bits; SVB encrypts each digit
+one-hot (``2**digit_bits − 1`` ciphertexts per digit; the zero indicator is implied), batched
+over up to ``slots`` households. For a digit whose plaintext value on the server is ``y`` (per
+slot), "SVB's digit is greater" and "equal" are *linear* in the encrypted indicators ``h_d``::
+
+    GT = Σ_d h_d·[d > y]        EQ = [y = 0] + Σ_d h_d·([d = y] − [y = 0])
+
+(one plaintext multiplication per term). Digits are combined in a balanced tree,
+``GT = GT_hi + EQ_hi·GT_lo`` and ``EQ = EQ_hi·EQ_lo`` (the two GT terms are exclusive, so the
+sum is 0 or 1), giving ``[a > s]`` with ``ceil(log2(digits))`` ciphertext multiplications on the
+longest path. The result decrypts to exactly 0 or 1; anything else is an integrity error.
+
+Circuit privacy: before returning, the server adds a fresh public-key encryption of zero, so the
+result ciphertext is a fresh-looking ciphertext rather than a deterministic function of the
+uploaded ones. The *noise* is not flooded; docs/he.md says what that leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from shared.errors import CryptoError, InputError, IntegrityError
+from shared.he.backend import BfvCiphertext, PublicBfvContext, SecretBfvContext
+from shared.he.masked import THRESHOLD_BAND_CENTS
+from shared.he.params import BfvParams
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+MAX_MONTHS: Final = 24
+"""Longest reference period (months) a household total may cover."""
+
+TOTAL_BAND_CENTS: Final = MAX_MONTHS * THRESHOLD_BAND_CENTS
+"""``B``: every total threshold ``n·T`` lies in ``[−B, B]``."""
+
+OFFSET_LIMIT: Final = 2 * TOTAL_BAND_CENTS + 1
+"""Largest encoded value on either side (``2B + 1 < 2**26``)."""
+
+
+# --- encoding (both sides) --------------------------------------------------------------------
+
+
+def encode_total_thresholds(monthly_thresholds_cents: IntArray, months: int) -> IntArray:
+    """SVB: ``a = n·T + B + 1`` after checking ``T`` is in the band and ``1 ≤ n ≤ 24``."""
+    if not 1 <= months <= MAX_MONTHS:
+        raise InputError(f"a period of {months} months is outside 1..{MAX_MONTHS}")
+    t = np.asarray(monthly_thresholds_cents)
+    if t.ndim != 1 or t.dtype.kind not in "iu":
+        raise InputError(f"thresholds must be a 1-D integer array, got {t.dtype} {t.shape}")
+    t = t.astype(np.int64)
+    bad = np.flatnonzero((t < -THRESHOLD_BAND_CENTS) | (t > THRESHOLD_BAND_CENTS))
+    if bad.size:
+        raise InputError(
+            f"threshold {int(t[bad[0]])} cents at position {int(bad[0])} is outside the band "
+            f"±{THRESHOLD_BAND_CENTS}"
+        )
+    return months * t + (TOTAL_BAND_CENTS + 1)
+
+
+def encode_totals(totals_cents: IntArray) -> IntArray:
+    """UWV: ``s = clamp(S, −B − 1, B) + B + 1``; clamping never changes a decision."""
+    s = np.asarray(totals_cents)
+    if s.ndim != 1 or s.dtype.kind not in "iu":
+        raise InputError(f"totals must be a 1-D integer array, got {s.dtype} {s.shape}")
+    clamped = np.clip(s.astype(np.int64), -TOTAL_BAND_CENTS - 1, TOTAL_BAND_CENTS)
+    return clamped + (TOTAL_BAND_CENTS + 1)
+
+
+def _check_capacity(params: BfvParams) -> None:
+    if 1 << params.compared_bits <= OFFSET_LIMIT:
+        raise CryptoError(
+            f"{params.name} compares {params.compared_bits} bits; encoded values reach "
+            f"{OFFSET_LIMIT} and need {OFFSET_LIMIT.bit_length()}"
+        )
+
+
+def _digits(values: IntArray, params: BfvParams) -> list[IntArray]:
+    """Digits of ``values``, least significant first."""
+    mask = (1 << params.digit_bits) - 1
+    return [(values >> (params.digit_bits * i)) & mask for i in range(params.digits)]
+
+
+# --- SVB side ---------------------------------------------------------------------------------
+
+
+def encrypt_thresholds(
+    ctx: SecretBfvContext, monthly_thresholds_cents: IntArray, months: int
+) -> list[bytes]:
+    """Encrypt one chunk (at most ``slots`` households) of thresholds for strict evaluation.
+
+    Returns ``params.ciphertexts_per_chunk`` serialised ciphertexts: for each digit (least
+    significant first) the indicators ``[digit = d]`` for ``d = 1 .. 2**digit_bits − 1``.
+    """
+    params = ctx.params
+    _check_capacity(params)
+    a = encode_total_thresholds(monthly_thresholds_cents, months)
+    if not 1 <= len(a) <= params.slots:
+        raise InputError(f"a chunk holds 1 to {params.slots} households, got {len(a)}")
+    out: list[bytes] = []
+    for digit in _digits(a, params):
+        for d in range(1, 1 << params.digit_bits):
+            out.append(ctx.encrypt((digit == d).astype(np.int64)))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class StrictDecisions:
+    """Decisions for one chunk: ``eligible[i]`` is meaningful only where ``valid[i]``."""
+
+    eligible: BoolArray
+    valid: BoolArray
+
+    def integrity_errors(self) -> list[IntegrityError]:
+        """One error per slot that did not decrypt to exactly 0 or 1."""
+        return [
+            IntegrityError(
+                f"strict result slot {int(i)} did not decrypt to exactly 0 or 1; no decision is "
+                "taken for this household"
+            )
+            for i in np.flatnonzero(~self.valid)
+        ]
+
+
+def decide(values: IntArray) -> StrictDecisions:
+    """Decrypted slot values → decisions; only exactly 0 and exactly 1 are decisions."""
+    v = np.asarray(values, dtype=np.int64)
+    return StrictDecisions(eligible=v == 1, valid=(v == 0) | (v == 1))
+
+
+def decrypt_decisions(ctx: SecretBfvContext, result: bytes, count: int) -> StrictDecisions:
+    """Decrypt a chunk's result; a result of the wrong length is a :class:`CryptoError`."""
+    values = ctx.decrypt(result)
+    if len(values) != count:
+        raise CryptoError(f"result holds {len(values)} slots, the chunk has {count}")
+    return decide(values)
+
+
+# --- UWV side ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Node:
+    """A subtree of the comparison: ``gt`` is None where it is known to be zero in every slot."""
+
+    gt: BfvCiphertext | None
+    eq: BfvCiphertext | None
+
+
+def _linear(
+    terms: Sequence[tuple[BfvCiphertext, IntArray]], constant: IntArray | None
+) -> BfvCiphertext | None:
+    acc: BfvCiphertext | None = None
+    for ct, coefficient in terms:
+        if not coefficient.any():
+            continue  # skipping all-zero masks saves a plaintext multiplication
+        term = ct.mul_plain(coefficient)
+        acc = term if acc is None else acc + term
+    if constant is not None and acc is not None and constant.any():
+        acc = acc.add_plain(constant)
+    return acc
+
+
+def _leaf(indicators: Sequence[BfvCiphertext], y: IntArray, need_eq: bool) -> _Node:
+    levels = range(1, len(indicators) + 1)
+    gt = _linear(
+        [(h, (y < d).astype(np.int64)) for h, d in zip(indicators, levels, strict=True)], None
+    )
+    eq = None
+    if need_eq:
+        y0 = (y == 0).astype(np.int64)
+        eq = _linear(
+            [(h, (y == d).astype(np.int64) - y0) for h, d in zip(indicators, levels, strict=True)],
+            y0,
+        )
+        # Every slot has a nonzero coefficient (its own digit, or all −1 when y = 0), so eq is
+        # always a ciphertext.
+        if eq is None:
+            raise CryptoError("internal: equality term vanished")
+    return _Node(gt=gt, eq=eq)
+
+
+def _tree(
+    leaves: Sequence[Sequence[BfvCiphertext]], ys: Sequence[IntArray], need_eq: bool
+) -> _Node:
+    """Balanced comparison over digits ``leaves`` (least significant first)."""
+    if len(leaves) == 1:
+        return _leaf(leaves[0], ys[0], need_eq)
+    half = len(leaves) // 2
+    lo = _tree(leaves[:half], ys[:half], need_eq)
+    hi = _tree(leaves[half:], ys[half:], True)
+    assert hi.eq is not None
+    gt = hi.gt
+    if lo.gt is not None:
+        carried = hi.eq * lo.gt
+        gt = carried if gt is None else gt + carried
+    eq = hi.eq * lo.eq if need_eq and lo.eq is not None else None
+    return _Node(gt=gt, eq=eq)
+
+
+def evaluate_chunk(
+    ctx: PublicBfvContext, ciphertexts: Sequence[bytes], totals_cents: IntArray
+) -> bytes:
+    """UWV: the encrypted decision ``[S < n·T]`` for one chunk, re-randomised, serialised.
+
+    ``ciphertexts`` are SVB's upload for the chunk (as from :func:`encrypt_thresholds`),
+    ``totals_cents`` UWV's household totals over the period, in the same order.
+    """
+    params = ctx.params
+    _check_capacity(params)
+    per_digit = (1 << params.digit_bits) - 1
+    if len(ciphertexts) != params.ciphertexts_per_chunk:
+        raise CryptoError(
+            f"a strict chunk has {params.ciphertexts_per_chunk} ciphertexts, got {len(ciphertexts)}"
+        )
+    s = encode_totals(totals_cents)
+    count = len(s)
+    if not 1 <= count <= params.slots:
+        raise InputError(f"a chunk holds 1 to {params.slots} households, got {count}")
+    cts = [ctx.load(c, count) for c in ciphertexts]
+    leaves = [cts[i * per_digit : (i + 1) * per_digit] for i in range(params.digits)]
+    root = _tree(leaves, _digits(s, params), need_eq=False)
+    # Re-randomise: a fresh public-key encryption of zero makes the result's ciphertext
+    # components independent of the uploaded ones (also covers the all-zero case).
+    fresh = ctx.encrypt_zeros(count)
+    result = fresh if root.gt is None else root.gt + fresh
+    return result.serialize()
+
+
+def plaintext_decisions(
+    monthly_thresholds_cents: IntArray, months: int, totals_cents: IntArray
+) -> BoolArray:
+    """The oracle: ``S < n·T`` in integers, without any encoding."""
+    t = np.asarray(monthly_thresholds_cents, dtype=np.int64)
+    return np.asarray(totals_cents, dtype=np.int64) < months * t
