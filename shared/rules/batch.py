@@ -20,7 +20,7 @@ of the batch; results come back in the same order.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
@@ -57,7 +57,7 @@ class Batch:
     tax_cents: Mapping[SourceKind, IntArray]
     is_couple: BoolArray
     known_income_cents: IntArray
-    size: int = field(default=0)
+    size: int
 
     @classmethod
     def from_columns(

@@ -129,9 +129,8 @@ class _Checker:
         ):
             if name in seen:
                 raise RuleReferenceError(
-                    f"the name {name!r} is used for a {seen[name]} and again for an {what}"
-                    if what[0] in "aeiou"
-                    else f"the name {name!r} is used for a {seen[name]} and again for a {what}",
+                    f"the name {name!r} is used twice: for the {seen[name]} and for the {what} "
+                    f"declared here",
                     path=path,
                     expected="each definition, input and output has its own name",
                 )

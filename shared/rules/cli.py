@@ -13,6 +13,7 @@ from typing import TextIO
 from shared.errors import Error
 from shared.rules.canonical import digest
 from shared.rules.check import check
+from shared.rules.errors import RuleError
 from shared.rules.parse import parse_file
 from shared.rules.testcases import run_tests
 from shared.rules.verify import ReleasePolicy, verify_file
@@ -26,6 +27,9 @@ def check_command(path: str, out: TextIO, *, binding: str | None = None) -> int:
     """SVB's analyst: parse and type-check a rule and run its bundled test cases."""
     try:
         checked = check(parse_file(path, binding=binding))
+    except RuleError as exc:
+        out.write(f"REFUSED {exc.in_file(exc.file or path).diagnostics()}\n")
+        return EXIT_UNREADABLE
     except Error as exc:
         out.write(f"REFUSED {exc.diagnostics()}\n")
         return EXIT_UNREADABLE

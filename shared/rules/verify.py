@@ -215,6 +215,7 @@ def verify_rule(rule: Rule, *, policy: ReleasePolicy | None = None, file: str = 
         checked = check(rule)
     except RuleError as exc:
         code = type(exc).__name__.removeprefix("Rule").removesuffix("Error").lower()
+        exc.in_file(exc.file or base["file"])
         return Report(accepted=False, findings=(_finding(code, exc),), **base)
     findings: list[Finding] = []
     reads = tuple(_input_use(i) for i in rule.inputs if i.name in checked.used_inputs)

@@ -73,7 +73,7 @@ def test_self_reference_is_a_cycle() -> None:
 
 def test_duplicate_names_and_missing_actions() -> None:
     doc = document([], [{"name": "netto", "type": "amount"}])
-    with pytest.raises(RuleReferenceError, match="used for a input"):
+    with pytest.raises(RuleReferenceError, match="used twice: for the input and for the output"):
         checked(doc)
     doc = document([], [{"name": "x", "type": "amount"}])
     with pytest.raises(RuleReferenceError, match="never computed"):

@@ -53,6 +53,19 @@ def test_bad_files_give_exit_codes_not_tracebacks(tmp_path: Path) -> None:
     assert code == 2 and "cannot read" in text
 
 
+def test_type_error_names_file_and_path(tmp_path: Path) -> None:
+    bad = tmp_path / "types.yaml"
+    bad.write_text(
+        AIO.read_text().replace(
+            "values: [$norm, $bekend_inkomen]", "values: [$norm, $heeft_partner]"
+        )
+    )
+    code, text = run(check_command, str(bad))
+    assert code == 2
+    assert f"{bad}:machine_readable.execution.actions[1].value.values[1].values[1]" in text
+    assert "needs an amount or number here" in text
+
+
 def test_failing_test_case_makes_check_fail(tmp_path: Path) -> None:
     broken = tmp_path / "aio.yaml"
     broken.write_text(AIO.read_text().replace("drempel: 30321", "drempel: 30322"))

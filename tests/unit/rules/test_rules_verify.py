@@ -149,6 +149,7 @@ def test_check_errors_become_findings() -> None:
     report = verify(decision_doc({"operation": "LESS_THAN", "subject": "$netto", "value": "$x"}))
     assert not report.accepted
     assert report.findings[0].code == "reference"
+    assert report.findings[0].path == "test.yaml:machine_readable.actions[0].value.value"
     assert report.digest  # the rule parsed, so it has an identity
 
 
