@@ -2,12 +2,14 @@
 
 Parse → check → evaluate, one module each:
 
-* :mod:`~shared.rules.parse` (with :mod:`~shared.rules.load` and :mod:`~shared.rules.binding`):
-  YAML → frozen :class:`~shared.rules.model.Rule`;
+* :mod:`~shared.rules.parse`: YAML → frozen :class:`~shared.rules.model.Rule`, with
+  :mod:`~shared.rules.load` (safe YAML with limits), :mod:`~shared.rules.expressions`
+  (operation trees), :mod:`~shared.rules.sources` (input sources) and
+  :mod:`~shared.rules.binding` (RegelRecht bindings);
 * :mod:`~shared.rules.check`: names, types, references, cycles, value ranges → ``CheckedRule``;
 * :mod:`~shared.rules.canonical`: canonical JSON and the SHA-256 identity;
 * :mod:`~shared.rules.evaluate` (vectorised) and :mod:`~shared.rules.interpret` (per household);
-* :mod:`~shared.rules.testcases`: runs the test cases bundled with a rule;
+* :mod:`~shared.rules.testcases`: parses and runs the test cases bundled with a rule;
 * :mod:`~shared.rules.verify`: UWV's and the auditor's static verifier and its report;
 * :mod:`~shared.rules.he_plan`: the compiler to the homomorphic mode's plan;
 * :mod:`~shared.rules.cli`: command functions the CLIs wire up.

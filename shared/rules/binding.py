@@ -19,9 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.rules._syntax import name_of, no_extra
 from shared.rules.errors import RuleError, RuleFormatError
 from shared.rules.load import load_yaml, read_text
 from shared.rules.model import Source, TestCase
+from shared.rules.sources import parse_source
+from shared.rules.testcases import parse_test
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,7 @@ def load_binding(path: str | Path) -> Binding:
 
 def parse_binding(doc: dict[str, object]) -> Binding:
     """Parse a binding document (plain data)."""
-    # imported here: parse.py imports this module for the Binding type
-    from shared.rules.parse import _name, _no_extra, parse_source, parse_test
-
-    _no_extra(doc, {"binding_for", "inputs", "decision", "tests"}, "", "a binding")
+    no_extra(doc, {"binding_for", "inputs", "decision", "tests"}, "", "a binding")
     target = doc.get("binding_for")
     if not isinstance(target, str) or not target:
         raise RuleFormatError(
@@ -72,7 +72,7 @@ def parse_binding(doc: dict[str, object]) -> Binding:
                 path=path,
                 expected="{polis: ATTRIBUTE, kinds: [...]} or {query: FIELD}",
             )
-        inputs[_name(name, path, "input name")] = parse_source(raw, path)
+        inputs[name_of(name, path, "input name")] = parse_source(raw, path)
     decision = doc.get("decision")
     raw_tests = doc.get("tests", [])
     if not isinstance(raw_tests, list):
@@ -80,6 +80,6 @@ def parse_binding(doc: dict[str, object]) -> Binding:
     return Binding(
         binding_for=target,
         inputs=inputs,
-        decision=_name(decision, "decision", "decision") if decision is not None else None,
+        decision=name_of(decision, "decision", "decision") if decision is not None else None,
         tests=[parse_test(t, f"binding.tests[{i}]") for i, t in enumerate(raw_tests)],
     )

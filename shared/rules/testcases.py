@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.errors import Error
-from shared.models import Period
+from shared.models import Period, SourceKind
+from shared.rules._syntax import constant, fail, join, mapping, name_of, no_extra, text, whole
 from shared.rules.batch import Batch, HouseholdFacts
 from shared.rules.check import CheckedRule
 from shared.rules.evaluate import evaluate
 from shared.rules.interpret import interpret
-from shared.rules.model import TestCase
+from shared.rules.model import PolisSums, TestCase
 
 
 @dataclass(frozen=True)
@@ -74,3 +75,62 @@ def run_tests(checked: CheckedRule) -> tuple[TestOutcome, ...]:
 
 def _show(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def parse_test(value: object, path: str) -> TestCase:
+    """Parse a bundled test case (see docs/rules.md for its form)."""
+    m = mapping(value, path, "a test case")
+    no_extra(m, {"name", "period", "household", "expect"}, path, "a test case")
+    name = text(m.get("name"), join(path, "name"), "name")
+    period = text(m.get("period"), join(path, "period"), "period")
+    hpath = join(path, "household")
+    h = mapping(m.get("household"), hpath, "household")
+    no_extra(h, {"category", "known_income_cents", "polis"}, hpath, "household")
+    category = h.get("category")
+    if category not in ("single", "couple"):
+        raise fail(join(hpath, "category"), f"category is {category!r}", "single or couple")
+    ppath = join(hpath, "polis")
+    polis: list[tuple[SourceKind, PolisSums]] = []
+    for kind, sums in mapping(h.get("polis", {}), ppath, "polis").items():
+        kp = join(ppath, kind)
+        try:
+            sk = SourceKind(kind)
+        except ValueError:
+            raise fail(
+                kp,
+                f"{kind!r} is not a source kind",
+                "one of " + ", ".join(s.value for s in SourceKind),
+            ) from None
+        sm = mapping(sums, kp, "polis sums")
+        no_extra(sm, {"gross_cents", "tax_cents"}, kp, "polis sums")
+        polis.append(
+            (
+                sk,
+                PolisSums(
+                    gross_cents=whole(
+                        sm.get("gross_cents", 0), join(kp, "gross_cents"), "gross_cents"
+                    ),
+                    tax_cents=whole(sm.get("tax_cents", 0), join(kp, "tax_cents"), "tax_cents"),
+                ),
+            )
+        )
+    epath = join(path, "expect")
+    expect = mapping(m.get("expect"), epath, "expect")
+    if not expect:
+        raise fail(epath, "the test case expects nothing", "at least one output: value")
+    return TestCase(
+        name=name,
+        period=period,
+        has_partner=category == "couple",
+        known_income_cents=whole(
+            h.get("known_income_cents", 0), join(hpath, "known_income_cents"), "known_income_cents"
+        ),
+        polis=tuple(sorted(polis)),
+        expect=tuple(
+            sorted(
+                (name_of(k, join(epath, k), "output"), constant(v, join(epath, k)))
+                for k, v in expect.items()
+            )
+        ),
+        path=path,
+    )

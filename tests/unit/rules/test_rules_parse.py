@@ -8,8 +8,9 @@ import pytest
 from rules_testkit import decision_doc, document, parse, to_yaml
 
 from shared.rules.errors import RuleFormatError
+from shared.rules.expressions import MAX_EXPRESSION_DEPTH
 from shared.rules.load import MAX_DOCUMENT_BYTES
-from shared.rules.parse import MAX_EXPRESSION_DEPTH, parse_file, parse_text
+from shared.rules.parse import parse_file, parse_text
 
 LT = {"operation": "LESS_THAN", "subject": "$netto", "value": "$grens"}
 
