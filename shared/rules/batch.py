@@ -113,6 +113,20 @@ class Batch:
     @classmethod
     def from_households(cls, period: Period, rows: Sequence[HouseholdFacts]) -> Batch:
         """Build a batch from per-household rows (convenient for tests and small batches)."""
+        for i, r in enumerate(rows):
+            values = [*r.gross_cents.values(), *r.tax_cents.values()]
+            if any(abs(v) > MAX_POLIS_SUM_CENTS for v in values):
+                raise BatchError(
+                    f"household {i} has a polis sum beyond {MAX_POLIS_SUM_CENTS}",
+                    path=f"[{i}]",
+                    expected=f"|sum| <= {MAX_POLIS_SUM_CENTS} cents",
+                )
+            if not 0 <= r.known_income_cents <= MAX_KNOWN_INCOME_CENTS:
+                raise BatchError(
+                    f"household {i} has known income {r.known_income_cents}",
+                    path=f"[{i}]",
+                    expected=f"0..{MAX_KNOWN_INCOME_CENTS} cents",
+                )
         return cls.from_columns(
             period=period,
             gross_cents={

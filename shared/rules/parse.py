@@ -19,6 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from shared.rules._syntax import (
     as_date,
     as_list,
@@ -31,7 +33,7 @@ from shared.rules._syntax import (
     text,
 )
 from shared.rules.binding import Binding, load_binding
-from shared.rules.errors import RuleError
+from shared.rules.errors import RuleError, RuleFormatError
 from shared.rules.expressions import parse_expr
 from shared.rules.load import load_yaml, read_text
 from shared.rules.model import (
@@ -70,6 +72,13 @@ def parse_document(doc: dict[str, Any], *, binding: Binding | None = None, file:
         return _Parser(binding).document(doc, file)
     except RuleError as exc:
         raise exc.in_file(exc.file or file) from None
+    except ValidationError as exc:
+        # The parser checks every field before building a model; this is a safety net so
+        # that a gap there still ends as a refusal, never as a traceback.
+        first = exc.errors()[0]
+        raise RuleFormatError(
+            f"the document does not have the expected form: {first['msg']}", file=file
+        ) from None
 
 
 class _Parser:
@@ -186,9 +195,9 @@ class _Parser:
             "legal_basis",
         )
         for key in ("law", "article"):
-            if key not in m:
+            if m.get(key) is None:
                 raise fail(path, f"legal_basis has no {key!r}", "law and article")
-        return LegalBasis(**{k: text(v, join(path, k), k) for k, v in m.items() if v is not None})
+        return LegalBasis(**{k: text(v, join(path, k), k) for k, v in m.items()})
 
     def definitions(self, value: object, path: str) -> list[Definition]:
         m = mapping(value, path, "definitions")
