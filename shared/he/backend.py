@@ -193,6 +193,15 @@ def _new_bfv_context(params: BfvParams) -> ts.Context:
 
 
 def _bfv_keyless_bytes(ctx: ts.Context) -> bytes:
+    """The parameters alone, with TenSEAL's evaluation flags pinned.
+
+    The flags travel in the serialisation and TenSEAL changes them after the first encryption,
+    so they are set to fixed values (relinearise after every product) before comparing; the
+    server decides them, not the uploader.
+    """
+    ctx.auto_relin = True
+    ctx.auto_rescale = False
+    ctx.auto_mod_switch = False
     data: bytes = ctx.serialize(**_NO_KEYS)
     return data
 

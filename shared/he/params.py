@@ -181,34 +181,42 @@ class BfvParams:
         return fresh - plain - self.circuit_depth * mult
 
 
+STRICT_BFV_N16384: Final = BfvParams(
+    name="bfv-strict-n16384",
+    poly_modulus_degree=16384,
+    # 290 bits <= 438: 128-bit security. Depth: 1 plaintext + 4 ciphertext multiplications
+    # (13 digits of 2 bits = 26 bits, enough for every offset total threshold, see
+    # shared.he.strict). Measured remaining noise budget 77 bits (estimate above: 72), so a
+    # wrong slot is out of reach by a factor 2**77. 39 ciphertexts of ~1.0 MB per 16,384
+    # households: ~2.5 KB uploaded per household; result ~1.0 MB per chunk (~64 B/household);
+    # public context (public + relinearisation keys) ~6 MB. Exact: decrypts to 0 or 1.
+    # The default: as fast per household as the N=8192 set on this machine, with 60 more bits
+    # of margin.
+    plain_modulus=65537,
+    coeff_mod_bit_sizes=(60, 60, 60, 60, 50),
+    digit_bits=2,
+    digits=13,
+)
+
 STRICT_BFV_N8192: Final = BfvParams(
     name="bfv-strict-n8192",
     poly_modulus_degree=8192,
     # 218 bits = the 128-bit limit at N=8192 (SEAL's default primes for this degree).
+    # Same circuit; measured remaining budget 16 bits (estimate: 11), the thinnest margin we
+    # accept (MIN_NOISE_MARGIN_BITS = 8). 39 ciphertexts of 432 KB per 8,192 households:
+    # 2.06 KB uploaded per household; public context ~2.7 MB. For smaller uploads and
+    # chunks; the N=16384 set is the default.
     plain_modulus=65537,
     coeff_mod_bit_sizes=(43, 43, 44, 44, 44),
-    # 13 digits of 2 bits = 26 bits, enough for every offset total threshold (< 2**26, see
-    # shared.he.strict). Depth: 1 plaintext + 4 ciphertext multiplications; measured remaining
-    # budget about 12 bits (estimate above: about 10). 39 ciphertexts of 432 KB per 8,192
-    # households: 2.06 KB uploaded per household. Exact: decrypts to 0 or 1.
     digit_bits=2,
     digits=13,
 )
 
-STRICT_BFV_N16384: Final = BfvParams(
-    name="bfv-strict-n16384",
-    poly_modulus_degree=16384,
-    # 340 bits <= 438: 128-bit security. Same circuit as the N=8192 set with about 110 bits of
-    # noise margin, for operators who want the margin rather than the speed (about 3x slower,
-    # ciphertexts of about 1.4 MB per 16,384 households, ~3.3 KB uploaded per household).
-    plain_modulus=65537,
-    coeff_mod_bit_sizes=(60, 60, 60, 60, 50, 50),
-    digit_bits=2,
-    digits=13,
-)
+STRICT_DEFAULT: Final = STRICT_BFV_N16384
+"""The strict-mode set clients should use unless an operator chooses otherwise."""
 
 BFV_PARAMETER_SETS: Final[dict[str, BfvParams]] = {
-    p.name: p for p in (STRICT_BFV_N8192, STRICT_BFV_N16384)
+    p.name: p for p in (STRICT_BFV_N16384, STRICT_BFV_N8192)
 }
 
 
