@@ -41,6 +41,36 @@ class NormCategory(enum.StrEnum):
     COUPLE = "couple"
 
 
+@dataclass(frozen=True, slots=True)
+class IncomeWeights:
+    """How UWV's household total ``S`` is formed from polis records: per source kind, a
+    weight on the gross amount and one on the tax withheld. Net income of every kind is
+    ``gross +1, tax −1`` for all kinds (:data:`NET_INCOME`)."""
+
+    gross: tuple[tuple[SourceKind, int], ...]
+    tax: tuple[tuple[SourceKind, int], ...]
+
+    def __post_init__(self) -> None:
+        for name, weights in (("gross", self.gross), ("tax", self.tax)):
+            kinds = [k for k, _ in weights]
+            if sorted(kinds) != sorted(SourceKind) or len(kinds) != len(SourceKind):
+                raise InputError(f"{name} weights must name every source kind exactly once")
+            for kind, w in weights:
+                if not isinstance(w, int) or isinstance(w, bool) or not -16 <= w <= 16:
+                    raise InputError(f"{name} weight of {kind.value!r} must be an integer -16..16")
+
+    @classmethod
+    def of(cls, gross: dict[SourceKind, int], tax: dict[SourceKind, int]) -> IncomeWeights:
+        return cls(
+            gross=tuple((k, int(gross[k])) for k in SourceKind),
+            tax=tuple((k, int(tax[k])) for k in SourceKind),
+        )
+
+
+NET_INCOME: Final = IncomeWeights.of(dict.fromkeys(SourceKind, 1), dict.fromkeys(SourceKind, -1))
+"""Gross minus tax withheld, over every kind of income: the AIO rule's income."""
+
+
 _MONTH_RE: Final = re.compile(r"^(\d{4})-(\d{2})$")
 
 

@@ -21,7 +21,7 @@ from shared.errors import Error
 from shared.he.params import MASKED_N8192
 from shared.models import Period
 from svb_client.keys import load_or_create, read_passphrase
-from svb_client.runner import ScreenJob, run_screen
+from svb_client.runner import DEFAULT_RULE, ScreenJob, run_screen
 
 
 def _screen(args: argparse.Namespace) -> int:
@@ -41,6 +41,7 @@ def _screen(args: argparse.Namespace) -> int:
         journal=journal,
         secret=secret,
         mode=args.mode,
+        rule=args.rule,
         chunk_size=args.chunk_size,
         fresh=args.fresh,
         progress=not args.quiet,
@@ -74,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     screen.add_argument("--period", required=True, help="YYYY-MM..YYYY-MM")
     screen.add_argument("--mode", choices=("masked",), default="masked")
     screen.add_argument("--out", type=Path, required=True, help="outreach CSV to write")
+    screen.add_argument(
+        "--rule",
+        type=Path,
+        default=DEFAULT_RULE,
+        help="the eligibility rule (YAML); HE modes run its compiled HE plan",
+    )
     screen.add_argument("--key", type=Path, default=Path("svb-key.enc"))
     screen.add_argument("--passphrase-file", type=Path)
     screen.add_argument("--journal", type=Path, help="default: OUT.journal.sqlite")

@@ -28,14 +28,13 @@ from shared.errors import Error
 from shared.he.backend import SecretCkksContext, sha256_hex
 from shared.he.masked import decide, encode_thresholds, integrity_error
 from shared.he.params import MASKED_N8192, CkksParams
-from shared.models import NormCategory, Period
-from shared.norms import NormTable, load_norm_table
-from svb_client.households import HouseholdBatch, read_households
+from shared.models import NormCategory, Period, SourceKind
+from shared.rules import HePlan, check, compile_he, parse_file
+from svb_client.households import HouseholdBatch, IntArray, read_households
 from svb_client.journal import ELIGIBLE, NO_DECISION, NOT_ELIGIBLE, Journal, PendingChunk
 from svb_client.transport import Connection, ServerError, server_error
 
-# Until the rule language lands (issue 4) the masked mode runs this one rule.
-AIO_RULE_ID = "aio-income-test/v1: eligible iff S < n*(N - K)"
+DEFAULT_RULE = Path("rules/aio.yaml")
 
 
 @dataclass(slots=True)
@@ -115,19 +114,29 @@ class Progress:
         self.stream.flush()
 
 
-def _monthly_thresholds(batch: HouseholdBatch, period: Period, norms: NormTable) -> np.ndarray:
-    end = period.end.last_day()
-    norm = {c.value: norms.in_force(c, end).amount_cents for c in NormCategory}
-    per_household = np.array([norm[c] for c in batch.categories], dtype=np.int64)
-    return per_household - batch.known_income_cents
+def load_plan(rule_path: Path) -> HePlan:
+    """Parse, check and compile a rule to its HE plan; a rule outside the subset is refused."""
+    return compile_he(check(parse_file(rule_path)))
+
+
+def plan_thresholds(plan: HePlan, batch: HouseholdBatch, period: Period) -> IntArray:
+    """Integer total thresholds per household such that eligible iff ``S < threshold``."""
+    on = period.end.last_day()
+    categories = sorted(set(batch.categories))
+    norm = {c: plan.norm_cents(NormCategory(c), on) for c in categories}
+    n = period.months if plan.months_multiplier else 1
+    norms = np.array([norm[c] for c in batch.categories], dtype=np.int64)
+    thresholds = n * (norms - plan.known_income_coefficient * batch.known_income_cents)
+    # S <= T  iff  S < T + 1 for integers: the masked protocol only needs "<".
+    return thresholds + (1 if plan.comparison == "<=" else 0)
 
 
 def plan_chunks(
-    batch: HouseholdBatch, period: Period, norms: NormTable, chunk_size: int
+    batch: HouseholdBatch, period: Period, plan: HePlan, chunk_size: int
 ) -> list[PendingChunk]:
     """Split the accepted households into chunks of at most ``chunk_size`` slots."""
-    thresholds = _monthly_thresholds(batch, period, norms)
-    encode_thresholds(thresholds)  # refuses a threshold outside the public band, early
+    thresholds = plan_thresholds(plan, batch, period)
+    encode_thresholds(thresholds, period.months)  # refuses one outside the band, early
     offsets = np.concatenate([[0], np.cumsum(batch.member_counts)])
     chunks = []
     for index, start in enumerate(range(0, len(batch), chunk_size)):
@@ -153,6 +162,7 @@ class ScreenJob:
     journal: Path
     secret: SecretCkksContext
     mode: str = "masked"
+    rule: Path = DEFAULT_RULE
     chunk_size: int = MASKED_N8192.slots
     fresh: bool = False
     progress: bool = True
@@ -161,7 +171,7 @@ class ScreenJob:
     on_chunk_recorded: Callable[[int], None] | None = None
 
 
-def run_screen(job: ScreenJob, norms: NormTable | None = None) -> Summary:
+def run_screen(job: ScreenJob) -> Summary:
     """Run (or resume) one screening batch; returns its summary. Raises shared.errors.Error."""
     started = time.monotonic()
     params: CkksParams = job.secret.params
@@ -169,7 +179,7 @@ def run_screen(job: ScreenJob, norms: NormTable | None = None) -> Summary:
         raise Error(f"mode {job.mode!r} is not available yet; use --mode masked")
     if not 1 <= job.chunk_size <= params.slots:
         raise Error(f"--chunk-size must be 1..{params.slots}")
-    table = norms or load_norm_table()
+    plan = load_plan(job.rule)
     summary = Summary()
     if job.fresh and job.journal.exists():
         for suffix in ("", "-wal", "-shm"):
@@ -182,7 +192,7 @@ def run_screen(job: ScreenJob, norms: NormTable | None = None) -> Summary:
             "period": str(job.period),
             "mode": job.mode,
             "parameter_set": params.name,
-            "rule": AIO_RULE_ID,
+            "rule": plan.rule_digest,
             "chunk_size": str(job.chunk_size),
         }
         # The batch id is part of what is journalled (so a resumed run reuses it), not of
@@ -190,12 +200,12 @@ def run_screen(job: ScreenJob, norms: NormTable | None = None) -> Summary:
         if not journal.matches_or_empty(identity):
             identity["batch_id"] = str(uuid.uuid4())
             batch = read_households(job.households)
-            chunks = plan_chunks(batch, job.period, table, job.chunk_size)
+            chunks = plan_chunks(batch, job.period, plan, job.chunk_size)
             journal.create(identity, chunks, batch.rejected)
         total_chunks, done_before = journal.counts()
         summary.resumed_chunks = done_before
         batch_id = (journal.identity() or {}).get("batch_id", "")
-        _stream(job, journal, summary, params, total_chunks, batch_id)
+        _stream(job, journal, summary, plan, total_chunks, batch_id)
         _write_outreach(journal, job.out, summary)
     finally:
         journal.close()
@@ -207,10 +217,11 @@ def _stream(
     job: ScreenJob,
     journal: Journal,
     summary: Summary,
-    params: CkksParams,
+    plan: HePlan,
     total_chunks: int,
     batch_id: str,
 ) -> None:
+    params = job.secret.params
     pending = list(journal.pending())
     if not pending:
         return
@@ -225,8 +236,12 @@ def _stream(
             context_sha256=digest,
             mode=pb.MODE_MASKED,
             period=str(job.period),
-            rule_digest=sha256_hex(AIO_RULE_ID.encode()),
+            rule_digest=plan.rule_digest,
             chunk_count=total_chunks,
+            income_weights=[
+                pb.IncomeWeight(kind=k.value, gross=plan.gross_weight[k], tax=plan.tax_weight[k])
+                for k in SourceKind
+            ],
         )
         by_index = {c.index: c for c in pending}
         progress = Progress(sum(len(c.household_ids) for c in pending), enabled=job.progress)
@@ -241,7 +256,11 @@ def _stream(
                         index=chunk.index,
                         member_counts=chunk.member_counts.tolist(),
                         member_bsns=chunk.member_bsns.tolist(),
-                        ciphertexts=[job.secret.encrypt(encode_thresholds(chunk.thresholds))],
+                        ciphertexts=[
+                            job.secret.encrypt(
+                                encode_thresholds(chunk.thresholds, job.period.months)
+                            )
+                        ],
                     )
                 )
                 summary.bytes_sent += message.ByteSize()

@@ -13,6 +13,8 @@ import pytest
 from shared.he.backend import SecretCkksContext
 from shared.he.params import MASKED_N8192
 
+ROOT = Path(__file__).resolve().parent.parent
+AIO_RULE = ROOT / "rules" / "aio.yaml"
 POLIS_COLUMNS = ("bsn", "relation_id", "kind", "month", "gross_cents", "tax_cents")
 HOUSEHOLD_COLUMNS = ("household_id", "bsn", "category", "known_income_cents")
 

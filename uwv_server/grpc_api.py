@@ -21,7 +21,7 @@ from shared._proto.eligibility.v1 import eligibility_pb2 as pb
 from shared._proto.eligibility.v1 import eligibility_pb2_grpc as pb_grpc
 from shared.errors import CryptoError, Error, InputError
 from shared.he.params import PARAMETER_SETS
-from shared.models import MAX_HOUSEHOLD_MEMBERS, Period
+from shared.models import MAX_HOUSEHOLD_MEMBERS, IncomeWeights, Period, SourceKind
 from uwv_server.contexts import UnknownContext
 from uwv_server.service import BatchRequest, ChunkError, ScreeningService
 
@@ -59,6 +59,26 @@ def _detail(exc: Exception, code: pb.ErrorCode.ValueType, chunk_index: int = -1)
     return pb.ErrorDetail(
         code=code, message=str(exc), chunk_index=chunk_index, slot=slot, member=member
     )
+
+
+def _weights(header: pb.BatchHeader) -> IncomeWeights:
+    """The header's income weights as a domain object (every kind exactly once)."""
+    if not header.income_weights:
+        raise InputError("the header carries no income_weights (the rule's HE plan)")
+    gross: dict[SourceKind, int] = {}
+    tax: dict[SourceKind, int] = {}
+    for w in header.income_weights:
+        try:
+            kind = SourceKind(w.kind)
+        except ValueError:
+            raise InputError(f"income_weights: unknown source kind {w.kind!r}") from None
+        if kind in gross:
+            raise InputError(f"income_weights: source kind {w.kind!r} given twice")
+        gross[kind], tax[kind] = w.gross, w.tax
+    missing = [k.value for k in SourceKind if k not in gross]
+    if missing:
+        raise InputError(f"income_weights: no weight for {', '.join(missing)}")
+    return IncomeWeights.of(gross, tax)
 
 
 def _abort(context: grpc.ServicerContext, exc: Exception, field: str = "") -> NoReturn:
@@ -120,6 +140,7 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
                 period=Period.parse(header.period),
                 rule_digest=header.rule_digest,
                 chunk_count=header.chunk_count,
+                weights=_weights(header),
             )
             batch = self._service.open_batch(request)
         except Error as exc:

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from shared.errors import CryptoError, InputError
 from shared.he.backend import PublicCkksContext
 from shared.he.masked import RandomBytes, mask_operands
-from shared.models import MAX_HOUSEHOLD_MEMBERS, Period
+from shared.models import MAX_HOUSEHOLD_MEMBERS, IncomeWeights, Period
 from uwv_server.contexts import ContextRegistry
 from uwv_server.store import Snapshot
 
@@ -47,6 +47,7 @@ class BatchRequest:
     period: Period
     rule_digest: str
     chunk_count: int
+    weights: IncomeWeights
 
 
 @dataclass(slots=True)
@@ -194,7 +195,9 @@ class ScreeningService:
             member_bsns=member_bsns,
             member_counts=member_counts,
         )
-        totals = self.snapshot.household_totals(batch.request.period, member_bsns, member_counts)
+        totals = self.snapshot.household_totals(
+            batch.request.period, member_bsns, member_counts, batch.request.weights
+        )
         ops = mask_operands(totals, batch.request.period.months, params, self._random_bytes)
         if refused:
             # A refused household's slot must say nothing about its income: zero it out.

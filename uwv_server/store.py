@@ -6,7 +6,7 @@ Layout of a store directory::
       CURRENT                      name of the active snapshot
       snapshots/<digest>/
         records.parquet            every polis record, sorted by (bsn, month, relation_id)
-        monthly.parquet            net income per (bsn, month): the only thing screening reads
+        monthly.parquet            gross and tax per (bsn, month, kind): what screening reads
         manifest.json              row counts, months covered, digest
 
 An import writes a new snapshot next to the old ones and then switches ``CURRENT`` atomically,
@@ -34,7 +34,7 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 
-from shared.models import Period
+from shared.models import NET_INCOME, IncomeWeights, Period, SourceKind
 from uwv_server.errors import ImportRefused, StoreError
 
 IntArray = npt.NDArray[np.int64]
@@ -155,8 +155,10 @@ def import_polis(path: Path, store: Path, *, skip_invalid: bool = False) -> Impo
                 ) TO '{records}' (FORMAT parquet, ROW_GROUP_SIZE 1000000)"""
             )
             con.execute(
-                f"""COPY (SELECT bsn, month, SUM(gross_cents - tax_cents) AS net_cents
-                    FROM read_parquet('{records}') GROUP BY bsn, month ORDER BY bsn, month)
+                f"""COPY (SELECT bsn, month, kind, SUM(gross_cents)::BIGINT AS gross_cents,
+                           SUM(tax_cents)::BIGINT AS tax_cents
+                    FROM read_parquet('{records}') GROUP BY bsn, month, kind
+                    ORDER BY bsn, month, kind)
                     TO '{tmp / "monthly.parquet"}' (FORMAT parquet)"""
             )
             stats = con.execute(
@@ -190,6 +192,16 @@ def import_polis(path: Path, store: Path, *, skip_invalid: bool = False) -> Impo
         con.close()
 
 
+def _weighted_sql(weights: IncomeWeights) -> str:
+    """``Σ_kinds w_gross·gross + w_tax·tax`` as SQL; weights are validated integers."""
+    gross, tax = dict(weights.gross), dict(weights.tax)
+    cases = " ".join(
+        f"WHEN '{k.value}' THEN {int(gross[k])} * gross_cents + {int(tax[k])} * tax_cents"
+        for k in gross
+    )
+    return f"CASE kind {cases} ELSE 0 END"
+
+
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -214,7 +226,7 @@ class Snapshot:
         except (OSError, ValueError) as exc:
             raise StoreError(f"{directory}: snapshot manifest unreadable: {exc}") from None
         self.digest: str = str(self.manifest["digest"])
-        self._cache: dict[tuple[int, int], tuple[IntArray, IntArray]] = {}
+        self._cache: dict[tuple[int, int, IncomeWeights], tuple[IntArray, IntArray]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -228,9 +240,11 @@ class Snapshot:
             ) from None
         return cls(store / "snapshots" / name)
 
-    def period_totals(self, period: Period) -> tuple[IntArray, IntArray]:
-        """Sorted BSNs and their total net income (cents) over ``period``."""
-        key = (period.start.index, period.end.index)
+    def period_totals(
+        self, period: Period, weights: IncomeWeights = NET_INCOME
+    ) -> tuple[IntArray, IntArray]:
+        """Sorted BSNs and their weighted income total (cents) over ``period``."""
+        key = (period.start.index, period.end.index, weights)
         with self._lock:
             cached = self._cache.get(key)
             if cached is None:
@@ -238,7 +252,7 @@ class Snapshot:
                 try:
                     monthly = str(self.directory / "monthly.parquet").replace("'", "''")
                     result = con.execute(
-                        "SELECT bsn, SUM(net_cents)::BIGINT AS total "
+                        f"SELECT bsn, SUM({_weighted_sql(weights)})::BIGINT AS total "
                         f"FROM read_parquet('{monthly}') WHERE month BETWEEN ? AND ? "
                         "GROUP BY bsn ORDER BY bsn",
                         [key[0], key[1]],
@@ -255,19 +269,49 @@ class Snapshot:
             return cached
 
     def household_totals(
-        self, period: Period, member_bsns: IntArray, member_counts: IntArray
+        self,
+        period: Period,
+        member_bsns: IntArray,
+        member_counts: IntArray,
+        weights: IncomeWeights = NET_INCOME,
     ) -> IntArray:
         """Total net income per household; a BSN without records counts as zero.
 
         Unknown BSNs and persons without records are indistinguishable on purpose: SVB must
         not learn whether a BSN is known at UWV.
         """
-        bsns, totals = self.period_totals(period)
+        bsns, totals = self.period_totals(period, weights)
         if len(bsns) == 0:
             return np.zeros(len(member_counts), dtype=np.int64)
         idx = np.searchsorted(bsns, member_bsns)
         idx_c = np.minimum(idx, len(bsns) - 1)
         found = bsns[idx_c] == member_bsns
         per_member = np.where(found, totals[idx_c], 0)
-        offsets = np.concatenate([[0], np.cumsum(member_counts)[:-1]]).astype(np.int64)
-        return np.add.reduceat(per_member, offsets).astype(np.int64)
+        return _per_household(per_member, member_counts)
+
+    def household_kind_sums(
+        self, period: Period, member_bsns: IntArray, member_counts: IntArray
+    ) -> tuple[dict[SourceKind, IntArray], dict[SourceKind, IntArray]]:
+        """Per source kind, each household's gross and tax totals over ``period``.
+
+        What a rule may read (the rule evaluator's batch columns); zero for unknown BSNs.
+        """
+        gross: dict[SourceKind, IntArray] = {}
+        tax: dict[SourceKind, IntArray] = {}
+        for kind in SourceKind:
+            only = dict.fromkeys(SourceKind, 0)
+            only[kind] = 1
+            nothing = dict.fromkeys(SourceKind, 0)
+            gross[kind] = self.household_totals(
+                period, member_bsns, member_counts, IncomeWeights.of(only, nothing)
+            )
+            tax[kind] = self.household_totals(
+                period, member_bsns, member_counts, IncomeWeights.of(nothing, only)
+            )
+        return gross, tax
+
+
+def _per_household(per_member: IntArray, member_counts: IntArray) -> IntArray:
+    """Sum consecutive runs of ``member_counts`` members (every count is at least one)."""
+    offsets = np.concatenate([[0], np.cumsum(member_counts)[:-1]]).astype(np.int64)
+    return np.add.reduceat(per_member, offsets).astype(np.int64)

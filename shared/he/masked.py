@@ -1,8 +1,10 @@
 """The masked comparison protocol (DESIGN §3a), without any cryptography in it.
 
-Units are euro cents per month. For a household ``h`` with ``n`` months in the period:
+Units are euro cents per month. For a household ``h`` with ``n`` months in the period, the
+rule's HE plan (:mod:`shared.rules.he_plan`) gives an integer total threshold ``n·T_h`` (for
+the AIO rule ``n·(N − K)``) and UWV an integer total ``S_h``; eligible iff ``S_h < n·T_h``.
 
-- SVB encrypts its monthly threshold ``T_h = N(category) − K_h`` (an integer);
+- SVB encrypts its monthly threshold ``T_h`` (the total divided by ``n``);
 - UWV computes the monthly average ``I_h = S_h / n`` of its own data, clamps it into the
   public band, and evaluates slot-wise on the ciphertext::
 
@@ -54,16 +56,19 @@ def _uniform(random_bytes: RandomBytes, count: int) -> FloatArray:
 # --- SVB side -----------------------------------------------------------------------------
 
 
-def encode_thresholds(monthly_thresholds_cents: IntArray) -> FloatArray:
-    """Check the thresholds lie in the public band and turn them into slot values."""
-    t = np.asarray(monthly_thresholds_cents, dtype=np.int64)
-    bad = np.flatnonzero((t < -THRESHOLD_BAND_CENTS) | (t > THRESHOLD_BAND_CENTS))
+def encode_thresholds(total_thresholds_cents: IntArray, months: int) -> FloatArray:
+    """Monthly slot values ``T/n`` for integer total thresholds, checked against the band.
+
+    A rule comparing with ``<=`` is handled by the caller passing ``T + 1`` (integers).
+    """
+    monthly = np.asarray(total_thresholds_cents, dtype=np.int64).astype(np.float64) / months
+    bad = np.flatnonzero(np.abs(monthly) > THRESHOLD_BAND_CENTS)
     if bad.size:
         raise InputError(
-            f"threshold {int(t[bad[0]])} cents at position {int(bad[0])} is outside the band "
-            f"±{THRESHOLD_BAND_CENTS}"
+            f"monthly threshold {monthly[bad[0]]:.2f} cents at position {int(bad[0])} is outside "
+            f"the band ±{THRESHOLD_BAND_CENTS}"
         )
-    return t.astype(np.float64)
+    return monthly
 
 
 @dataclass(frozen=True, slots=True)

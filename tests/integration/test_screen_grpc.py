@@ -26,7 +26,7 @@ from shared.models import Period
 from shared.oracle import oracle_decisions
 from svb_client.households import read_households
 from svb_client.runner import ScreenJob, run_screen
-from tests.conftest import HOUSEHOLD_COLUMNS, POLIS_COLUMNS, bsn_from, write_csv
+from tests.conftest import AIO_RULE, HOUSEHOLD_COLUMNS, POLIS_COLUMNS, bsn_from, write_csv
 from uwv_server.store import Snapshot, import_polis
 from uwv_server.synth import generate
 
@@ -62,11 +62,13 @@ def _edge_case_data(tmp_path: Path) -> tuple[Path, Path, dict[str, bool]]:
             polis.append([bsn, 1, "pension", "2025-06", correction - 50, -50])
         return bsn
 
-    def household(hid: str, category: str, known: list[int], totals: list[int], eligible: bool,
-                  **kw: Any) -> None:
+    def household(
+        hid: str, category: str, known: list[int], totals: list[int], eligible: bool, **kw: Any
+    ) -> None:
         for k, t in zip(known, totals, strict=True):
-            households.append([hid, person(t, **kw) if t is not None else bsn_from(next(counter)),
-                               category, k])
+            households.append(
+                [hid, person(t, **kw) if t is not None else bsn_from(next(counter)), category, k]
+            )
         expected[hid] = eligible
 
     k = 100_000
@@ -97,13 +99,21 @@ def _edge_case_data(tmp_path: Path) -> tuple[Path, Path, dict[str, bool]]:
 
 def _job(hh: Path, target: str, tmp_path: Path, secret: SecretCkksContext, **kw: Any) -> ScreenJob:
     return ScreenJob(
-        households=hh, server=target, period=PERIOD, out=tmp_path / "out.csv",
-        journal=tmp_path / "journal.sqlite", secret=secret, progress=False, **kw,
+        households=hh,
+        server=target,
+        period=PERIOD,
+        out=tmp_path / "out.csv",
+        journal=tmp_path / "journal.sqlite",
+        secret=secret,
+        progress=False,
+        rule=AIO_RULE,
+        **kw,
     )
 
 
-def test_edge_cases_match_the_oracle(tmp_path: Path, start_server: Any,
-                                     secret_context: SecretCkksContext) -> None:
+def test_edge_cases_match_the_oracle(
+    tmp_path: Path, start_server: Any, secret_context: SecretCkksContext
+) -> None:
     polis, hh, expected = _edge_case_data(tmp_path)
     import_polis(polis, tmp_path / "store")
     server = start_server(tmp_path / "store")
@@ -119,8 +129,9 @@ def test_edge_cases_match_the_oracle(tmp_path: Path, start_server: Any,
     assert summary.bytes_sent > 0 and summary.bytes_received > 0
 
 
-def test_synthetic_batch_with_rejects_matches_oracle(tmp_path: Path, start_server: Any,
-                                                     secret_context: SecretCkksContext) -> None:
+def test_synthetic_batch_with_rejects_matches_oracle(
+    tmp_path: Path, start_server: Any, secret_context: SecretCkksContext
+) -> None:
     synth = generate(3000, PERIOD, tmp_path / "data", seed=11, fmt="csv")
     import_polis(synth.polis_path, tmp_path / "store")
     rows = list(csv.reader(synth.households_path.open()))
@@ -160,18 +171,38 @@ def wire(tmp_path: Path, start_server: Any, secret_context: SecretCkksContext) -
     channel.close()
 
 
-def _header(digest: str, period: str = "2025-01..2025-12") -> pb.ScreenRequest:
-    return pb.ScreenRequest(header=pb.BatchHeader(
-        batch_id="t", context_sha256=digest, mode=pb.MODE_MASKED, period=period
-    ))
+NET = [pb.IncomeWeight(kind=k, gross=1, tax=-1) for k in ("wage", "benefit", "pension", "other")]
 
 
-def _chunk(index: int, secret: SecretCkksContext, bsns: list[int], counts: list[int],
-           ciphertext: bytes | None = None) -> pb.ScreenRequest:
-    ct = ciphertext if ciphertext is not None else secret.encrypt(
-        encode_thresholds(np.zeros(len(counts), dtype=np.int64)))
-    return pb.ScreenRequest(chunk=pb.Chunk(index=index, member_counts=counts, member_bsns=bsns,
-                                           ciphertexts=[ct]))
+def _header(
+    digest: str, period: str = "2025-01..2025-12", weights: list[pb.IncomeWeight] = NET
+) -> pb.ScreenRequest:
+    return pb.ScreenRequest(
+        header=pb.BatchHeader(
+            batch_id="t",
+            context_sha256=digest,
+            mode=pb.MODE_MASKED,
+            period=period,
+            income_weights=weights,
+        )
+    )
+
+
+def _chunk(
+    index: int,
+    secret: SecretCkksContext,
+    bsns: list[int],
+    counts: list[int],
+    ciphertext: bytes | None = None,
+) -> pb.ScreenRequest:
+    ct = (
+        ciphertext
+        if ciphertext is not None
+        else secret.encrypt(encode_thresholds(np.zeros(len(counts), dtype=np.int64), 12))
+    )
+    return pb.ScreenRequest(
+        chunk=pb.Chunk(index=index, member_counts=counts, member_bsns=bsns, ciphertexts=[ct])
+    )
 
 
 def _error_detail(exc: grpc.RpcError) -> pb.ErrorDetail:
@@ -189,8 +220,9 @@ def test_health_and_reflection(wire: Any) -> None:
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
     stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-    responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(
-        list_services="")]))
+    responses = stub.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+    )
     names = {s.name for r in responses for s in r.list_services_response.service}
     assert "eligibility.v1.Screening" in names
 
@@ -208,8 +240,11 @@ def test_context_with_secret_key_is_refused_over_the_wire(
 ) -> None:
     stub, _, _ = wire
     with pytest.raises(grpc.RpcError) as info:
-        stub.UploadContext(pb.UploadContextRequest(
-            parameter_set=MASKED_N8192.name, context=secret_context.secret_bytes()))
+        stub.UploadContext(
+            pb.UploadContextRequest(
+                parameter_set=MASKED_N8192.name, context=secret_context.secret_bytes()
+            )
+        )
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
     assert "secret key" in info.value.details()  # type: ignore[attr-defined]
 
@@ -221,6 +256,25 @@ def test_malformed_period_is_refused(wire: Any, period: str) -> None:
         list(stub.Screen(iter([_header(digest, period)])))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
     assert _error_detail(info.value).field == "header"
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ([], "no income_weights"),
+        (NET[:3], "no weight for other"),
+        ([*NET, pb.IncomeWeight(kind="wage", gross=1, tax=-1)], "given twice"),
+        ([*NET[:3], pb.IncomeWeight(kind="lottery", gross=1, tax=-1)], "unknown source kind"),
+        ([*NET[:3], pb.IncomeWeight(kind="other", gross=99, tax=-1)], "-16..16"),
+    ],
+)
+def test_bad_income_weights_are_refused(
+    wire: Any, weights: list[pb.IncomeWeight], message: str
+) -> None:
+    stub, _, digest = wire
+    with pytest.raises(grpc.RpcError) as info:
+        list(stub.Screen(iter([_header(digest, weights=weights)])))
+    assert message in info.value.details()  # type: ignore[attr-defined]
 
 
 def test_missing_header_is_refused(wire: Any, secret_context: SecretCkksContext) -> None:
@@ -238,12 +292,12 @@ def test_bad_chunks_fail_alone_and_the_stream_goes_on(
     ct = secret_context.encrypt(np.zeros(1))
     requests = [
         _header(digest),
-        _chunk(0, secret_context, [good, 123456789], [2]),           # bad BSN, slot 0 member 1
+        _chunk(0, secret_context, [good, 123456789], [2]),  # bad BSN, slot 0 member 1
         _chunk(1, secret_context, [good], [1], ciphertext=ct[:100]),  # corrupt ciphertext
-        _chunk(2, secret_context, [good] * 7, [7]),                   # oversized household
-        _chunk(3, secret_context, [good], [2]),                       # counts do not add up
+        _chunk(2, secret_context, [good] * 7, [7]),  # oversized household
+        _chunk(3, secret_context, [good], [2]),  # counts do not add up
         _chunk(4, secret_context, [good], [1], ciphertext=b"\x00" * (5 << 20)),  # oversized
-        _chunk(5, secret_context, [good], [1]),                       # fine
+        _chunk(5, secret_context, [good], [1]),  # fine
     ]
     responses = list(stub.Screen(iter(requests)))
     results = [r.result for r in responses if r.WhichOneof("item") == "result"]
@@ -261,12 +315,23 @@ def test_bad_chunks_fail_alone_and_the_stream_goes_on(
     assert stub.GetServerInfo(pb.GetServerInfoRequest()).server_version
 
 
-def test_too_many_households_for_one_ciphertext(wire: Any, secret_context: SecretCkksContext) -> None:
+def test_too_many_households_for_one_ciphertext(
+    wire: Any, secret_context: SecretCkksContext
+) -> None:
     stub, _, digest = wire
     count = MASKED_N8192.slots + 1
-    responses = list(stub.Screen(iter([
-        _header(digest), _chunk(0, secret_context, [int(bsn_from(1))] * count, [1] * count,
-                                ciphertext=b"x")])))
+    responses = list(
+        stub.Screen(
+            iter(
+                [
+                    _header(digest),
+                    _chunk(
+                        0, secret_context, [int(bsn_from(1))] * count, [1] * count, ciphertext=b"x"
+                    ),
+                ]
+            )
+        )
+    )
     assert "at most 4096 per chunk" in responses[0].result.error.message
 
 
@@ -279,13 +344,36 @@ def test_resume_after_kill_loses_and_duplicates_nothing(
     (tmp_path / "pass").write_text("resume-test-passphrase")
     out, journal = tmp_path / "out.csv", tmp_path / "journal.sqlite"
     cmd = [
-        sys.executable, "-m", "svb_client.cli", "screen", "--server", server.target,
-        "--households", str(synth.households_path), "--period", str(PERIOD), "--out", str(out),
-        "--journal", str(journal), "--key", str(tmp_path / "key"),
-        "--passphrase-file", str(tmp_path / "pass"), "--chunk-size", "32", "--quiet",
+        sys.executable,
+        "-m",
+        "svb_client.cli",
+        "screen",
+        "--server",
+        server.target,
+        "--households",
+        str(synth.households_path),
+        "--period",
+        str(PERIOD),
+        "--out",
+        str(out),
+        "--journal",
+        str(journal),
+        "--key",
+        str(tmp_path / "key"),
+        "--passphrase-file",
+        str(tmp_path / "pass"),
+        "--chunk-size",
+        "32",
+        "--quiet",
+        "--rule",
+        str(AIO_RULE),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path.cwd())},
+    )
     done, total = 0, 0
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -293,7 +381,8 @@ def test_resume_after_kill_loses_and_duplicates_nothing(
             try:
                 with sqlite3.connect(journal, timeout=0.1) as db:
                     total, done = db.execute(
-                        "SELECT count(*), coalesce(sum(done), 0) FROM chunks").fetchone()
+                        "SELECT count(*), coalesce(sum(done), 0) FROM chunks"
+                    ).fetchone()
             except sqlite3.Error:
                 pass
         if done >= 20:
@@ -304,8 +393,9 @@ def test_resume_after_kill_loses_and_duplicates_nothing(
     assert 20 <= done < total, f"the kill did not land mid-batch ({done}/{total})"
     assert not out.exists()
 
-    again = subprocess.run(cmd, capture_output=True, text=True,
-                           env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+    again = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path.cwd())}
+    )
     assert again.returncode == 0, again.stderr
     assert "chunks already done before this run" in again.stdout
     decisions = _outreach(out)
@@ -316,8 +406,9 @@ def test_resume_after_kill_loses_and_duplicates_nothing(
     assert {h: d == "eligible" for h, (d, _) in decisions.items()} == expected
 
 
-def test_journal_of_another_batch_is_refused(tmp_path: Path, start_server: Any,
-                                             secret_context: SecretCkksContext) -> None:
+def test_journal_of_another_batch_is_refused(
+    tmp_path: Path, start_server: Any, secret_context: SecretCkksContext
+) -> None:
     polis, hh, _ = _edge_case_data(tmp_path)
     import_polis(polis, tmp_path / "store")
     server = start_server(tmp_path / "store")
@@ -325,17 +416,54 @@ def test_journal_of_another_batch_is_refused(tmp_path: Path, start_server: Any,
     from shared.errors import Error
 
     with pytest.raises(Error, match="belongs to a different batch"):
-        run_screen(ScreenJob(
-            households=hh, server=server.target, period=Period.parse("2025-01..2025-06"),
-            out=tmp_path / "out2.csv", journal=tmp_path / "journal.sqlite",
-            secret=secret_context, progress=False))
+        run_screen(
+            ScreenJob(
+                households=hh,
+                server=server.target,
+                period=Period.parse("2025-01..2025-06"),
+                out=tmp_path / "out2.csv",
+                journal=tmp_path / "journal.sqlite",
+                secret=secret_context,
+                progress=False,
+                rule=AIO_RULE,
+            )
+        )
 
 
-def test_unreachable_server_is_a_clear_error(tmp_path: Path,
-                                             secret_context: SecretCkksContext) -> None:
+def test_unreachable_server_is_a_clear_error(
+    tmp_path: Path, secret_context: SecretCkksContext
+) -> None:
     _, hh, _ = _edge_case_data(tmp_path)
     from svb_client.transport import ServerError
 
     job = _job(hh, "127.0.0.1:1", tmp_path, secret_context, connect_timeout_s=1.0)
-    with pytest.raises(ServerError, match="unreachable|DEADLINE"):
+    with pytest.raises(ServerError, match=r"unreachable|DEADLINE"):
         run_screen(job)
+
+
+def test_masked_mode_agrees_with_the_rule_evaluator(
+    tmp_path: Path, start_server: Any, secret_context: SecretCkksContext
+) -> None:
+    """The HE mode runs the rule's compiled plan; the rule evaluator runs the rule itself."""
+    from shared.rules import Batch, check, evaluate, parse_file
+
+    synth = generate(2000, PERIOD, tmp_path / "data", seed=21)
+    import_polis(synth.polis_path, tmp_path / "store")
+    server = start_server(tmp_path / "store")
+    run_screen(_job(synth.households_path, server.target, tmp_path, secret_context))
+    he = {h: d == "eligible" for h, (d, _) in _outreach(tmp_path / "out.csv").items()}
+
+    hh = read_households(synth.households_path)
+    gross, tax = Snapshot.open_current(tmp_path / "store").household_kind_sums(
+        PERIOD, hh.member_bsns, hh.member_counts
+    )
+    batch = Batch.from_columns(
+        period=PERIOD,
+        gross_cents=gross,
+        tax_cents=tax,
+        is_couple=np.array([c == "couple" for c in hh.categories]),
+        known_income_cents=hh.known_income_cents,
+    )
+    decision = evaluate(check(parse_file(AIO_RULE)), batch).decision
+    assert decision is not None
+    assert dict(zip(hh.household_ids, decision.tolist(), strict=True)) == he

@@ -57,8 +57,10 @@ def test_load_or_create(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
 def _chunk(i: int) -> PendingChunk:
     return PendingChunk(
-        index=i, household_ids=[f"h{i}a", f"h{i}b"],
-        member_counts=np.array([1, 2]), member_bsns=np.array([1, 2, 3]),
+        index=i,
+        household_ids=[f"h{i}a", f"h{i}b"],
+        member_counts=np.array([1, 2]),
+        member_bsns=np.array([1, 2, 3]),
         thresholds=np.array([10, -10]),
     )
 
@@ -81,7 +83,9 @@ def test_journal_records_each_chunk_exactly_once(tmp_path: Path) -> None:
         reopened.matches_or_empty({**identity, "period": "2024-01..2024-12"})
     reopened.record(1, np.array([0, 1], dtype=np.int8), {1: "refused by UWV: budget"})
     assert list(reopened.results()) == [
-        ("h0a", "eligible", ""), ("h0b", "not_eligible", ""),
-        ("h1a", "not_eligible", ""), ("h1b", "rejected", "refused by UWV: budget"),
+        ("h0a", "eligible", ""),
+        ("h0b", "not_eligible", ""),
+        ("h1a", "not_eligible", ""),
+        ("h1b", "rejected", "refused by UWV: budget"),
         ("bad", "rejected", "reason"),
     ]

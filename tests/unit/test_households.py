@@ -22,7 +22,9 @@ def _read(tmp_path: Path, rows: list[list[object]]) -> tuple[list[str], dict[str
 
 def test_good_file_groups_members_in_file_order(tmp_path: Path) -> None:
     rows: list[list[object]] = [
-        ["h2", A, "couple", 100], ["h1", C, "single", 50], ["h2", B, "couple", 200],
+        ["h2", A, "couple", 100],
+        ["h1", C, "single", 50],
+        ["h2", B, "couple", 200],
     ]
     batch = read_households(write_csv(tmp_path / "hh.csv", HOUSEHOLD_COLUMNS, rows))
     assert batch.household_ids == ["h2", "h1"]
@@ -33,9 +35,14 @@ def test_good_file_groups_members_in_file_order(tmp_path: Path) -> None:
 
 
 def test_parquet_input_works(tmp_path: Path) -> None:
-    table = pa.table({
-        "household_id": ["x"], "bsn": [A], "category": ["single"], "known_income_cents": [7],
-    })
+    table = pa.table(
+        {
+            "household_id": ["x"],
+            "bsn": [A],
+            "category": ["single"],
+            "known_income_cents": [7],
+        }
+    )
     pq.write_table(table, tmp_path / "hh.parquet")
     batch = read_households(tmp_path / "hh.parquet")
     assert batch.household_ids == ["x"]
@@ -81,7 +88,8 @@ def test_duplicate_bsn_within_household(tmp_path: Path) -> None:
 def test_household_level_problems(tmp_path: Path) -> None:
     big = [["big", bsn_from(10 + i), "couple", 0] for i in range(7)]
     rows: list[list[object]] = [
-        ["mixed", A, "single", 0], ["mixed", B, "couple", 0],
+        ["mixed", A, "single", 0],
+        ["mixed", B, "couple", 0],
         ["lonely", C, "couple", 0],
         *big,
         ["", D, "single", 0],
@@ -105,7 +113,10 @@ def test_every_household_is_either_accepted_or_rejected(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("household_id,bsn,category\nh,111222333,single\n", r"missing column\(s\) known_income_cents"),
+        (
+            "household_id,bsn,category\nh,111222333,single\n",
+            r"missing column\(s\) known_income_cents",
+        ),
         ("", "cannot read"),
     ],
 )

@@ -19,13 +19,21 @@ from shared.he.params import MASKED_N8192, MAX_MODULUS_BITS_128, parameter_set
 P = MASKED_N8192
 
 
-def _run(secret: SecretCkksContext, monthly_t: np.ndarray, totals: np.ndarray, months: int,
-         random_bytes=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _run(
+    secret: SecretCkksContext,
+    monthly_t: np.ndarray,
+    totals: np.ndarray,
+    months: int,
+    random_bytes=None,
+) -> np.ndarray:  # type: ignore[no-untyped-def]
     server = PublicCkksContext(secret.public_bytes_for_masked(), P.name)
     kwargs = {} if random_bytes is None else {"random_bytes": random_bytes}
     ops = mask_operands(totals, months, P, **kwargs)
     out = server.masked_affine(
-        secret.encrypt(encode_thresholds(monthly_t)), ops.subtract, ops.multiply, ops.add
+        secret.encrypt(encode_thresholds(monthly_t * months, months)),
+        ops.subtract,
+        ops.multiply,
+        ops.add,
     )
     values = secret.decrypt(out)
     result = decide(values, months, P)
@@ -40,7 +48,7 @@ def test_exact_at_and_around_the_threshold(secret_context: SecretCkksContext, mo
     base = t * months
     # exactly at, one cent of total either side, one cent of monthly average either side,
     # far away, and below/above the band (clamped)
-    offsets = np.array([0, -1, 1, -months, months, -10**6, 10**6, -10**10, 10**10])
+    offsets = np.array([0, -1, 1, -months, months, -(10**6), 10**6, -(10**10), 10**10])
     totals = base + offsets[np.arange(4096) % len(offsets)]
     got = _run(secret_context, t, totals, months)
     assert (got == (totals < months * t)).all()
@@ -87,7 +95,10 @@ def test_masks_are_fresh_per_slot_and_log_uniform() -> None:
 
 def test_out_of_band_threshold_is_refused() -> None:
     with pytest.raises(InputError, match="position 1"):
-        encode_thresholds(np.array([0, THRESHOLD_BAND_CENTS + 1]))
+        encode_thresholds(np.array([0, THRESHOLD_BAND_CENTS + 1]), 1)
+    with pytest.raises(InputError, match="position 0"):
+        encode_thresholds(np.array([-12 * THRESHOLD_BAND_CENTS - 1]), 12)
+    assert encode_thresholds(np.array([7]), 2).tolist() == [3.5]
 
 
 def test_values_outside_the_honest_range_are_integrity_errors() -> None:

@@ -56,9 +56,15 @@ def test_household_invariants() -> None:
 def test_norm_in_force_at_end_of_period() -> None:
     table = load_norm_table()
     single = NormCategory.SINGLE
-    assert table.in_force(single, Period.parse("2025-01..2025-12").end.last_day()).amount_cents == 150107
+    assert (
+        table.in_force(single, Period.parse("2025-01..2025-12").end.last_day()).amount_cents
+        == 150107
+    )
     assert table.in_force(single, Month.parse("2024-12").last_day()).amount_cents == 145685
-    assert table.in_force(NormCategory.COUPLE, Month.parse("2025-01").first_day()).amount_cents == 205348
+    assert (
+        table.in_force(NormCategory.COUPLE, Month.parse("2025-01").first_day()).amount_cents
+        == 205348
+    )
     from shared.errors import NormError
 
     with pytest.raises(NormError, match="no AIO norm"):

@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_generated_code_is_current() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "gen_proto.py"), "--check"],
-        capture_output=True, text=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from shared.models import Period
+from tests.conftest import POLIS_COLUMNS, bsn_from, write_csv
 from uwv_server.errors import ImportRefused, StoreError
 from uwv_server.store import Snapshot, import_polis
 from uwv_server.synth import generate
-from tests.conftest import POLIS_COLUMNS, bsn_from, write_csv
 
 A, B = bsn_from(1), bsn_from(2)
 GOOD = [

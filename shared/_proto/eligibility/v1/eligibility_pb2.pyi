@@ -224,6 +224,7 @@ class BatchHeader(_message.Message):
     PERIOD_FIELD_NUMBER: _builtins.int
     RULE_DIGEST_FIELD_NUMBER: _builtins.int
     CHUNK_COUNT_FIELD_NUMBER: _builtins.int
+    INCOME_WEIGHTS_FIELD_NUMBER: _builtins.int
     batch_id: _builtins.str
     """Client-chosen id, unique per batch; repeated chunk indices in a resumed batch are fine."""
     context_sha256: _builtins.str
@@ -234,6 +235,12 @@ class BatchHeader(_message.Message):
     """SHA-256 of the canonical rule the thresholds were computed with."""
     chunk_count: _builtins.int
     """Total number of chunks in the batch, for the server's progress log (0 if unknown)."""
+    @_builtins.property
+    def income_weights(self) -> _containers.RepeatedCompositeFieldContainer[Global___IncomeWeight]:
+        """The part of the rule's HE plan UWV executes: how the household total S is formed from
+        polis records (one entry per source kind). The thresholds stay SVB's secret.
+        """
+
     def __init__(
         self,
         *,
@@ -243,14 +250,41 @@ class BatchHeader(_message.Message):
         period: _builtins.str = ...,
         rule_digest: _builtins.str = ...,
         chunk_count: _builtins.int = ...,
+        income_weights: _abc.Iterable[Global___IncomeWeight] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "chunk_count", b"chunk_count", "context_sha256", b"context_sha256", "mode", b"mode", "period", b"period", "rule_digest", b"rule_digest"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "chunk_count", b"chunk_count", "context_sha256", b"context_sha256", "income_weights", b"income_weights", "mode", b"mode", "period", b"period", "rule_digest", b"rule_digest"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BatchHeader: _TypeAlias = BatchHeader  # noqa: Y015
+
+@_typing.final
+class IncomeWeight(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    GROSS_FIELD_NUMBER: _builtins.int
+    TAX_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """wage, benefit, pension or other"""
+    gross: _builtins.int
+    tax: _builtins.int
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        gross: _builtins.int = ...,
+        tax: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gross", b"gross", "kind", b"kind", "tax", b"tax"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IncomeWeight: _TypeAlias = IncomeWeight  # noqa: Y015
 
 @_typing.final
 class Chunk(_message.Message):
