@@ -1,0 +1,208 @@
+"""Strict mode: exact decisions against the integer oracle, refusals, integrity errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shared.errors import CryptoError, InputError, IntegrityError
+from shared.he import strict
+from shared.he.backend import PublicBfvContext, SecretBfvContext
+from shared.he.masked import THRESHOLD_BAND_CENTS
+from shared.he.params import MIN_NOISE_MARGIN_BITS, STRICT_BFV_N8192, STRICT_BFV_N16384, BfvParams
+from shared.he.strict import TOTAL_BAND_CENTS
+
+# The smallest set with enough depth: keys in ~0.1 s, one chunk in well under a second.
+PARAMS = STRICT_BFV_N8192
+
+
+@pytest.fixture(scope="module")
+def secret() -> SecretBfvContext:
+    return SecretBfvContext.generate(PARAMS)
+
+
+@pytest.fixture(scope="module")
+def public(secret: SecretBfvContext) -> PublicBfvContext:
+    return PublicBfvContext(secret.public_bytes(), PARAMS.name)
+
+
+def edge_cases(months: int) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds and totals at, one cent around, and far from the threshold, band edges."""
+    b = THRESHOLD_BAND_CENTS
+    thresholds = [-b, -b + 1, -1, 0, 1, 150_107, 205_348, b - 1, b]
+    t_rows: list[int] = []
+    s_rows: list[int] = []
+    for t in thresholds:
+        x = months * t
+        for s in (x - 1, x, x + 1, x - 2, x + 2, 0, -1, 1, -(10**12), 10**12):
+            t_rows.append(t)
+            s_rows.append(s)
+    for s in (
+        -TOTAL_BAND_CENTS - 2,
+        -TOTAL_BAND_CENTS - 1,
+        -TOTAL_BAND_CENTS,
+        TOTAL_BAND_CENTS,
+        TOTAL_BAND_CENTS + 1,
+        np.iinfo(np.int64).min,
+        np.iinfo(np.int64).max,
+    ):
+        for t in (-b, 0, b):
+            t_rows.append(t)
+            s_rows.append(int(s))
+    return np.array(t_rows, dtype=np.int64), np.array(s_rows, dtype=np.int64)
+
+
+def run(
+    secret: SecretBfvContext, public: PublicBfvContext, t: np.ndarray, months: int, s: np.ndarray
+) -> strict.StrictDecisions:
+    cts = strict.encrypt_thresholds(secret, t, months)
+    result = strict.evaluate_chunk(public, cts, s)
+    return strict.decrypt_decisions(secret, result, len(t))
+
+
+@pytest.mark.parametrize("months", [1, 7, 24])
+def test_edges_match_the_integer_oracle(
+    secret: SecretBfvContext, public: PublicBfvContext, months: int
+) -> None:
+    t, s = edge_cases(months)
+    got = run(secret, public, t, months, s)
+    assert got.valid.all()
+    np.testing.assert_array_equal(got.eligible, strict.plaintext_decisions(t, months, s))
+
+
+def test_random_full_chunk_matches_the_oracle(
+    secret: SecretBfvContext, public: PublicBfvContext
+) -> None:
+    rng = np.random.default_rng(20260101)
+    months = 12
+    n = PARAMS.slots
+    t = rng.integers(-THRESHOLD_BAND_CENTS, THRESHOLD_BAND_CENTS + 1, n)
+    # Most households close to their threshold (where a wrong bit would show), some anywhere.
+    s = months * t + rng.integers(-3, 4, n)
+    far = rng.random(n) < 0.2
+    s[far] = rng.integers(-(2**40), 2**40, int(far.sum()))
+    got = run(secret, public, t, months, s)
+    assert got.valid.all()
+    np.testing.assert_array_equal(got.eligible, strict.plaintext_decisions(t, months, s))
+
+
+def test_encoding_is_exact_for_every_integer_in_and_around_the_band() -> None:
+    """The offset/clamp encoding alone (no encryption) agrees with ``S < n·T`` everywhere."""
+    rng = np.random.default_rng(7)
+    for months in (1, 2, 23, 24):
+        t = rng.integers(-THRESHOLD_BAND_CENTS, THRESHOLD_BAND_CENTS + 1, 20_000)
+        s = np.concatenate(
+            [months * t + rng.integers(-2, 3, 20_000), rng.integers(-(2**62), 2**62, 20_000)]
+        )
+        t = np.concatenate([t, t])
+        a = strict.encode_total_thresholds(t, months)
+        e = strict.encode_totals(s)
+        assert a.min() >= 1 and a.max() <= strict.OFFSET_LIMIT < 2**PARAMS.compared_bits
+        assert e.min() >= 0 and e.max() <= strict.OFFSET_LIMIT
+        np.testing.assert_array_equal(e < a, strict.plaintext_decisions(t, months, s))
+
+
+def test_noise_margin_is_at_least_the_documented_minimum(
+    secret: SecretBfvContext, public: PublicBfvContext
+) -> None:
+    t, s = edge_cases(24)
+    result = strict.evaluate_chunk(public, strict.encrypt_thresholds(secret, t, 24), s)
+    measured = secret.unsafe_noise_budget_bits(result)
+    assert measured >= MIN_NOISE_MARGIN_BITS
+    # The static estimate that refuses parameters must not be optimistic.
+    assert measured >= PARAMS.estimated_remaining_budget_bits
+
+
+def test_server_context_holds_no_secret_key(
+    secret: SecretBfvContext, public: PublicBfvContext
+) -> None:
+    assert not public.holds_secret_key
+    with pytest.raises(CryptoError, match="secret key"):
+        PublicBfvContext(secret.secret_bytes(), PARAMS.name)
+
+
+def test_server_refuses_context_without_relin_keys_or_with_other_parameters(
+    secret: SecretBfvContext,
+) -> None:
+    import tenseal as ts  # test-only: builds a context the facade would never produce
+
+    ctx = ts.context_from(secret.public_bytes())
+    bare = ctx.serialize(save_public_key=True, save_secret_key=False, save_relin_keys=False)
+    with pytest.raises(CryptoError, match="relinearisation"):
+        PublicBfvContext(bare, PARAMS.name)
+    with pytest.raises(CryptoError, match="parameters"):
+        PublicBfvContext(secret.public_bytes(), STRICT_BFV_N16384.name)
+    with pytest.raises(CryptoError, match="does not parse"):
+        PublicBfvContext(b"not a context", PARAMS.name)
+
+
+def test_tampered_result_is_an_integrity_error_not_a_decision(
+    secret: SecretBfvContext, public: PublicBfvContext
+) -> None:
+    t = np.array([100, 100, 100, 100], dtype=np.int64)
+    s = np.array([0, 10**9, 0, 10**9], dtype=np.int64)
+    cts = strict.encrypt_thresholds(secret, t, 1)
+    honest = strict.evaluate_chunk(public, cts, s)
+    # A broken server adds 2 to slot 1 and 5 to slot 2. (Turning 1 into 0 would pass: the check
+    # catches corruption, not a server that deliberately computes the other bit.)
+    bad = public.load(honest, 4).add_plain(np.array([0, 2, 5, 0], dtype=np.int64)).serialize()
+    got = strict.decrypt_decisions(secret, bad, 4)
+    np.testing.assert_array_equal(got.valid, [True, False, False, True])
+    errors = got.integrity_errors()
+    assert [type(e) for e in errors] == [IntegrityError, IntegrityError]
+    assert "slot 1" in str(errors[0]) and "slot 2" in str(errors[1])
+    # Flipped bytes never become a decision: the ciphertext is refused or the slots invalid.
+    broken = bytearray(honest)
+    for i in range(200, len(broken), 997):
+        broken[i] ^= 0x5A
+    try:
+        flipped = strict.decrypt_decisions(secret, bytes(broken), 4)
+    except CryptoError:
+        return
+    assert not flipped.valid.all() or (flipped.eligible == [True, False, True, False]).all()
+
+
+def test_malformed_chunks_are_refused(secret: SecretBfvContext, public: PublicBfvContext) -> None:
+    t = np.array([1, 2, 3], dtype=np.int64)
+    cts = strict.encrypt_thresholds(secret, t, 3)
+    assert len(cts) == PARAMS.ciphertexts_per_chunk == 39
+    with pytest.raises(CryptoError, match="39 ciphertexts"):
+        strict.evaluate_chunk(public, cts[:-1], np.zeros(3, dtype=np.int64))
+    with pytest.raises(CryptoError, match="slots"):
+        strict.evaluate_chunk(public, cts, np.zeros(4, dtype=np.int64))
+    result = strict.evaluate_chunk(public, cts, np.zeros(3, dtype=np.int64))
+    with pytest.raises(CryptoError, match="slots"):
+        strict.decrypt_decisions(secret, result, 5)
+    with pytest.raises(InputError, match="outside the band"):
+        strict.encrypt_thresholds(secret, np.array([THRESHOLD_BAND_CENTS + 1]), 1)
+    with pytest.raises(InputError, match="months"):
+        strict.encrypt_thresholds(secret, t, 25)
+    with pytest.raises(InputError, match="integer"):
+        strict.encode_totals(np.array([1.5]))
+
+
+def test_bad_parameters_are_refused_with_the_reason() -> None:
+    with pytest.raises(CryptoError, match="128-bit"):
+        BfvParams("x", 8192, 65537, (60, 60, 60, 60), 2, 13)
+    with pytest.raises(CryptoError, match="noise budget"):
+        BfvParams("x", 8192, 65537, (54, 54, 54, 56), 2, 13)
+    with pytest.raises(CryptoError, match="batching"):
+        BfvParams("x", 16384, 65539, (60, 60, 60, 60, 50), 2, 13)
+    too_narrow = BfvParams("narrow", 8192, 65537, (43, 43, 44, 44, 44), 2, 12)
+    with pytest.raises(CryptoError, match="24 bits"):
+        strict.encrypt_thresholds(SecretBfvContext.generate(too_narrow), np.array([1]), 1)
+
+
+@pytest.mark.slow
+def test_default_set_full_chunk_exact_with_wide_margin() -> None:
+    params = STRICT_BFV_N16384
+    sk = SecretBfvContext.generate(params)
+    pk = PublicBfvContext(sk.public_bytes(), params.name)
+    rng = np.random.default_rng(3)
+    t = rng.integers(-THRESHOLD_BAND_CENTS, THRESHOLD_BAND_CENTS + 1, params.slots)
+    s = 24 * t + rng.integers(-2, 3, params.slots)
+    result = strict.evaluate_chunk(pk, strict.encrypt_thresholds(sk, t, 24), s)
+    got = strict.decrypt_decisions(sk, result, params.slots)
+    assert got.valid.all()
+    np.testing.assert_array_equal(got.eligible, strict.plaintext_decisions(t, 24, s))
+    assert sk.unsafe_noise_budget_bits(result) >= params.estimated_remaining_budget_bits
