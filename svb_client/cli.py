@@ -3,6 +3,7 @@
     svb-client screen --server HOST:PORT --households FILE --period YYYY-MM..YYYY-MM \\
                       --mode masked --out FILE
     svb-client keys init --key FILE
+    svb-client rules check FILE | rules digest FILE
 
 The secret key lives encrypted in ``--key`` (created on first use); its passphrase comes
 from ``--passphrase-file`` or the ``SVB_KEY_PASSPHRASE`` environment variable.
@@ -20,6 +21,7 @@ from pathlib import Path
 from shared.errors import Error
 from shared.he.params import MASKED_N8192
 from shared.models import Period
+from shared.rules import cli as rules_cli
 from svb_client.keys import load_or_create, read_passphrase
 from svb_client.runner import DEFAULT_RULE, ScreenJob, run_screen
 
@@ -46,6 +48,7 @@ def _screen(args: argparse.Namespace) -> int:
         fresh=args.fresh,
         progress=not args.quiet,
         deadline_s=args.deadline,
+        connect_timeout_s=args.connect_timeout,
     )
     summary = run_screen(job)
     if args.summary_json:
@@ -61,6 +64,16 @@ def _keys_init(args: argparse.Namespace) -> int:
     load_or_create(args.key, read_passphrase(args.passphrase_file), MASKED_N8192)
     print(f"created a new secret key in {args.key}")
     return 0
+
+
+def _rules_check(args: argparse.Namespace) -> int:
+    binding = None if args.binding is None else str(args.binding)
+    return rules_cli.check_command(str(args.file), sys.stdout, binding=binding)
+
+
+def _rules_digest(args: argparse.Namespace) -> int:
+    binding = None if args.binding is None else str(args.binding)
+    return rules_cli.digest_command(str(args.file), sys.stdout, binding=binding)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,9 +105,23 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"households per ciphertext (1..{MASKED_N8192.slots})",
     )
     screen.add_argument("--deadline", type=float, default=None, help="seconds for the stream")
+    screen.add_argument(
+        "--connect-timeout", type=float, default=30.0, help="seconds to wait for the server"
+    )
     screen.add_argument("--quiet", action="store_true", help="no progress bar")
     screen.add_argument("--summary-json", type=Path, help="also write the summary as JSON")
     screen.set_defaults(func=_screen)
+
+    rules = sub.add_parser("rules", help="check a rule and compute its digest")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    for name, func, text in (
+        ("check", _rules_check, "parse, check and run the rule's own test cases"),
+        ("digest", _rules_digest, "print the rule's identity (SHA-256 of its canonical form)"),
+    ):
+        cmd = rules_sub.add_parser(name, help=text)
+        cmd.add_argument("file", type=Path)
+        cmd.add_argument("--binding", type=Path, help="binding file for a RegelRecht rule")
+        cmd.set_defaults(func=func)
 
     keys = sub.add_parser("keys", help="manage the secret key")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

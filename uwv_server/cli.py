@@ -3,6 +3,7 @@
 uwv-server generate --households N --period P --out DIR     synthetic polis + SVB file
 uwv-server load --polis FILE --store DIR [--skip-invalid]    import a polis extract
 uwv-server serve --store DIR --port N                        serve on localhost
+uwv-server rules verify FILE [--json]                        the rule verifier's report
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from types import FrameType
 
 from shared.errors import Error
 from shared.models import Period
+from shared.rules import cli as rules_cli
 from uwv_server import synth
 from uwv_server.contexts import ContextRegistry
 from uwv_server.grpc_api import build_server
@@ -83,6 +85,16 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules_verify(args: argparse.Namespace) -> int:
+    return rules_cli.verify_command(
+        str(args.file),
+        sys.stdout,
+        json_output=args.json,
+        binding=None if args.binding is None else str(args.binding),
+        policy=None if args.policy is None else str(args.policy),
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="uwv-server", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -106,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="import valid rows, write invalid ones to a rejects file",
     )
     load.set_defaults(func=_load)
+
+    rules = sub.add_parser("rules", help="verify rules SVB submits")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    verify = rules_sub.add_parser("verify", help="the static verifier's report on a rule file")
+    verify.add_argument("file", type=Path)
+    verify.add_argument("--json", action="store_true", help="machine-readable report")
+    verify.add_argument("--binding", type=Path, help="binding file for a RegelRecht rule")
+    verify.add_argument("--policy", type=Path, help="release policy (releasable attributes)")
+    verify.set_defaults(func=_rules_verify)
 
     serve = sub.add_parser("serve", help="serve screening over gRPC")
     serve.add_argument("--store", type=Path, required=True)
