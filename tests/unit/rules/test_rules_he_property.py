@@ -73,7 +73,7 @@ def test_plan_decides_like_the_evaluator(
         assert plan.eligible(s, t) == want
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=rules())
 def test_compiler_refuses_cleanly(doc: dict[str, Any]) -> None:
     try:
