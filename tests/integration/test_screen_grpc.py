@@ -467,3 +467,25 @@ def test_masked_mode_agrees_with_the_rule_evaluator(
     decision = evaluate(check(parse_file(AIO_RULE)), batch).decision
     assert decision is not None
     assert dict(zip(hh.household_ids, decision.tolist(), strict=True)) == he
+
+
+def test_oversized_message_is_refused_and_server_stays_up(wire: Any) -> None:
+    stub, _, _ = wire
+    with pytest.raises(grpc.RpcError) as info:
+        stub.UploadContext(pb.UploadContextRequest(parameter_set="x", context=b"\0" * (33 << 20)))
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+    assert stub.GetServerInfo(pb.GetServerInfoRequest()).max_message_bytes == 32 << 20
+
+
+def test_deadline_is_honoured(wire: Any, secret_context: SecretCkksContext) -> None:
+    stub, _, digest = wire
+
+    def slow() -> Any:
+        yield _header(digest)
+        time.sleep(1.5)  # the client stalls past its own deadline
+        yield _chunk(0, secret_context, [int(bsn_from(1))], [1])
+
+    with pytest.raises(grpc.RpcError) as info:
+        list(stub.Screen(slow(), timeout=0.5))
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
+    assert stub.GetServerInfo(pb.GetServerInfoRequest()).server_version
