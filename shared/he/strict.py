@@ -1,19 +1,20 @@
 """The strict comparison protocol (DESIGN §3a, issue 3): SVB learns the decision bit, nothing else.
 
-Units are euro cents. For a household with ``n`` months, monthly threshold ``T`` (SVB's, secret)
-and period total ``S`` (UWV's, plaintext to UWV), the decision is exactly::
+Units are euro cents. For a household with ``n`` months, integer total threshold ``X`` (the
+rule's ``n·T``, SVB's, secret) and period total ``S`` (UWV's, plaintext to UWV), the decision
+is exactly::
 
-    eligible  iff  S < n·T
+    eligible  iff  S < X
 
-Encoding (public, both sides). ``n ≤ 24`` and ``|T| ≤ 2**20`` give ``|n·T| ≤ B = 24·2**20``.
-Both sides shift into non-negative integers below ``2**26``::
+Encoding (public, both sides). ``n ≤ 24`` and a monthly threshold ``|X/n| ≤ 2**20`` give
+``|X| ≤ B = 24·2**20``. Both sides shift into non-negative integers below ``2**26``::
 
-    a = n·T + B + 1                    in [1, 2B + 1]     (SVB, encrypted)
+    a = X + B + 1                      in [1, 2B + 1]     (SVB, encrypted)
     s = clamp(S, −B − 1, B) + B + 1    in [0, 2B + 1]     (UWV, plaintext)
 
-and ``S < n·T  iff  s < a`` for *every* integer ``S``: inside the clamp band the shift is
-the same on both sides; ``S < −B − 1`` clamps to ``s = 0 < a`` (and indeed ``S < n·T``);
-``S > B`` clamps to ``s = 2B + 1 ≥ a`` (and indeed ``S ≥ n·T``). So households exactly at the
+and ``S < X  iff  s < a`` for *every* integer ``S``: inside the clamp band the shift is
+the same on both sides; ``S < −B − 1`` clamps to ``s = 0 < a`` (and indeed ``S < X``);
+``S > B`` clamps to ``s = 2B + 1 ≥ a`` (and indeed ``S ≥ X``). So households exactly at the
 threshold, one cent either side, negative totals and band edges are all decided exactly.
 
 Circuit. ``a`` is split into ``digits`` digits of ``digit_bits`` bits; SVB encrypts each digit
@@ -54,7 +55,7 @@ MAX_MONTHS: Final = 24
 """Longest reference period (months) a household total may cover."""
 
 TOTAL_BAND_CENTS: Final = MAX_MONTHS * THRESHOLD_BAND_CENTS
-"""``B``: every total threshold ``n·T`` lies in ``[−B, B]``."""
+"""``B``: every total threshold ``X = n·T`` lies in ``[−B, B]``."""
 
 OFFSET_LIMIT: Final = 2 * TOTAL_BAND_CENTS + 1
 """Largest encoded value on either side (``2B + 1 < 2**26``)."""
@@ -63,21 +64,26 @@ OFFSET_LIMIT: Final = 2 * TOTAL_BAND_CENTS + 1
 # --- encoding (both sides) --------------------------------------------------------------------
 
 
-def encode_total_thresholds(monthly_thresholds_cents: IntArray, months: int) -> IntArray:
-    """SVB: ``a = n·T + B + 1`` after checking ``T`` is in the band and ``1 ≤ n ≤ 24``."""
+def encode_total_thresholds(total_thresholds_cents: IntArray, months: int) -> IntArray:
+    """SVB: ``a = X + B + 1`` for integer total thresholds ``X`` (the rule's ``n·T``).
+
+    Checks ``1 ≤ n ≤ 24`` and that the monthly threshold ``X/n`` lies in the public band, which
+    bounds ``|X| ≤ B``. (``X`` need not be a multiple of ``n``: a rule comparing with ``<=``
+    passes ``X + 1``.)
+    """
     if not 1 <= months <= MAX_MONTHS:
         raise InputError(f"a period of {months} months is outside 1..{MAX_MONTHS}")
-    t = np.asarray(monthly_thresholds_cents)
-    if t.ndim != 1 or t.dtype.kind not in "iu":
-        raise InputError(f"thresholds must be a 1-D integer array, got {t.dtype} {t.shape}")
-    t = t.astype(np.int64)
-    bad = np.flatnonzero((t < -THRESHOLD_BAND_CENTS) | (t > THRESHOLD_BAND_CENTS))
+    x = np.asarray(total_thresholds_cents)
+    if x.ndim != 1 or x.dtype.kind not in "iu":
+        raise InputError(f"thresholds must be a 1-D integer array, got {x.dtype} {x.shape}")
+    x = x.astype(np.int64)
+    bad = np.flatnonzero(np.abs(x) > months * THRESHOLD_BAND_CENTS)
     if bad.size:
         raise InputError(
-            f"threshold {int(t[bad[0]])} cents at position {int(bad[0])} is outside the band "
-            f"±{THRESHOLD_BAND_CENTS}"
+            f"total threshold {int(x[bad[0]])} cents at position {int(bad[0])} is outside the "
+            f"band ±{months}·{THRESHOLD_BAND_CENTS} for {months} months"
         )
-    return months * t + (TOTAL_BAND_CENTS + 1)
+    return x + (TOTAL_BAND_CENTS + 1)
 
 
 def encode_totals(totals_cents: IntArray) -> IntArray:
@@ -107,16 +113,16 @@ def _digits(values: IntArray, params: BfvParams) -> list[IntArray]:
 
 
 def encrypt_thresholds(
-    ctx: SecretBfvContext, monthly_thresholds_cents: IntArray, months: int
+    ctx: SecretBfvContext, total_thresholds_cents: IntArray, months: int
 ) -> list[bytes]:
-    """Encrypt one chunk (at most ``slots`` households) of thresholds for strict evaluation.
+    """Encrypt one chunk (at most ``slots`` households) of total thresholds ``X = n·T``.
 
     Returns ``params.ciphertexts_per_chunk`` serialised ciphertexts: for each digit (least
     significant first) the indicators ``[digit = d]`` for ``d = 1 .. 2**digit_bits − 1``.
     """
     params = ctx.params
     _check_capacity(params)
-    a = encode_total_thresholds(monthly_thresholds_cents, months)
+    a = encode_total_thresholds(total_thresholds_cents, months)
     if not 1 <= len(a) <= params.slots:
         raise InputError(f"a chunk holds 1 to {params.slots} households, got {len(a)}")
     out: list[bytes] = []
@@ -223,7 +229,7 @@ def _tree(
 def evaluate_chunk(
     ctx: PublicBfvContext, ciphertexts: Sequence[bytes], totals_cents: IntArray
 ) -> bytes:
-    """UWV: the encrypted decision ``[S < n·T]`` for one chunk, re-randomised, serialised.
+    """UWV: the encrypted decision ``[S < X]`` for one chunk, re-randomised, serialised.
 
     ``ciphertexts`` are SVB's upload for the chunk (as from :func:`encrypt_thresholds`),
     ``totals_cents`` UWV's household totals over the period, in the same order.
@@ -249,9 +255,7 @@ def evaluate_chunk(
     return result.serialize()
 
 
-def plaintext_decisions(
-    monthly_thresholds_cents: IntArray, months: int, totals_cents: IntArray
-) -> BoolArray:
-    """The oracle: ``S < n·T`` in integers, without any encoding."""
-    t = np.asarray(monthly_thresholds_cents, dtype=np.int64)
-    return np.asarray(totals_cents, dtype=np.int64) < months * t
+def plaintext_decisions(total_thresholds_cents: IntArray, totals_cents: IntArray) -> BoolArray:
+    """The oracle: ``S < X`` in integers, without any encoding."""
+    x = np.asarray(total_thresholds_cents, dtype=np.int64)
+    return np.asarray(totals_cents, dtype=np.int64) < x

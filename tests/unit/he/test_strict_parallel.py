@@ -20,8 +20,8 @@ def test_pool_matches_in_process_decisions() -> None:
     rng = np.random.default_rng(11)
     chunks = []
     for size in (5, 17, 3):
-        t = rng.integers(-(2**20), 2**20 + 1, size)
-        s = 6 * t + rng.integers(-1, 2, size)
+        t = 6 * rng.integers(-(2**20), 2**20 + 1, size)
+        s = t + rng.integers(-1, 2, size)
         chunks.append((strict.encrypt_thresholds(secret, t, 6), s, t))
     with StrictEvaluatorPool(secret.public_bytes(), PARAMS.name, workers=2) as pool:
         results = pool.evaluate([(cts, s) for cts, s, _ in chunks])
@@ -31,7 +31,7 @@ def test_pool_matches_in_process_decisions() -> None:
         b = strict.decrypt_decisions(secret, local, len(s))
         assert a.valid.all() and b.valid.all()
         np.testing.assert_array_equal(a.eligible, b.eligible)
-        np.testing.assert_array_equal(a.eligible, strict.plaintext_decisions(t, 6, s))
+        np.testing.assert_array_equal(a.eligible, strict.plaintext_decisions(t, s))
 
 
 def test_pool_refuses_a_secret_context_before_starting_workers() -> None:

@@ -27,15 +27,16 @@ def public(secret: SecretBfvContext) -> PublicBfvContext:
 
 
 def edge_cases(months: int) -> tuple[np.ndarray, np.ndarray]:
-    """Thresholds and totals at, one cent around, and far from the threshold, band edges."""
+    """Total thresholds and totals at, one cent around, and far from the threshold; band edges."""
     b = THRESHOLD_BAND_CENTS
-    thresholds = [-b, -b + 1, -1, 0, 1, 150_107, 205_348, b - 1, b]
-    t_rows: list[int] = []
+    monthly = [-b, -b + 1, -1, 0, 1, 150_107, 205_348, b - 1, b]
+    # Total thresholds X = n·T, and X not a multiple of n (a rule with <= passes X + 1).
+    totals_x = {months * t for t in monthly} | {months * t + 1 for t in monthly if t < b}
+    x_rows: list[int] = []
     s_rows: list[int] = []
-    for t in thresholds:
-        x = months * t
+    for x in sorted(totals_x):
         for s in (x - 1, x, x + 1, x - 2, x + 2, 0, -1, 1, -(10**12), 10**12):
-            t_rows.append(t)
+            x_rows.append(x)
             s_rows.append(s)
     for s in (
         -TOTAL_BAND_CENTS - 2,
@@ -46,10 +47,10 @@ def edge_cases(months: int) -> tuple[np.ndarray, np.ndarray]:
         np.iinfo(np.int64).min,
         np.iinfo(np.int64).max,
     ):
-        for t in (-b, 0, b):
-            t_rows.append(t)
+        for x in (-months * b, 0, months * b):
+            x_rows.append(x)
             s_rows.append(int(s))
-    return np.array(t_rows, dtype=np.int64), np.array(s_rows, dtype=np.int64)
+    return np.array(x_rows, dtype=np.int64), np.array(s_rows, dtype=np.int64)
 
 
 def run(
@@ -67,7 +68,7 @@ def test_edges_match_the_integer_oracle(
     t, s = edge_cases(months)
     got = run(secret, public, t, months, s)
     assert got.valid.all()
-    np.testing.assert_array_equal(got.eligible, strict.plaintext_decisions(t, months, s))
+    np.testing.assert_array_equal(got.eligible, strict.plaintext_decisions(t, s))
 
 
 def test_random_full_chunk_matches_the_oracle(
@@ -76,30 +77,30 @@ def test_random_full_chunk_matches_the_oracle(
     rng = np.random.default_rng(20260101)
     months = 12
     n = PARAMS.slots
-    t = rng.integers(-THRESHOLD_BAND_CENTS, THRESHOLD_BAND_CENTS + 1, n)
+    t = rng.integers(-THRESHOLD_BAND_CENTS * months, THRESHOLD_BAND_CENTS * months + 1, n)
     # Most households close to their threshold (where a wrong bit would show), some anywhere.
-    s = months * t + rng.integers(-3, 4, n)
+    s = t + rng.integers(-3, 4, n)
     far = rng.random(n) < 0.2
     s[far] = rng.integers(-(2**40), 2**40, int(far.sum()))
     got = run(secret, public, t, months, s)
     assert got.valid.all()
-    np.testing.assert_array_equal(got.eligible, strict.plaintext_decisions(t, months, s))
+    np.testing.assert_array_equal(got.eligible, strict.plaintext_decisions(t, s))
 
 
 def test_encoding_is_exact_for_every_integer_in_and_around_the_band() -> None:
     """The offset/clamp encoding alone (no encryption) agrees with ``S < n·T`` everywhere."""
     rng = np.random.default_rng(7)
     for months in (1, 2, 23, 24):
-        t = rng.integers(-THRESHOLD_BAND_CENTS, THRESHOLD_BAND_CENTS + 1, 20_000)
-        s = np.concatenate(
-            [months * t + rng.integers(-2, 3, 20_000), rng.integers(-(2**62), 2**62, 20_000)]
-        )
+        band = THRESHOLD_BAND_CENTS * months
+        t = rng.integers(-band, band + 1, 20_000)
+        t[:4] = [-band, -band + 1, band - 1, band]
+        s = np.concatenate([t + rng.integers(-2, 3, 20_000), rng.integers(-(2**62), 2**62, 20_000)])
         t = np.concatenate([t, t])
         a = strict.encode_total_thresholds(t, months)
         e = strict.encode_totals(s)
         assert a.min() >= 1 and a.max() <= strict.OFFSET_LIMIT < 2**PARAMS.compared_bits
         assert e.min() >= 0 and e.max() <= strict.OFFSET_LIMIT
-        np.testing.assert_array_equal(e < a, strict.plaintext_decisions(t, months, s))
+        np.testing.assert_array_equal(e < a, strict.plaintext_decisions(t, s))
 
 
 def test_noise_margin_is_at_least_the_documented_minimum(
@@ -175,6 +176,8 @@ def test_malformed_chunks_are_refused(secret: SecretBfvContext, public: PublicBf
         strict.decrypt_decisions(secret, result, 5)
     with pytest.raises(InputError, match="outside the band"):
         strict.encrypt_thresholds(secret, np.array([THRESHOLD_BAND_CENTS + 1]), 1)
+    with pytest.raises(InputError, match="outside the band"):
+        strict.encrypt_thresholds(secret, np.array([-24 * THRESHOLD_BAND_CENTS - 1]), 24)
     with pytest.raises(InputError, match="months"):
         strict.encrypt_thresholds(secret, t, 25)
     with pytest.raises(InputError, match="integer"):
@@ -199,10 +202,10 @@ def test_default_set_full_chunk_exact_with_wide_margin() -> None:
     sk = SecretBfvContext.generate(params)
     pk = PublicBfvContext(sk.public_bytes(), params.name)
     rng = np.random.default_rng(3)
-    t = rng.integers(-THRESHOLD_BAND_CENTS, THRESHOLD_BAND_CENTS + 1, params.slots)
-    s = 24 * t + rng.integers(-2, 3, params.slots)
+    t = 24 * rng.integers(-THRESHOLD_BAND_CENTS, THRESHOLD_BAND_CENTS + 1, params.slots)
+    s = t + rng.integers(-2, 3, params.slots)
     result = strict.evaluate_chunk(pk, strict.encrypt_thresholds(sk, t, 24), s)
     got = strict.decrypt_decisions(sk, result, params.slots)
     assert got.valid.all()
-    np.testing.assert_array_equal(got.eligible, strict.plaintext_decisions(t, 24, s))
+    np.testing.assert_array_equal(got.eligible, strict.plaintext_decisions(t, s))
     assert sk.unsafe_noise_budget_bits(result) >= params.estimated_remaining_budget_bits
