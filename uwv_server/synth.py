@@ -168,7 +168,9 @@ def generate(
 
 def _bsn_text(values: IntArray) -> pa.Array:
     """BSNs as nine-digit text (leading zeros kept)."""
-    return pc.utf8_lpad(pa.array(values).cast(pa.string()), 9, "0")
+    # large_string: a national polis has more than 2 GiB of BSN text in one column
+    text = pc.utf8_lpad(pa.array(values).cast(pa.large_string()), 9, "0")
+    return text.cast(pa.string()) if len(values) < 10_000_000 else text
 
 
 def _write(table: pa.Table, path: Path, fmt: str) -> None:
