@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from types import TracebackType
 
 import numpy as np
@@ -67,6 +67,10 @@ class StrictEvaluatorPool:
             initializer=_init_worker,
             initargs=(public_context, params_name),
         )
+
+    def submit(self, ciphertexts: Sequence[bytes], totals_cents: IntArray) -> Future[bytes]:
+        """Queue one chunk; lets a caller encrypt the next chunk while workers evaluate."""
+        return self._executor.submit(_evaluate_in_worker, ciphertexts, totals_cents)
 
     def evaluate(self, chunks: Sequence[StrictChunk]) -> list[bytes]:
         """Results for ``chunks``, in order; a failing chunk raises its (domain) error."""
