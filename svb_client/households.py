@@ -11,6 +11,7 @@ Nothing is dropped silently: every household id in the file ends up either accep
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -102,74 +103,72 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _texts(column: pa.Array | pa.ChunkedArray, where: npt.NDArray[np.bool_]) -> list[str]:
+    """The values of ``column`` at the rows where ``where`` holds (only those become Python)."""
+    return [str(v) for v in pc.filter(column, pa.array(where)).to_pylist()]
+
+
 def _row_problems(table: pa.Table) -> tuple[npt.NDArray[np.object_], IntArray, IntArray]:
-    """Per row: a reason (or None), the BSN as int (0 if bad), known income (0 if bad)."""
+    """Per row: a reason (or None), the BSN as int (0 if bad), known income (0 if bad).
+
+    Vectorised: only rows that are wrong are ever turned into Python strings.
+    """
     n = table.num_rows
     reasons: npt.NDArray[np.object_] = np.full(n, None, dtype=object)
 
-    def flag(mask: npt.NDArray[np.bool_], text: npt.NDArray[np.object_] | str) -> None:
-        new = mask & (reasons == None)  # noqa: E711 - elementwise comparison on an object array
-        if isinstance(text, str):
-            reasons[new] = text
-        else:
-            reasons[new] = text[new]
+    def flag(
+        mask: npt.NDArray[np.bool_],
+        render: Callable[[str], str],
+        column: pa.Array | pa.ChunkedArray,
+    ) -> None:
+        new = mask & (reasons == None)  # noqa: E711 - elementwise on an object array
+        if new.any():
+            reasons[new] = [render(v) for v in _texts(column, new)]
 
-    hid = table.column("household_id")
-    hid_empty = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(hid), ""), True).to_numpy(
-        zero_copy_only=False
-    )
-    flag(hid_empty, "household_id is empty")
+    def as_bool(array: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.bool_]:
+        return np.asarray(array.to_numpy(zero_copy_only=False), dtype=bool)
+
+    hid = pc.fill_null(pc.utf8_trim_whitespace(table.column("household_id")), "")
+    flag(as_bool(pc.equal(hid, "")), lambda _: "household_id is empty", hid)
 
     bsn = pc.fill_null(pc.utf8_trim_whitespace(table.column("bsn")), "")
-    bsn_text = np.asarray(bsn.to_pylist(), dtype=object)
-    is_nine = pc.match_substring_regex(bsn, r"^[0-9]{9}$").to_numpy(zero_copy_only=False)
-    flag(
-        ~is_nine,
-        np.array([f"bsn {t!r} is not nine digits" for t in bsn_text], dtype=object)
-        if (~is_nine).any()
-        else "",
-    )
+    is_nine = as_bool(pc.match_substring_regex(bsn, r"^[0-9]{9}$"))
+    flag(~is_nine, lambda t: f"bsn {t!r} is not nine digits", bsn)
     bsn_int = np.zeros(n, dtype=np.int64)
     if is_nine.any():
         bsn_int[is_nine] = pc.cast(pc.filter(bsn, pa.array(is_nine)), pa.int64()).to_numpy()
     digits = (bsn_int[:, None] // 10 ** np.arange(8, -1, -1, dtype=np.int64)) % 10
     elf_ok = ((digits @ _WEIGHTS) % 11 == 0) & (bsn_int != 0)
-    bad_elf = is_nine & ~elf_ok
-    if bad_elf.any():
-        flag(bad_elf, np.array([f"bsn {t!r} fails the elfproef" for t in bsn_text], dtype=object))
+    flag(is_nine & ~elf_ok, lambda t: f"bsn {t!r} fails the elfproef", bsn)
+    bsn_int[~elf_ok] = 0
 
     category = pc.fill_null(pc.utf8_trim_whitespace(table.column("category")), "")
-    cat_ok = pc.is_in(category, pa.array(_CATEGORIES)).to_numpy(zero_copy_only=False)
-    if (~cat_ok).any():
-        cats = np.asarray(category.to_pylist(), dtype=object)
-        flag(
-            ~cat_ok,
-            np.array(
-                [f"category {c!r} is not one of {', '.join(_CATEGORIES)}" for c in cats],
-                dtype=object,
-            ),
-        )
+    cat_ok = as_bool(pc.is_in(category, pa.array(_CATEGORIES)))
+    allowed = ", ".join(_CATEGORIES)
+    flag(~cat_ok, lambda c: f"category {c!r} is not one of {allowed}", category)
 
     known = pc.fill_null(pc.utf8_trim_whitespace(table.column("known_income_cents")), "")
-    known_ok = pc.match_substring_regex(known, r"^[0-9]{1,9}$").to_numpy(zero_copy_only=False)
+    known_ok = as_bool(pc.match_substring_regex(known, r"^[0-9]{1,9}$"))
     known_int = np.zeros(n, dtype=np.int64)
     if known_ok.any():
         known_int[known_ok] = pc.cast(pc.filter(known, pa.array(known_ok)), pa.int64()).to_numpy()
     over = known_ok & (known_int > MAX_KNOWN_INCOME_CENTS)
-    if (~known_ok | over).any():
-        texts = np.asarray(known.to_pylist(), dtype=object)
-        flag(
-            ~known_ok | over,
-            np.array(
-                [
-                    f"known_income_cents {t!r} is not a whole number of cents in "
-                    f"0..{MAX_KNOWN_INCOME_CENTS}"
-                    for t in texts
-                ],
-                dtype=object,
-            ),
-        )
+    flag(
+        ~known_ok | over,
+        lambda t: (
+            f"known_income_cents {t!r} is not a whole number of cents in "
+            f"0..{MAX_KNOWN_INCOME_CENTS}"
+        ),
+        known,
+    )
     return reasons, bsn_int, known_int
+
+
+def _dictionary(column: pa.ChunkedArray) -> tuple[IntArray, list[str]]:
+    """Codes in order of first appearance, and the distinct values (nulls become "")."""
+    encoded = pc.dictionary_encode(pc.fill_null(column, "").combine_chunks())
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, [str(v) for v in encoded.dictionary.to_pylist()]
 
 
 def read_households(path: Path) -> HouseholdBatch:
@@ -177,81 +176,79 @@ def read_households(path: Path) -> HouseholdBatch:
     table = _read_table(path)
     n = table.num_rows
     reasons, bsn_int, known_int = _row_problems(table)
-    hid = np.asarray(pc.fill_null(table.column("household_id"), "").to_pylist(), dtype=object)
-    cats = np.asarray(pc.fill_null(table.column("category"), "").to_pylist(), dtype=object)
     line = np.arange(n, dtype=np.int64) + 2  # line 1 is the CSV header
-
+    group, group_ids = _dictionary(table.column("household_id"))  # first-appearance order
+    cat_code, cat_values = _dictionary(table.column("category"))
+    groups = len(group_ids)
     rejected: dict[str, str] = {}
-    for i in np.flatnonzero(reasons != None):  # noqa: E711
-        key = str(hid[i]).strip()
-        message = f"line {int(line[i])}: {reasons[i]}"
-        if not key:
-            rejected.setdefault(f"<no id, line {int(line[i])}>", message)
-        else:
-            rejected.setdefault(key, message)
+    refused = np.zeros(groups, dtype=bool)
 
-    # Group rows by household in order of first appearance.
-    unique_ids, first_index, inverse = np.unique(hid, return_index=True, return_inverse=True)
-    order_of_group = np.argsort(first_index, kind="stable")
-    rank = np.empty_like(order_of_group)
-    rank[order_of_group] = np.arange(len(order_of_group))
-    group = rank[inverse]
-    rows_sorted = np.lexsort((np.arange(n), group))
-    counts = np.bincount(group, minlength=len(unique_ids))
+    def reject(g: int, message: str) -> None:
+        refused[g] = True
+        key = group_ids[g].strip()
+        rejected.setdefault(key or f"<no id, line {message.split(':')[0][5:]}>", message)
 
-    # BSNs in more than one household reject every household involved.
-    valid_bsn = bsn_int > 0
-    seen: dict[int, str] = {}
-    for i in np.flatnonzero(valid_bsn):
-        b = int(bsn_int[i])
-        owner = seen.setdefault(b, str(hid[i]))
-        if owner != hid[i]:
-            msg = f"line {int(line[i])}: bsn {b:09d} is also in household {owner!r}"
-            rejected.setdefault(str(hid[i]).strip() or f"<no id, line {int(line[i])}>", msg)
-            rejected.setdefault(owner, f"bsn {b:09d} is also in household {str(hid[i])!r}")
+    for i in np.flatnonzero(reasons != None):  # noqa: E711 - object array
+        reject(int(group[i]), f"line {int(line[i])}: {reasons[i]}")
 
-    group_ids = unique_ids[order_of_group]
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    accepted_ids: list[str] = []
-    accepted_cats: list[str] = []
-    known_sum: list[int] = []
-    member_counts: list[int] = []
-    member_rows: list[npt.NDArray[np.int64]] = []
-    for g, gid in enumerate(group_ids):
-        key = str(gid).strip()
-        if not key or key in rejected:
-            continue
-        rows = rows_sorted[offsets[g] : offsets[g + 1]]
-        size = len(rows)
-        group_cats = set(cats[rows].tolist())
-        problem = None
-        if len(group_cats) > 1:
-            problem = f"rows disagree on category ({', '.join(sorted(map(str, group_cats)))})"
-        elif size > MAX_HOUSEHOLD_MEMBERS:
-            problem = f"{size} members, at most {MAX_HOUSEHOLD_MEMBERS} allowed"
-        elif len(set(bsn_int[rows].tolist())) != size:
-            problem = "the same bsn is listed twice"
-        elif cats[rows[0]] == "couple" and size < 2:
-            problem = "category 'couple' needs at least two members"
-        elif int(known_int[rows].sum()) > MAX_KNOWN_INCOME_CENTS:
-            problem = f"known income adds up to more than {MAX_KNOWN_INCOME_CENTS} cents"
-        if problem is not None:
-            rejected[key] = f"line {int(line[rows[0]])}: household {key!r}: {problem}"
-            continue
-        accepted_ids.append(key)
-        accepted_cats.append(str(cats[rows[0]]))
-        known_sum.append(int(known_int[rows].sum()))
-        member_counts.append(size)
-        member_rows.append(rows)
+    # A BSN in more than one household rejects every household involved.
+    valid = np.flatnonzero(bsn_int > 0)
+    _, inverse, counts = np.unique(bsn_int[valid], return_inverse=True, return_counts=True)
+    owner: dict[int, int] = {}
+    for i in valid[counts[inverse] > 1]:
+        b, g = int(bsn_int[i]), int(group[i])
+        first = owner.setdefault(b, g)
+        if first != g:
+            reject(g, f"line {int(line[i])}: bsn {b:09d} is also in household {group_ids[first]!r}")
+            reject(first, f"bsn {b:09d} is also in household {group_ids[g]!r}")
 
+    # Household-level checks, vectorised over groups (rows sorted by group, then file order).
+    rows = np.lexsort((np.arange(n), group))
+    size = np.bincount(group, minlength=groups)
+    starts = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
+    g_sorted, b_sorted = group[rows], bsn_int[rows]
+    cat_sorted = cat_code[rows]
+    cat_min = np.minimum.reduceat(cat_sorted, starts) if n else cat_sorted
+    cat_max = np.maximum.reduceat(cat_sorted, starts) if n else cat_sorted
+    known_sum = np.add.reduceat(known_int[rows], starts) if n else known_int
+    by_bsn = np.lexsort((b_sorted, g_sorted))
+    same = (g_sorted[by_bsn][1:] == g_sorted[by_bsn][:-1]) & (
+        b_sorted[by_bsn][1:] == b_sorted[by_bsn][:-1]
+    )
+    twice = np.zeros(groups, dtype=bool)
+    twice[g_sorted[by_bsn][1:][same]] = True
+    first_row = rows[starts] if n else rows
+    is_couple = np.array([v == "couple" for v in cat_values], dtype=bool)[cat_min]
+    problems = [
+        (cat_min != cat_max, "rows disagree on category"),
+        (size > MAX_HOUSEHOLD_MEMBERS, f"more than {MAX_HOUSEHOLD_MEMBERS} members"),
+        (twice, "the same bsn is listed twice"),
+        (is_couple & (size < 2), "category 'couple' needs at least two members"),
+        (
+            known_sum > MAX_KNOWN_INCOME_CENTS,
+            f"known income adds up to more than {MAX_KNOWN_INCOME_CENTS} cents",
+        ),
+    ]
+    for mask, text in problems:
+        for gi in np.flatnonzero(mask):
+            detail = text
+            if text == "rows disagree on category":
+                members = cat_sorted[starts[gi] : starts[gi] + size[gi]]
+                detail = f"{text} ({', '.join(sorted({cat_values[c] for c in members}))})"
+            elif text.startswith("more than"):
+                detail = f"{int(size[gi])} members, at most {MAX_HOUSEHOLD_MEMBERS} allowed"
+            key = group_ids[gi].strip()
+            reject(int(gi), f"line {int(line[first_row[gi]])}: household {key!r}: {detail}")
+
+    accepted = ~refused
+    keep_rows = rows[accepted[g_sorted]]
+    accepted_groups = np.flatnonzero(accepted)
     return HouseholdBatch(
-        household_ids=accepted_ids,
-        categories=accepted_cats,
-        known_income_cents=np.asarray(known_sum, dtype=np.int64),
-        member_counts=np.asarray(member_counts, dtype=np.int64),
-        member_bsns=bsn_int[np.concatenate(member_rows)]
-        if member_rows
-        else np.zeros(0, dtype=np.int64),
+        household_ids=[group_ids[g].strip() for g in accepted_groups],
+        categories=[cat_values[c].strip() for c in cat_min[accepted_groups]],
+        known_income_cents=known_sum[accepted_groups].astype(np.int64),
+        member_counts=size[accepted_groups].astype(np.int64),
+        member_bsns=bsn_int[keep_rows],
         rejected=sorted(rejected.items()),
         input_sha256=_file_sha256(path),
         rows=n,
