@@ -92,6 +92,9 @@ def parameter_set(name: str) -> CkksParams:
 
 # --- BFV (strict mode) ----------------------------------------------------------------------
 
+FLOOD_STATISTICAL_BITS: Final = 40
+"""Noise flooding must make the flooding noise at least 2**40 times the circuit's noise."""
+
 MIN_NOISE_MARGIN_BITS: Final = 8
 """Invariant noise budget (bits) that must remain after the strict comparison circuit.
 
@@ -110,6 +113,11 @@ class BfvParams:
     one-hot encoding, ``2**digit_bits - 1`` ciphertexts per digit) and ``digits`` the number of
     digits compared; the comparison circuit then has one plaintext multiplication and
     ``ceil(log2(digits))`` ciphertext multiplications on its longest path.
+
+    ``flood_multiplications`` (0 = off) sets the server's noise flooding: the result gets a
+    fresh public-key encryption of zero multiplied by that many uniformly random plaintexts,
+    whose noise must exceed the circuit's by ``FLOOD_STATISTICAL_BITS`` (see docs/he.md,
+    "Circuit privacy").
     """
 
     name: str
@@ -118,6 +126,7 @@ class BfvParams:
     coeff_mod_bit_sizes: tuple[int, ...]
     digit_bits: int
     digits: int
+    flood_multiplications: int = 0
 
     def __post_init__(self) -> None:
         check_security(self.poly_modulus_degree, self.modulus_bits)
@@ -132,6 +141,12 @@ class BfvParams:
             )
         if not 1 <= self.digit_bits <= 4 or self.digits < 1:
             raise CryptoError("digit_bits must be 1..4 and digits at least 1")
+        if self.flood_multiplications and self.estimated_flooding_bits < FLOOD_STATISTICAL_BITS:
+            raise CryptoError(
+                f"{self.name}: {self.flood_multiplications} flooding multiplications make the "
+                f"flooding noise only about 2**{self.estimated_flooding_bits:.0f} times the "
+                f"circuit noise; at least 2**{FLOOD_STATISTICAL_BITS} is required"
+            )
         remaining = self.estimated_remaining_budget_bits
         if remaining < MIN_NOISE_MARGIN_BITS:
             raise CryptoError(
@@ -164,6 +179,33 @@ class BfvParams:
 
     @property
     def estimated_remaining_budget_bits(self) -> float:
+        """Noise budget left in the result (circuit and flooding), by the model below."""
+        if self.flood_multiplications:
+            return min(self.estimated_circuit_budget_bits, self.estimated_flood_budget_bits)
+        return self.estimated_circuit_budget_bits
+
+    @property
+    def estimated_flooding_bits(self) -> float:
+        """log2 of (flooding noise / circuit noise): how far the flood buries the circuit's."""
+        return self.estimated_circuit_budget_bits - self.estimated_flood_budget_bits
+
+    @property
+    def estimated_flood_budget_bits(self) -> float:
+        """Budget of the flooding ciphertext: a fresh encryption after the random products."""
+        return self._fresh_bits - self.flood_multiplications * self._plain_bits
+
+    @property
+    def _fresh_bits(self) -> float:
+        data_bits = sum(self.coeff_mod_bit_sizes[:-1])
+        return data_bits - float(self.plain_modulus.bit_length()) - 7.0
+
+    @property
+    def _plain_bits(self) -> float:
+        log_n = float(self.poly_modulus_degree.bit_length() - 1)
+        return float(self.plain_modulus.bit_length()) + log_n / 2.0 - 2.5
+
+    @property
+    def estimated_circuit_budget_bits(self) -> float:
         """Noise budget left after the circuit, by a model calibrated on this machine.
 
         Measured with SEAL's ``invariant_noise_budget`` (t = 65537): a fresh ciphertext has
@@ -174,11 +216,9 @@ class BfvParams:
         """
         log_t = float(self.plain_modulus.bit_length())
         log_n = float(self.poly_modulus_degree.bit_length() - 1)
-        data_bits = sum(self.coeff_mod_bit_sizes[:-1])
-        fresh = data_bits - log_t - 7.0
-        plain = log_t + log_n / 2.0 - 2.5 + self.digit_bits
+        plain = self._plain_bits + self.digit_bits
         mult = log_t + log_n - 2.0 + 1.0
-        return fresh - plain - self.circuit_depth * mult
+        return self._fresh_bits - plain - self.circuit_depth * mult
 
 
 STRICT_BFV_N16384: Final = BfvParams(
@@ -190,12 +230,15 @@ STRICT_BFV_N16384: Final = BfvParams(
     # wrong slot is out of reach by a factor 2**77. 39 ciphertexts of ~1.0 MB per 16,384
     # households: ~2.5 KB uploaded per household; result ~1.0 MB per chunk (~64 B/household);
     # public context (public + relinearisation keys) ~6 MB. Exact: decrypts to 0 or 1.
-    # The default: as fast per household as the N=8192 set on this machine, with 60 more bits
-    # of margin.
+    # The default: as fast per household as the N=8192 set on this machine, with room for
+    # noise flooding: 9 random plaintext products of a fresh encryption of zero (about 90 ms
+    # per chunk, ~8%) bury the circuit noise under noise 2**52 times larger (measured; estimate
+    # 2**50), leaving a budget of 25 bits (estimate 22).
     plain_modulus=65537,
     coeff_mod_bit_sizes=(60, 60, 60, 60, 50),
     digit_bits=2,
     digits=13,
+    flood_multiplications=9,
 )
 
 STRICT_BFV_N8192: Final = BfvParams(
@@ -205,7 +248,7 @@ STRICT_BFV_N8192: Final = BfvParams(
     # Same circuit; measured remaining budget 16 bits (estimate: 11), the thinnest margin we
     # accept (MIN_NOISE_MARGIN_BITS = 8). 39 ciphertexts of 432 KB per 8,192 households:
     # 2.06 KB uploaded per household; public context ~2.7 MB. For smaller uploads and
-    # chunks; the N=16384 set is the default.
+    # chunks; no room for noise flooding (re-randomised only). The N=16384 set is the default.
     plain_modulus=65537,
     coeff_mod_bit_sizes=(43, 43, 44, 44, 44),
     digit_bits=2,

@@ -29,14 +29,19 @@ slot), "SVB's digit is greater" and "equal" are *linear* in the encrypted indica
 sum is 0 or 1), giving ``[a > s]`` with ``ceil(log2(digits))`` ciphertext multiplications on the
 longest path. The result decrypts to exactly 0 or 1; anything else is an integrity error.
 
-Circuit privacy: before returning, the server adds a fresh public-key encryption of zero, so the
-result ciphertext is a fresh-looking ciphertext rather than a deterministic function of the
-uploaded ones. The *noise* is not flooded; docs/he.md says what that leaves.
+Circuit privacy: the result's noise is a function of UWV's plaintext digits and of
+intermediate comparison results, and SVB (holding the secret key) can compute that noise. So
+before returning, the server adds a fresh public-key encryption of zero (re-randomisation: the
+ciphertext components become independent of the uploaded ones) and, where the parameter set
+allows (``flood_multiplications``), floods: that encryption of zero is first multiplied by
+uniformly random plaintexts, so its noise exceeds the circuit's by ``2**50`` (estimate; tests
+measure it). docs/he.md says what that buys and what it does not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -50,6 +55,7 @@ from shared.he.params import BfvParams
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+RandomBytes = Callable[[int], bytes]
 
 MAX_MONTHS: Final = 24
 """Longest reference period (months) a household total may cover."""
@@ -226,13 +232,37 @@ def _tree(
     return _Node(gt=gt, eq=eq)
 
 
+def _uniform_mod(random_bytes: RandomBytes, count: int, modulus: int) -> IntArray:
+    """``count`` values uniform modulo ``modulus`` (bias below 2**-46), centred around 0."""
+    raw = np.frombuffer(random_bytes(8 * count), dtype=np.uint64)
+    values: IntArray = (raw % np.uint64(modulus)).astype(np.int64) - modulus // 2
+    return values
+
+
+def flooded_zero(ctx: PublicBfvContext, count: int, random_bytes: RandomBytes) -> BfvCiphertext:
+    """A fresh encryption of zero whose noise is flooded by random plaintext products.
+
+    Multiplying by a uniformly random slot vector multiplies by a uniformly random polynomial
+    (batch encoding is a bijection), which scales the noise by about ``t·sqrt(N)`` while the
+    message stays zero.
+    """
+    zero = ctx.encrypt_zeros(count)
+    for _ in range(ctx.params.flood_multiplications):
+        zero = zero.mul_plain(_uniform_mod(random_bytes, count, ctx.params.plain_modulus))
+    return zero
+
+
 def evaluate_chunk(
-    ctx: PublicBfvContext, ciphertexts: Sequence[bytes], totals_cents: IntArray
+    ctx: PublicBfvContext,
+    ciphertexts: Sequence[bytes],
+    totals_cents: IntArray,
+    random_bytes: RandomBytes = secrets.token_bytes,
 ) -> bytes:
     """UWV: the encrypted decision ``[S < X]`` for one chunk, re-randomised, serialised.
 
     ``ciphertexts`` are SVB's upload for the chunk (as from :func:`encrypt_thresholds`),
     ``totals_cents`` UWV's household totals over the period, in the same order.
+    ``random_bytes`` (a cryptographic source; passed in for tests) drives the noise flooding.
     """
     params = ctx.params
     _check_capacity(params)
@@ -248,9 +278,9 @@ def evaluate_chunk(
     cts = [ctx.load(c, count) for c in ciphertexts]
     leaves = [cts[i * per_digit : (i + 1) * per_digit] for i in range(params.digits)]
     root = _tree(leaves, _digits(s, params), need_eq=False)
-    # Re-randomise: a fresh public-key encryption of zero makes the result's ciphertext
-    # components independent of the uploaded ones (also covers the all-zero case).
-    fresh = ctx.encrypt_zeros(count)
+    # Re-randomise (and flood, if the set allows): a fresh public-key encryption of zero makes
+    # the result's components independent of the uploaded ones (also covers the all-zero case).
+    fresh = flooded_zero(ctx, count, random_bytes)
     result = fresh if root.gt is None else root.gt + fresh
     return result.serialize()
 

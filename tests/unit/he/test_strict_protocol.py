@@ -9,7 +9,13 @@ from shared.errors import CryptoError, InputError, IntegrityError
 from shared.he import strict
 from shared.he.backend import PublicBfvContext, SecretBfvContext
 from shared.he.masked import THRESHOLD_BAND_CENTS
-from shared.he.params import MIN_NOISE_MARGIN_BITS, STRICT_BFV_N8192, STRICT_BFV_N16384, BfvParams
+from shared.he.params import (
+    FLOOD_STATISTICAL_BITS,
+    MIN_NOISE_MARGIN_BITS,
+    STRICT_BFV_N8192,
+    STRICT_BFV_N16384,
+    BfvParams,
+)
 from shared.he.strict import TOTAL_BAND_CENTS
 
 # The smallest set with enough depth: keys in ~0.1 s, one chunk in well under a second.
@@ -191,6 +197,10 @@ def test_bad_parameters_are_refused_with_the_reason() -> None:
         BfvParams("x", 8192, 65537, (54, 54, 54, 56), 2, 13)
     with pytest.raises(CryptoError, match="batching"):
         BfvParams("x", 16384, 65539, (60, 60, 60, 60, 50), 2, 13)
+    with pytest.raises(CryptoError, match="flooding noise only"):
+        BfvParams("x", 16384, 65537, (60, 60, 60, 60, 50), 2, 13, flood_multiplications=5)
+    with pytest.raises(CryptoError, match="noise budget"):
+        BfvParams("x", 16384, 65537, (60, 60, 60, 60, 50), 2, 13, flood_multiplications=11)
     too_narrow = BfvParams("narrow", 8192, 65537, (43, 43, 44, 44, 44), 2, 12)
     with pytest.raises(CryptoError, match="24 bits"):
         strict.encrypt_thresholds(SecretBfvContext.generate(too_narrow), np.array([1]), 1)
@@ -208,4 +218,24 @@ def test_default_set_full_chunk_exact_with_wide_margin() -> None:
     got = strict.decrypt_decisions(sk, result, params.slots)
     assert got.valid.all()
     np.testing.assert_array_equal(got.eligible, strict.plaintext_decisions(t, s))
-    assert sk.unsafe_noise_budget_bits(result) >= params.estimated_remaining_budget_bits
+    measured = sk.unsafe_noise_budget_bits(result)
+    assert measured >= params.estimated_remaining_budget_bits >= MIN_NOISE_MARGIN_BITS
+    # Flooding: the result's noise is at least 2**40 times what the circuit alone leaves
+    # (whose budget the N=8192 test shows the estimate does not overstate).
+    assert measured <= params.estimated_circuit_budget_bits - FLOOD_STATISTICAL_BITS
+
+
+def test_flooding_uses_the_given_randomness_and_keeps_the_message_zero() -> None:
+    params = STRICT_BFV_N16384
+    sk = SecretBfvContext.generate(params)
+    pk = PublicBfvContext(sk.public_bytes(), params.name)
+    calls: list[int] = []
+
+    def counting(n: int) -> bytes:
+        calls.append(n)
+        return bytes(n)  # all-zero "randomness": every flooding factor is −t//2
+
+    zero = strict.flooded_zero(pk, 8, counting)
+    assert len(calls) == params.flood_multiplications
+    np.testing.assert_array_equal(sk.decrypt(zero.serialize()), np.zeros(8))
+    assert strict.flooded_zero(pk, 8, lambda n: bytes(n)).serialize() != zero.serialize()
