@@ -244,6 +244,10 @@ class BfvCiphertext:
     def mul_plain(self, values: IntArray) -> BfvCiphertext:
         return BfvCiphertext(self._vec * np.asarray(values, dtype=np.int64).tolist())
 
+    def mul_scalar(self, value: int) -> BfvCiphertext:
+        """Multiply every slot by one integer (a constant plaintext: far cheaper than a vector)."""
+        return BfvCiphertext(self._vec * int(value))
+
     def add_plain(self, values: IntArray) -> BfvCiphertext:
         return BfvCiphertext(self._vec + np.asarray(values, dtype=np.int64).tolist())
 

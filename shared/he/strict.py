@@ -252,6 +252,45 @@ def flooded_zero(ctx: PublicBfvContext, count: int, random_bytes: RandomBytes) -
     return zero
 
 
+def _nonzero_scalar(random_bytes: RandomBytes, modulus: int) -> int:
+    return 1 + int.from_bytes(random_bytes(8), "little") % (modulus - 1)
+
+
+def validity_check(
+    ctx: PublicBfvContext, leaves: Sequence[Sequence[BfvCiphertext]], random_bytes: RandomBytes
+) -> BfvCiphertext:
+    """Zero in every slot whose upload is a valid one-hot encoding; random elsewhere.
+
+    A dishonest SVB could upload indicators that are not 0/1 or not one-hot (say 1, 2, 4) and
+    read several of UWV's digits from one result. Per digit, with secret random scalars
+    ``ρ_d``: ``(Σ ρ_d h_d)² − Σ ρ_d² h_d = Σ ρ_d² (h_d² − h_d) + 2 Σ_{d<e} ρ_d ρ_e h_d h_e``,
+    a polynomial in ρ that is identically zero iff the digit is valid, so for an invalid digit
+    it vanishes with probability at most 2/t (Schwartz–Zippel). Digits are combined with random
+    weights and the sum multiplied by a uniformly random nonzero slot vector, so an invalid
+    slot's result is uniformly random: an integrity error for SVB, and no information.
+    Soundness error per slot at most 3/t (< 2**-14 at t = 65537).
+    """
+    t = ctx.params.plain_modulus
+    count = len(leaves[0][0])
+    total: BfvCiphertext | None = None
+    for indicators in leaves:
+        rho = [_nonzero_scalar(random_bytes, t) for _ in indicators]
+        u: BfvCiphertext | None = None
+        v: BfvCiphertext | None = None
+        for h, r in zip(indicators, rho, strict=True):
+            hu, hv = h.mul_scalar(r), h.mul_scalar(r * r % t)
+            u = hu if u is None else u + hu
+            v = hv if v is None else v + hv
+        assert u is not None and v is not None
+        digit_check = (u * u + v.mul_scalar(t - 1)).mul_scalar(_nonzero_scalar(random_bytes, t))
+        total = digit_check if total is None else total + digit_check
+    assert total is not None
+    spread = _uniform_mod(random_bytes, count, t - 1)
+    # Shift from [-(t-1)/2, (t-1)/2) to the nonzero residues, so a nonzero check stays nonzero.
+    spread = np.where(spread >= 0, spread + 1, spread)
+    return total.mul_plain(spread)
+
+
 def evaluate_chunk(
     ctx: PublicBfvContext,
     ciphertexts: Sequence[bytes],
@@ -278,10 +317,11 @@ def evaluate_chunk(
     cts = [ctx.load(c, count) for c in ciphertexts]
     leaves = [cts[i * per_digit : (i + 1) * per_digit] for i in range(params.digits)]
     root = _tree(leaves, _digits(s, params), need_eq=False)
+    check = validity_check(ctx, leaves, random_bytes)
     # Re-randomise (and flood, if the set allows): a fresh public-key encryption of zero makes
     # the result's components independent of the uploaded ones (also covers the all-zero case).
     fresh = flooded_zero(ctx, count, random_bytes)
-    result = fresh if root.gt is None else root.gt + fresh
+    result = check + fresh if root.gt is None else root.gt + check + fresh
     return result.serialize()
 
 

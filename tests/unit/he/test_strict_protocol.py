@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 
@@ -239,3 +241,28 @@ def test_flooding_uses_the_given_randomness_and_keeps_the_message_zero() -> None
     assert len(calls) == params.flood_multiplications
     np.testing.assert_array_equal(sk.decrypt(zero.serialize()), np.zeros(8))
     assert strict.flooded_zero(pk, 8, lambda n: bytes(n)).serialize() != zero.serialize()
+
+
+def test_upload_that_is_not_one_hot_gives_random_slots_not_digits(
+    secret: SecretBfvContext, public: PublicBfvContext
+) -> None:
+    """A dishonest SVB encoding weights (1, 2, 4) to read UWV's digits gets only noise."""
+    count = 64
+    x = np.zeros(count, dtype=np.int64)
+    s = np.arange(count, dtype=np.int64) * 1_000_003
+    honest = strict.encrypt_thresholds(secret, x, 12)
+    per_digit = (1 << PARAMS.digit_bits) - 1
+    weights = np.zeros(count, dtype=np.int64)
+    weights[::2] = 1  # odd slots keep a valid encoding, even slots get weights 1, 2, 4
+    forged = list(honest)
+    for d in range(per_digit):
+        idx = 6 * per_digit + d
+        valid_part = secret.decrypt(honest[idx])
+        forged[idx] = secret.encrypt(np.where(weights == 1, 1 << d, valid_part))
+    deterministic = random.Random(1).randbytes  # randomness is passed in: reproducible test
+    result = strict.evaluate_chunk(public, forged, s, deterministic)
+    got = strict.decrypt_decisions(secret, result, count)
+    assert not got.valid[::2].any()
+    assert got.valid[1::2].all()
+    np.testing.assert_array_equal(got.eligible[1::2], strict.plaintext_decisions(x, s)[1::2])
+    assert len(got.integrity_errors()) == count // 2
