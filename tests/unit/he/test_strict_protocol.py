@@ -6,6 +6,8 @@ import random
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.errors import CryptoError, InputError, IntegrityError
 from shared.he import strict
@@ -266,3 +268,30 @@ def test_upload_that_is_not_one_hot_gives_random_slots_not_digits(
     assert got.valid[1::2].all()
     np.testing.assert_array_equal(got.eligible[1::2], strict.plaintext_decisions(x, s)[1::2])
     assert len(got.integrity_errors()) == count // 2
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    months=st.integers(1, strict.MAX_MONTHS),
+    monthly=st.integers(-THRESHOLD_BAND_CENTS, THRESHOLD_BAND_CENTS),
+    extra=st.integers(0, 23),
+    total=st.one_of(
+        st.integers(-(2**63), 2**63 - 1),
+        st.integers(-TOTAL_BAND_CENTS - 3, TOTAL_BAND_CENTS + 3),
+    ),
+    near=st.integers(-2, 2),
+    use_near=st.booleans(),
+)
+def test_encoding_property(
+    months: int, monthly: int, extra: int, total: int, near: int, use_near: bool
+) -> None:
+    """For any integer total and any in-band threshold, ``s < a`` iff ``S < X``."""
+    x = max(
+        -months * THRESHOLD_BAND_CENTS, min(months * THRESHOLD_BAND_CENTS, months * monthly + extra)
+    )
+    s = x + near if use_near else total
+    a = strict.encode_total_thresholds(np.array([x]), months)
+    e = strict.encode_totals(np.array([s], dtype=np.int64))
+    assert 0 <= int(e[0]) <= strict.OFFSET_LIMIT and 1 <= int(a[0]) <= strict.OFFSET_LIMIT
+    assert bool(e[0] < a[0]) == (s < x)
+    assert int(a[0]).bit_length() <= PARAMS.compared_bits
