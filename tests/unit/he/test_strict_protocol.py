@@ -295,3 +295,19 @@ def test_encoding_property(
     assert 0 <= int(e[0]) <= strict.OFFSET_LIMIT and 1 <= int(a[0]) <= strict.OFFSET_LIMIT
     assert bool(e[0] < a[0]) == (s < x)
     assert int(a[0]).bit_length() <= PARAMS.compared_bits
+
+
+def test_secret_context_round_trips_and_refuses_corrupt_bytes(
+    secret: SecretBfvContext, public: PublicBfvContext
+) -> None:
+    x = np.array([10, -10], dtype=np.int64)
+    s = np.array([9, -10], dtype=np.int64)
+    result = strict.evaluate_chunk(public, strict.encrypt_thresholds(secret, x, 1), s)
+    restored = SecretBfvContext.from_secret_bytes(secret.secret_bytes(), PARAMS.name)
+    np.testing.assert_array_equal(strict.decrypt_decisions(restored, result, 2).eligible, [1, 0])
+    with pytest.raises(CryptoError, match="corrupt"):
+        SecretBfvContext.from_secret_bytes(b"\x00" * 64, PARAMS.name)
+    with pytest.raises(CryptoError, match="secret"):
+        SecretBfvContext.from_secret_bytes(secret.public_bytes(), PARAMS.name)
+    with pytest.raises(CryptoError, match="unknown BFV parameter set"):
+        SecretBfvContext.from_secret_bytes(secret.secret_bytes(), "bfv-nonsense")
