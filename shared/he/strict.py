@@ -82,6 +82,9 @@ def encode_total_thresholds(total_thresholds_cents: IntArray, months: int) -> In
     x = np.asarray(total_thresholds_cents)
     if x.ndim != 1 or x.dtype.kind not in "iu":
         raise InputError(f"thresholds must be a 1-D integer array, got {x.dtype} {x.shape}")
+    if x.dtype.kind == "u":
+        # Cap before the cast: uint64 values above 2**63 would wrap to negative thresholds.
+        x = np.minimum(x, np.uint64(months * THRESHOLD_BAND_CENTS + 1))
     x = x.astype(np.int64)
     bad = np.flatnonzero(np.abs(x) > months * THRESHOLD_BAND_CENTS)
     if bad.size:
@@ -97,6 +100,9 @@ def encode_totals(totals_cents: IntArray) -> IntArray:
     s = np.asarray(totals_cents)
     if s.ndim != 1 or s.dtype.kind not in "iu":
         raise InputError(f"totals must be a 1-D integer array, got {s.dtype} {s.shape}")
+    if s.dtype.kind == "u":
+        # Cap before the cast: uint64 totals above 2**63 would wrap to negative incomes.
+        s = np.minimum(s, np.uint64(TOTAL_BAND_CENTS))
     clamped = np.clip(s.astype(np.int64), -TOTAL_BAND_CENTS - 1, TOTAL_BAND_CENTS)
     return clamped + (TOTAL_BAND_CENTS + 1)
 

@@ -192,6 +192,11 @@ def test_malformed_chunks_are_refused(secret: SecretBfvContext, public: PublicBf
         strict.encrypt_thresholds(secret, t, 25)
     with pytest.raises(InputError, match="integer"):
         strict.encode_totals(np.array([1.5]))
+    # Unsigned input is capped, never wrapped to a negative value.
+    huge = np.array([2**64 - 1, 2**63], dtype=np.uint64)
+    assert (strict.encode_totals(huge) == strict.OFFSET_LIMIT).all()
+    with pytest.raises(InputError, match="outside the band"):
+        strict.encode_total_thresholds(np.array([2**64 - 5], dtype=np.uint64), 1)
 
 
 def test_bad_parameters_are_refused_with_the_reason() -> None:
