@@ -69,7 +69,7 @@ def main() -> None:
     far_from_one = sum(abs(abs(v) - 1.0) > 0.1 for v in values)
     PeerResult(
         name=f"openfhe-ckks-chebyshev-d{args.degree}",
-        privacy="approximate sign (band around the threshold, magnitude ripples)",
+        privacy="sign; the value p(d) reveals the distance (no mask)",
         households=count,
         seconds=seconds,
         correct=correct,
