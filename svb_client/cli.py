@@ -19,19 +19,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shared.errors import Error
-from shared.he.params import MASKED_N8192
+from shared.he.params import BFV_PARAMETER_SETS, MASKED_N8192, PARAMETER_SETS, STRICT_DEFAULT
 from shared.models import Period
 from shared.rules import cli as rules_cli
 from svb_client.keys import load_or_create, read_passphrase
 from svb_client.runner import DEFAULT_RULE, ScreenJob, run_screen
 
+DEFAULT_PARAMETER_SET = {"masked": MASKED_N8192.name, "strict": STRICT_DEFAULT.name}
+DEFAULT_KEY = {"masked": "svb-key.enc", "strict": "svb-key-strict.enc"}
+
 
 def _screen(args: argparse.Namespace) -> int:
     period = Period.parse(args.period)
-    secret, created = load_or_create(args.key, read_passphrase(args.passphrase_file), MASKED_N8192)
+    params_name = args.parameter_set or DEFAULT_PARAMETER_SET[args.mode]
+    key = args.key or Path(DEFAULT_KEY[args.mode])
+    secret, created = load_or_create(key, read_passphrase(args.passphrase_file), params_name)
     if created:
         print(
-            f"created a new secret key in {args.key} (encrypted with your passphrase)",
+            f"created a new {params_name} secret key in {key} (encrypted with your passphrase)",
             file=sys.stderr,
         )
     journal = args.journal or args.out.with_name(args.out.name + ".journal.sqlite")
@@ -61,7 +66,9 @@ def _screen(args: argparse.Namespace) -> int:
 def _keys_init(args: argparse.Namespace) -> int:
     if args.key.exists():
         raise Error(f"{args.key} exists already; refusing to overwrite a key")
-    load_or_create(args.key, read_passphrase(args.passphrase_file), MASKED_N8192)
+    load_or_create(
+        args.key, read_passphrase(args.passphrase_file), DEFAULT_PARAMETER_SET[args.mode]
+    )
     print(f"created a new secret key in {args.key}")
     return 0
 
@@ -86,7 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     screen.add_argument("--server", default="127.0.0.1:50051", help="UWV server HOST:PORT")
     screen.add_argument("--households", type=Path, required=True, help="CSV or Parquet")
     screen.add_argument("--period", required=True, help="YYYY-MM..YYYY-MM")
-    screen.add_argument("--mode", choices=("masked",), default="masked")
+    screen.add_argument(
+        "--mode",
+        choices=("masked", "strict"),
+        default="masked",
+        help="masked: CKKS, sign of a masked difference (fast); strict: BFV, exactly one bit",
+    )
+    screen.add_argument(
+        "--parameter-set",
+        choices=sorted([*PARAMETER_SETS, *BFV_PARAMETER_SETS]),
+        help="HE parameter set (default: the mode's own; see docs/he.md)",
+    )
     screen.add_argument("--out", type=Path, required=True, help="outreach CSV to write")
     screen.add_argument(
         "--rule",
@@ -94,15 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_RULE,
         help="the eligibility rule (YAML); HE modes run its compiled HE plan",
     )
-    screen.add_argument("--key", type=Path, default=Path("svb-key.enc"))
+    screen.add_argument(
+        "--key",
+        type=Path,
+        help="encrypted secret key (default svb-key.enc, strict: svb-key-strict.enc)",
+    )
     screen.add_argument("--passphrase-file", type=Path)
     screen.add_argument("--journal", type=Path, help="default: OUT.journal.sqlite")
     screen.add_argument("--fresh", action="store_true", help="discard the journal, start over")
     screen.add_argument(
         "--chunk-size",
         type=int,
-        default=MASKED_N8192.slots,
-        help=f"households per ciphertext (1..{MASKED_N8192.slots})",
+        default=None,
+        help="households per chunk (default: every slot; masked 4096, strict 16384)",
     )
     screen.add_argument("--deadline", type=float, default=None, help="seconds for the stream")
     screen.add_argument(
@@ -127,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     init = keys_sub.add_parser("init", help="create a new encrypted secret key")
     init.add_argument("--key", type=Path, default=Path("svb-key.enc"))
+    init.add_argument("--mode", choices=("masked", "strict"), default="masked")
     init.add_argument("--passphrase-file", type=Path)
     init.set_defaults(func=_keys_init)
     return parser

@@ -22,8 +22,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from shared.errors import CryptoError
-from shared.he.backend import SecretCkksContext
-from shared.he.params import CkksParams
+from shared.he.backend import SecretBfvContext, SecretCkksContext
+from shared.he.params import BFV_PARAMETER_SETS, bfv_parameter_set, parameter_set
+
+SecretContext = SecretCkksContext | SecretBfvContext
 
 MAGIC: Final = b"SVBKEY1\n"
 _SCRYPT_N: Final = 2**15
@@ -33,7 +35,7 @@ def _derive(passphrase: bytes, salt: bytes, n: int) -> bytes:
     return Scrypt(salt=salt, length=32, n=n, r=8, p=1).derive(passphrase)
 
 
-def save_secret_key(ctx: SecretCkksContext, path: Path, passphrase: bytes) -> None:
+def save_secret_key(ctx: SecretContext, path: Path, passphrase: bytes) -> None:
     """Encrypt the secret context under ``passphrase`` and write it (mode 0600) atomically."""
     if len(passphrase) < 8:
         raise CryptoError("the key passphrase must be at least 8 characters")
@@ -62,7 +64,7 @@ def save_secret_key(ctx: SecretCkksContext, path: Path, passphrase: bytes) -> No
     os.replace(tmp, path)
 
 
-def load_secret_key(path: Path, passphrase: bytes) -> SecretCkksContext:
+def load_secret_key(path: Path, passphrase: bytes) -> SecretContext:
     """Read and decrypt a key file; a wrong passphrase or altered file raises CryptoError."""
     try:
         data = path.read_bytes()
@@ -81,23 +83,28 @@ def load_secret_key(path: Path, passphrase: bytes) -> SecretCkksContext:
         raise CryptoError(f"{path}: wrong passphrase, or the key file was altered") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise CryptoError(f"{path}: key file header is corrupt: {exc}") from None
-    return SecretCkksContext.from_secret_bytes(plain, str(meta["params"]))
+    name = str(meta["params"])
+    if name in BFV_PARAMETER_SETS:
+        return SecretBfvContext.from_secret_bytes(plain, name)
+    return SecretCkksContext.from_secret_bytes(plain, name)
 
 
-def load_or_create(
-    path: Path, passphrase: bytes, params: CkksParams
-) -> tuple[SecretCkksContext, bool]:
-    """Load the key at ``path``, or create one there if the file does not exist."""
+def load_or_create(path: Path, passphrase: bytes, params_name: str) -> tuple[SecretContext, bool]:
+    """Load the key at ``path``, or create one for ``params_name`` there if there is none."""
     if path.exists():
         ctx = load_secret_key(path, passphrase)
-        if ctx.params.name != params.name:
+        if ctx.params.name != params_name:
             raise CryptoError(
-                f"{path} holds a key for {ctx.params.name!r}, this batch needs {params.name!r}"
+                f"{path} holds a key for {ctx.params.name!r}, this batch needs {params_name!r}"
             )
         return ctx, False
-    ctx = SecretCkksContext.generate(params)
-    save_secret_key(ctx, path, passphrase)
-    return ctx, True
+    new: SecretContext
+    if params_name in BFV_PARAMETER_SETS:
+        new = SecretBfvContext.generate(bfv_parameter_set(params_name))
+    else:
+        new = SecretCkksContext.generate(parameter_set(params_name))
+    save_secret_key(new, path, passphrase)
+    return new, True
 
 
 def read_passphrase(passphrase_file: Path | None) -> bytes:

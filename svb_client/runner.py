@@ -22,16 +22,16 @@ from typing import TextIO
 
 import grpc
 import numpy as np
+import numpy.typing as npt
 
 from shared._proto.eligibility.v1 import eligibility_pb2 as pb
-from shared.errors import Error
-from shared.he.backend import SecretCkksContext, sha256_hex
-from shared.he.masked import decide, encode_thresholds, integrity_error
-from shared.he.params import MASKED_N8192, CkksParams
+from shared.errors import CryptoError, Error
+from shared.he.backend import sha256_hex
 from shared.models import NormCategory, Period, SourceKind
 from shared.rules import HePlan, check, compile_he, parse_file
 from svb_client.households import HouseholdBatch, IntArray, read_households
 from svb_client.journal import ELIGIBLE, NO_DECISION, NOT_ELIGIBLE, Journal, PendingChunk
+from svb_client.schemes import ClientScheme, SecretContext, scheme_for
 from svb_client.transport import Connection, ServerError, server_error
 
 DEFAULT_RULE = Path("rules/aio.yaml")
@@ -132,11 +132,11 @@ def plan_thresholds(plan: HePlan, batch: HouseholdBatch, period: Period) -> IntA
 
 
 def plan_chunks(
-    batch: HouseholdBatch, period: Period, plan: HePlan, chunk_size: int
+    batch: HouseholdBatch, period: Period, plan: HePlan, chunk_size: int, scheme: ClientScheme
 ) -> list[PendingChunk]:
     """Split the accepted households into chunks of at most ``chunk_size`` slots."""
     thresholds = plan_thresholds(plan, batch, period)
-    encode_thresholds(thresholds, period.months)  # refuses one outside the band, early
+    scheme.check_thresholds(thresholds, period.months)  # refuses one out of range, early
     offsets = np.concatenate([[0], np.cumsum(batch.member_counts)])
     chunks = []
     for index, start in enumerate(range(0, len(batch), chunk_size)):
@@ -160,10 +160,11 @@ class ScreenJob:
     period: Period
     out: Path
     journal: Path
-    secret: SecretCkksContext
+    secret: SecretContext
     mode: str = "masked"
     rule: Path = DEFAULT_RULE
-    chunk_size: int = MASKED_N8192.slots
+    chunk_size: int | None = None
+    """Households per chunk; default: every slot of the parameter set."""
     fresh: bool = False
     progress: bool = True
     deadline_s: float | None = None
@@ -174,11 +175,15 @@ class ScreenJob:
 def run_screen(job: ScreenJob) -> Summary:
     """Run (or resume) one screening batch; returns its summary. Raises shared.errors.Error."""
     started = time.monotonic()
-    params: CkksParams = job.secret.params
-    if job.mode != "masked":
-        raise Error(f"mode {job.mode!r} is not available yet; use --mode masked")
-    if not 1 <= job.chunk_size <= params.slots:
-        raise Error(f"--chunk-size must be 1..{params.slots}")
+    scheme = scheme_for(job.secret)
+    if job.mode != scheme.mode:
+        raise Error(
+            f"mode {job.mode!r} needs a {job.mode} key; the key given is for {scheme.mode!r} "
+            f"({scheme.parameter_set})"
+        )
+    chunk_size = job.chunk_size or scheme.slots
+    if not 1 <= chunk_size <= scheme.slots:
+        raise Error(f"--chunk-size must be 1..{scheme.slots}")
     plan = load_plan(job.rule)
     summary = Summary()
     if job.fresh and job.journal.exists():
@@ -191,21 +196,21 @@ def run_screen(job: ScreenJob) -> Summary:
             "input_sha256": input_sha,
             "period": str(job.period),
             "mode": job.mode,
-            "parameter_set": params.name,
+            "parameter_set": scheme.parameter_set,
             "rule": plan.rule_digest,
-            "chunk_size": str(job.chunk_size),
+            "chunk_size": str(chunk_size),
         }
         # The batch id is part of what is journalled (so a resumed run reuses it), not of
         # what must match.
         if not journal.matches_or_empty(identity):
             identity["batch_id"] = str(uuid.uuid4())
             batch = read_households(job.households)
-            chunks = plan_chunks(batch, job.period, plan, job.chunk_size)
+            chunks = plan_chunks(batch, job.period, plan, chunk_size, scheme)
             journal.create(identity, chunks, batch.rejected)
         total_chunks, done_before = journal.counts()
         summary.resumed_chunks = done_before
         batch_id = (journal.identity() or {}).get("batch_id", "")
-        _stream(job, journal, summary, plan, total_chunks, batch_id)
+        _stream(job, scheme, journal, summary, plan, total_chunks, batch_id)
         _write_outreach(journal, job.out, summary)
     finally:
         journal.close()
@@ -215,26 +220,26 @@ def run_screen(job: ScreenJob) -> Summary:
 
 def _stream(
     job: ScreenJob,
+    scheme: ClientScheme,
     journal: Journal,
     summary: Summary,
     plan: HePlan,
     total_chunks: int,
     batch_id: str,
 ) -> None:
-    params = job.secret.params
     pending = list(journal.pending())
     if not pending:
         return
     conn = Connection(job.server, timeout=job.connect_timeout_s)
     try:
         conn.server_info()
-        public = job.secret.public_bytes_for_masked()
+        public = scheme.public_context()
         digest = sha256_hex(public)
-        summary.context_uploaded = conn.ensure_context(params.name, public, digest)
+        summary.context_uploaded = conn.ensure_context(scheme.parameter_set, public, digest)
         header = pb.BatchHeader(
             batch_id=batch_id,
             context_sha256=digest,
-            mode=pb.MODE_MASKED,
+            mode=pb.MODE_STRICT if scheme.mode == "strict" else pb.MODE_MASKED,
             period=str(job.period),
             rule_digest=plan.rule_digest,
             chunk_count=total_chunks,
@@ -256,11 +261,7 @@ def _stream(
                         index=chunk.index,
                         member_counts=chunk.member_counts.tolist(),
                         member_bsns=chunk.member_bsns.tolist(),
-                        ciphertexts=[
-                            job.secret.encrypt(
-                                encode_thresholds(chunk.thresholds, job.period.months)
-                            )
-                        ],
+                        ciphertexts=scheme.encrypt_chunk(chunk.thresholds, job.period.months),
                     )
                 )
                 summary.bytes_sent += message.ByteSize()
@@ -275,7 +276,7 @@ def _stream(
                 chunk = by_index.pop(result.index, None)
                 if chunk is None:
                     raise ServerError(f"server answered chunk {result.index}, which was not asked")
-                decisions, slot_errors = _decide_chunk(job, result, chunk, params)
+                decisions, slot_errors = _decide_chunk(scheme, job.period, result, chunk)
                 journal.record(chunk.index, decisions, slot_errors)
                 progress.advance(len(chunk.household_ids))
                 if job.on_chunk_recorded is not None:
@@ -292,22 +293,20 @@ def _stream(
 
 
 def _decide_chunk(
-    job: ScreenJob, result: pb.ChunkResult, chunk: PendingChunk, params: CkksParams
-) -> tuple[np.ndarray, dict[int, str]]:
+    scheme: ClientScheme, period: Period, result: pb.ChunkResult, chunk: PendingChunk
+) -> tuple[npt.NDArray[np.int8], dict[int, str]]:
+    """Decisions for one chunk and the reason for every household without one."""
     size = len(chunk.household_ids)
     decisions = np.full(size, NO_DECISION, dtype=np.int8)
     if result.HasField("error") and result.error.code:
         reason = f"refused by UWV: {result.error.message}"
         return decisions, dict.fromkeys(range(size), reason)
-    values = job.secret.decrypt(result.ciphertexts[0])[:size] if result.ciphertexts else np.zeros(0)
-    if len(values) != size:
-        return decisions, dict.fromkeys(range(size), "integrity error: result has wrong length")
-    slot = decide(values, job.period.months, params)
-    decisions[:] = np.where(slot.eligible, ELIGIBLE, NOT_ELIGIBLE)
-    slot_errors = {
-        int(i): f"integrity error: {integrity_error(int(i), float(values[i]))}"
-        for i in np.flatnonzero(~slot.valid)
-    }
+    try:
+        chunk_decisions = scheme.decide_chunk(list(result.ciphertexts), size, period.months)
+    except CryptoError as exc:
+        return decisions, dict.fromkeys(range(size), f"integrity error: {exc}")
+    decisions[:] = np.where(chunk_decisions.eligible, ELIGIBLE, NOT_ELIGIBLE)
+    slot_errors = {i: f"integrity error: {text}" for i, text in chunk_decisions.problems.items()}
     for detail in result.slot_errors:
         slot_errors[int(detail.slot)] = f"refused by UWV: {detail.message}"
     for i in slot_errors:

@@ -11,7 +11,7 @@ from shared._proto.eligibility.v1 import eligibility_pb2 as pb
 from shared._proto.eligibility.v1 import eligibility_pb2_grpc as pb_grpc
 from shared.errors import Error
 
-MAX_MESSAGE_BYTES: Final = 32 * 1024 * 1024
+MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
 ERROR_METADATA_KEY: Final = "eligibility-error-bin"
 
 

@@ -69,9 +69,19 @@ def start_server() -> Iterator[object]:
         )
         server, port = build_server(service, 0)
         server.start()
-        servers.append(server)
+        servers.append((server, service))
         return RunningServer(f"127.0.0.1:{port}", port, service, threading.Event())
 
     yield _start
-    for server in servers:
+    for server, service in servers:
         server.stop(grace=None)
+        service.contexts.close()
+
+
+@pytest.fixture(scope="session")
+def strict_secret_small() -> object:
+    """A strict-mode (BFV) key on the smaller N=8192 set: fast enough for integration tests."""
+    from shared.he.backend import SecretBfvContext
+    from shared.he.params import STRICT_BFV_N8192
+
+    return SecretBfvContext.generate(STRICT_BFV_N8192)

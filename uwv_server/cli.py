@@ -82,6 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
     stop.wait()
     log.info("shutting down")
     server.stop(grace=5).wait()
+    service.contexts.close()
     return 0
 
 

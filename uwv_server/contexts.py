@@ -1,7 +1,8 @@
 """Public contexts uploaded by clients, kept by SHA-256 (in memory and on disk).
 
-A context is checked once, at upload, by :class:`shared.he.backend.PublicCkksContext`
-(no secret key, parameters of a named set); afterwards batches refer to it by digest.
+A context is checked once, at upload, by the facade (:class:`PublicCkksContext` for the
+masked mode, :class:`PublicBfvContext` for the strict mode: no secret key, parameters of a
+named set); afterwards batches refer to it by digest and get an evaluator for it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,17 @@ import threading
 from pathlib import Path
 
 from shared.errors import CryptoError
-from shared.he.backend import PublicCkksContext, sha256_hex
+from shared.he.backend import PublicBfvContext, PublicCkksContext, sha256_hex
+from shared.he.params import BFV_PARAMETER_SETS
+from uwv_server.evaluators import ChunkEvaluator, MaskedEvaluator, StrictEvaluator
+
+PublicContext = PublicCkksContext | PublicBfvContext
+
+
+def _parse(parameter_set: str, data: bytes) -> PublicContext:
+    if parameter_set in BFV_PARAMETER_SETS:
+        return PublicBfvContext(data, parameter_set)
+    return PublicCkksContext(data, parameter_set)
 
 
 class UnknownContext(CryptoError):
@@ -22,7 +33,8 @@ class ContextRegistry:
     def __init__(self, directory: Path | None = None, max_in_memory: int = 64) -> None:
         self._dir = directory
         self._max = max_in_memory
-        self._contexts: dict[str, PublicCkksContext] = {}
+        self._contexts: dict[str, tuple[PublicContext, bytes]] = {}
+        self._evaluators: dict[str, ChunkEvaluator] = {}
         self._lock = threading.Lock()
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
@@ -33,19 +45,19 @@ class ContextRegistry:
         with self._lock:
             if digest in self._contexts:
                 return digest, True
-        ctx = PublicCkksContext(data, parameter_set)  # refuses secret keys and foreign params
+        ctx = _parse(parameter_set, data)  # refuses secret keys and foreign parameters
         with self._lock:
-            self._remember(digest, ctx)
+            self._remember(digest, ctx, data)
         if self._dir is not None:
             tmp = self._dir / f".{digest}.tmp"
             tmp.write_bytes(parameter_set.encode() + b"\n" + data)
             os.replace(tmp, self._dir / f"{digest}.ctx")
         return digest, False
 
-    def _remember(self, digest: str, ctx: PublicCkksContext) -> None:
+    def _remember(self, digest: str, ctx: PublicContext, data: bytes) -> None:
         if len(self._contexts) >= self._max:
             self._contexts.pop(next(iter(self._contexts)))
-        self._contexts[digest] = ctx
+        self._contexts[digest] = (ctx, data)
 
     def known(self, digest: str) -> bool:
         with self._lock:
@@ -53,16 +65,49 @@ class ContextRegistry:
                 return True
         return self._dir is not None and (self._dir / f"{digest}.ctx").exists()
 
-    def get(self, digest: str) -> PublicCkksContext:
+    def get(self, digest: str) -> PublicContext:
+        return self._entry(digest)[0]
+
+    def _entry(self, digest: str) -> tuple[PublicContext, bytes]:
         with self._lock:
-            ctx = self._contexts.get(digest)
-        if ctx is not None:
-            return ctx
+            entry = self._contexts.get(digest)
+        if entry is not None:
+            return entry
         path = None if self._dir is None else self._dir / f"{digest}.ctx"
-        if path is None or not path.exists() or len(digest) != 64:
+        if path is None or len(digest) != 64 or not path.exists():
             raise UnknownContext(f"context {digest[:16]}… is not known here; upload it first")
         name, _, data = path.read_bytes().partition(b"\n")
-        ctx = PublicCkksContext(data, name.decode())
+        ctx = _parse(name.decode(), data)
         with self._lock:
-            self._remember(digest, ctx)
-        return ctx
+            self._remember(digest, ctx, data)
+        return ctx, data
+
+    def evaluator(self, digest: str, mode: str) -> ChunkEvaluator:
+        """The evaluator for batches in ``mode`` under this context (kept for reuse)."""
+        ctx, data = self._entry(digest)
+        if mode == "masked" and not isinstance(ctx, PublicCkksContext):
+            raise CryptoError(f"context {digest[:16]}… is for strict mode, the batch is masked")
+        if mode == "strict" and not isinstance(ctx, PublicBfvContext):
+            raise CryptoError(f"context {digest[:16]}… is for masked mode, the batch is strict")
+        with self._lock:
+            found = self._evaluators.get(digest)
+        if found is not None:
+            return found
+        evaluator: ChunkEvaluator
+        if isinstance(ctx, PublicCkksContext):
+            evaluator = MaskedEvaluator(ctx)
+        else:
+            evaluator = StrictEvaluator(ctx, data)  # starts worker processes: keep it
+        with self._lock:
+            if len(self._evaluators) >= 4:
+                _, old = self._evaluators.popitem()
+                old.close()
+            self._evaluators[digest] = evaluator
+        return evaluator
+
+    def close(self) -> None:
+        """Stop every evaluator's worker processes."""
+        with self._lock:
+            evaluators, self._evaluators = list(self._evaluators.values()), {}
+        for evaluator in evaluators:
+            evaluator.close()

@@ -8,8 +8,10 @@ chunk instead yields a failed ``ChunkResult`` and the batch goes on.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
+from concurrent.futures import Future
 from typing import Final, NoReturn
 
 import grpc
@@ -20,17 +22,20 @@ from grpc_reflection.v1alpha import reflection
 from shared._proto.eligibility.v1 import eligibility_pb2 as pb
 from shared._proto.eligibility.v1 import eligibility_pb2_grpc as pb_grpc
 from shared.errors import CryptoError, Error, InputError
-from shared.he.params import PARAMETER_SETS
+from shared.he.params import BFV_PARAMETER_SETS, PARAMETER_SETS
 from shared.models import MAX_HOUSEHOLD_MEMBERS, IncomeWeights, Period, SourceKind
 from uwv_server.contexts import UnknownContext
-from uwv_server.service import BatchRequest, ChunkError, ScreeningService
+from uwv_server.service import Batch, BatchRequest, ChunkError, ChunkOutput, ScreeningService
 
 log = logging.getLogger("uwv_server")
 
 SERVER_VERSION: Final = "0.1.0"
-MAX_MESSAGE_BYTES: Final = 32 * 1024 * 1024
-"""A masked chunk is ~350 KB (one ciphertext + 4 bytes a BSN); strict-mode chunks carry a few
-dozen ciphertexts. 32 MiB admits both with room and bounds what one message can cost us."""
+MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
+"""A masked chunk is ~350 KB (one ciphertext + 4 bytes a BSN); a strict chunk at N=16384 is 39
+ciphertexts of ~1.05 MB (~41 MB) and its public context 6.1 MB. 64 MiB admits both with room
+and bounds what one message can cost us."""
+IN_FLIGHT: Final = 4
+"""Chunks evaluated concurrently per stream (strict mode keeps both worker processes busy)."""
 ERROR_METADATA_KEY: Final = "eligibility-error-bin"
 
 STATUS_OF: Final[list[tuple[type[Exception], grpc.StatusCode, pb.ErrorCode.ValueType]]] = [
@@ -99,9 +104,12 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
     ) -> pb.ServerInfo:
         return pb.ServerInfo(
             server_version=SERVER_VERSION,
-            parameter_sets=sorted(PARAMETER_SETS),
-            modes=[pb.MODE_MASKED],
-            max_households_per_chunk=max(p.slots for p in PARAMETER_SETS.values()),
+            parameter_sets=sorted([*PARAMETER_SETS, *BFV_PARAMETER_SETS]),
+            modes=[pb.MODE_MASKED, pb.MODE_STRICT],
+            max_households_per_chunk=max(
+                [p.slots for p in PARAMETER_SETS.values()]
+                + [p.slots for p in BFV_PARAMETER_SETS.values()]
+            ),
             max_members_per_household=MAX_HOUSEHOLD_MEMBERS,
             max_message_bytes=MAX_MESSAGE_BYTES,
             snapshot_digest=self._service.snapshot.digest,
@@ -145,6 +153,7 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
             batch = self._service.open_batch(request)
         except Error as exc:
             _abort(context, exc, field="header")
+        pending: deque[tuple[int, Future[ChunkOutput]]] = deque()
         for message in request_iterator:
             if not context.is_active():  # deadline passed or client went away
                 log.info("batch %s: client gone after %d chunks", header.batch_id, batch.chunks)
@@ -153,31 +162,22 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
                 _abort(context, InputError("only chunks may follow the header"), "chunk")
             chunk = message.chunk
             try:
-                output = self._service.evaluate_chunk(
+                future = self._service.submit_chunk(
                     batch,
                     chunk.index,
                     np.asarray(chunk.member_counts, dtype=np.int64),
                     np.asarray(chunk.member_bsns, dtype=np.int64),
                     list(chunk.ciphertexts),
                 )
-                slot_errors = [
-                    pb.ErrorDetail(
-                        code=pb.BUDGET_EXHAUSTED, message=reason, chunk_index=chunk.index, slot=slot
-                    )
-                    for slot, reason in sorted(output.refused_slots.items())
-                ]
-                yield pb.ScreenResponse(
-                    result=pb.ChunkResult(
-                        index=chunk.index, ciphertexts=output.ciphertexts, slot_errors=slot_errors
-                    )
-                )
             except Error as exc:
-                batch.failed_chunks += 1
-                _, code = _classify(exc)
-                log.warning("batch %s chunk %d refused: %s", header.batch_id, chunk.index, exc)
-                yield pb.ScreenResponse(
-                    result=pb.ChunkResult(index=chunk.index, error=_detail(exc, code, chunk.index))
-                )
+                future = Future()
+                future.set_exception(exc)
+            pending.append((chunk.index, future))
+            # Answer in order; keep a few chunks in flight so worker processes stay busy.
+            while pending and (pending[0][1].done() or len(pending) > IN_FLIGHT):
+                yield self._answer(batch, *pending.popleft())
+        while pending:
+            yield self._answer(batch, *pending.popleft())
         log.info(
             "batch %s done: %d chunks, %d households, %d failed chunks",
             header.batch_id,
@@ -188,6 +188,27 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
         yield pb.ScreenResponse(
             summary=pb.BatchSummary(
                 chunks=batch.chunks, households=batch.households, failed_chunks=batch.failed_chunks
+            )
+        )
+
+    def _answer(self, batch: Batch, index: int, future: Future[ChunkOutput]) -> pb.ScreenResponse:
+        """The response for one chunk: its result, or its error (the batch goes on)."""
+        try:
+            output = future.result()
+        except Error as exc:
+            batch.failed_chunks += 1
+            _, code = _classify(exc)
+            log.warning("batch %s chunk %d refused: %s", batch.request.batch_id, index, exc)
+            return pb.ScreenResponse(
+                result=pb.ChunkResult(index=index, error=_detail(exc, code, index))
+            )
+        slot_errors = [
+            pb.ErrorDetail(code=pb.BUDGET_EXHAUSTED, message=reason, chunk_index=index, slot=slot)
+            for slot, reason in sorted(output.refused_slots.items())
+        ]
+        return pb.ScreenResponse(
+            result=pb.ChunkResult(
+                index=index, ciphertexts=output.ciphertexts, slot_errors=slot_errors
             )
         )
 

@@ -1,4 +1,4 @@
-"""The screening service: one chunk of households in, one result ciphertext out.
+"""The screening service: one chunk of households in, its result ciphertext(s) out.
 
 This is the domain layer: no gRPC here (see :mod:`uwv_server.grpc_api`). Every chunk is
 validated in full before any computation; a bad chunk fails alone and the batch goes on.
@@ -7,25 +7,25 @@ validated in full before any computation; a bad chunk fails alone and the batch 
 from __future__ import annotations
 
 import logging
-import secrets
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from shared.errors import CryptoError, InputError
-from shared.he.backend import PublicCkksContext
-from shared.he.masked import RandomBytes, mask_operands
+from shared.errors import InputError
 from shared.models import MAX_HOUSEHOLD_MEMBERS, IncomeWeights, Period
 from uwv_server.contexts import ContextRegistry
+from uwv_server.evaluators import ChunkEvaluator
 from uwv_server.store import Snapshot
 
 IntArray = npt.NDArray[np.int64]
 log = logging.getLogger("uwv_server")
 
-MODES: Final = ("masked",)
+MODES: Final = ("masked", "strict")
 _WEIGHTS: Final = np.array([9, 8, 7, 6, 5, 4, 3, 2, -1], dtype=np.int64)
 
 
@@ -53,12 +53,12 @@ class BatchRequest:
 @dataclass(slots=True)
 class Batch:
     request: BatchRequest
-    context: PublicCkksContext
+    evaluator: ChunkEvaluator
     started: float
     chunks: int = 0
     households: int = 0
     failed_chunks: int = 0
-    seen_indices: set[int] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,43 +121,78 @@ class ScreeningService:
         contexts: ContextRegistry,
         *,
         budget: BudgetPolicy | None = None,
-        random_bytes: RandomBytes = secrets.token_bytes,
     ) -> None:
         self.snapshot = snapshot
         self.contexts = contexts
         self.budget: BudgetPolicy = budget if budget is not None else NoBudget()
-        self._random_bytes = random_bytes
 
     def open_batch(self, request: BatchRequest) -> Batch:
         if request.mode not in MODES:
             raise ChunkError(f"mode {request.mode!r} is not served here", code="mode")
-        context = self.contexts.get(request.context_sha256)
+        evaluator = self.contexts.evaluator(request.context_sha256, request.mode)
         log.info(
-            "batch %s opened: mode=%s period=%s chunks=%d context=%s…",
+            "batch %s opened: mode=%s parameters=%s period=%s chunks=%d context=%s…",
             request.batch_id,
             request.mode,
+            evaluator.parameter_set,
             request.period,
             request.chunk_count,
             request.context_sha256[:12],
         )
-        return Batch(request=request, context=context, started=time.monotonic())
+        return Batch(request=request, evaluator=evaluator, started=time.monotonic())
 
-    def evaluate_chunk(
+    def submit_chunk(
         self,
         batch: Batch,
         index: int,
         member_counts: IntArray,
         member_bsns: IntArray,
         ciphertexts: list[bytes],
-    ) -> ChunkOutput:
-        """Validate and evaluate one chunk. Raises :class:`ChunkError` / ``CryptoError``."""
-        params = batch.context.params
+    ) -> Future[ChunkOutput]:
+        """Validate one chunk and start its evaluation.
+
+        Validation errors raise :class:`ChunkError` / ``CryptoError`` at once; evaluation errors
+        surface from the future. Chunks may be evaluated concurrently (strict mode).
+        """
+        self._validate(batch, index, member_counts, member_bsns)
+        refused = self.budget.charge(
+            batch_id=batch.request.batch_id,
+            chunk_index=index,
+            period=batch.request.period,
+            member_bsns=member_bsns,
+            member_counts=member_counts,
+        )
+        totals = self.snapshot.household_totals(
+            batch.request.period, member_bsns, member_counts, batch.request.weights
+        )
+        inner = batch.evaluator.submit(
+            totals, batch.request.period.months, ciphertexts, sorted(refused)
+        )
+        outer: Future[ChunkOutput] = Future()
+
+        def relay(f: Future[list[bytes]]) -> None:
+            exc = f.exception()
+            if exc is not None:
+                outer.set_exception(exc)
+                return
+            self._count(batch, len(member_counts))
+            outer.set_result(
+                ChunkOutput(index=index, ciphertexts=f.result(), refused_slots=refused)
+            )
+
+        inner.add_done_callback(relay)
+        return outer
+
+    def _validate(
+        self, batch: Batch, index: int, member_counts: IntArray, member_bsns: IntArray
+    ) -> None:
         households = len(member_counts)
+        slots = batch.evaluator.slots
         if households == 0:
             raise ChunkError(f"chunk {index} has no households")
-        if households > params.slots:
+        if households > slots:
             raise ChunkError(
-                f"chunk {index} has {households} households, at most {params.slots} per chunk"
+                f"chunk {index} has {households} households, at most {slots} per chunk"
             )
         bad_count = np.flatnonzero((member_counts < 1) | (member_counts > MAX_HOUSEHOLD_MEMBERS))
         if bad_count.size:
@@ -184,37 +219,19 @@ class ScreeningService:
                 member=member,
                 code="bsn",
             )
-        if len(ciphertexts) != 1:
-            raise CryptoError(
-                f"chunk {index}: masked mode takes 1 ciphertext, got {len(ciphertexts)}"
-            )
-        refused = self.budget.charge(
-            batch_id=batch.request.batch_id,
-            chunk_index=index,
-            period=batch.request.period,
-            member_bsns=member_bsns,
-            member_counts=member_counts,
-        )
-        totals = self.snapshot.household_totals(
-            batch.request.period, member_bsns, member_counts, batch.request.weights
-        )
-        ops = mask_operands(totals, batch.request.period.months, params, self._random_bytes)
-        if refused:
-            # A refused household's slot must say nothing about its income: zero it out.
-            slots = np.fromiter(refused, dtype=np.int64)
-            ops.multiply[slots] = 0.0
-            ops.add[slots] = 0.0
-        result = batch.context.masked_affine(ciphertexts[0], ops.subtract, ops.multiply, ops.add)
-        batch.chunks += 1
-        batch.households += households
-        if batch.chunks % 50 == 0 or batch.chunks == batch.request.chunk_count:
+
+    def _count(self, batch: Batch, households: int) -> None:
+        with batch.lock:
+            batch.chunks += 1
+            batch.households += households
+            chunks = batch.chunks
+        if chunks % 50 == 0 or chunks == batch.request.chunk_count:
             elapsed = time.monotonic() - batch.started
             log.info(
                 "batch %s: %d/%s chunks, %d households, %.0f households/s",
                 batch.request.batch_id,
-                batch.chunks,
+                chunks,
                 batch.request.chunk_count or "?",
                 batch.households,
                 batch.households / max(elapsed, 1e-9),
             )
-        return ChunkOutput(index=index, ciphertexts=[result], refused_slots=refused)

@@ -472,9 +472,9 @@ def test_masked_mode_agrees_with_the_rule_evaluator(
 def test_oversized_message_is_refused_and_server_stays_up(wire: Any) -> None:
     stub, _, _ = wire
     with pytest.raises(grpc.RpcError) as info:
-        stub.UploadContext(pb.UploadContextRequest(parameter_set="x", context=b"\0" * (33 << 20)))
+        stub.UploadContext(pb.UploadContextRequest(parameter_set="x", context=b"\0" * (65 << 20)))
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
-    assert stub.GetServerInfo(pb.GetServerInfoRequest()).max_message_bytes == 32 << 20
+    assert stub.GetServerInfo(pb.GetServerInfoRequest()).max_message_bytes == 64 << 20
 
 
 def test_deadline_is_honoured(wire: Any, secret_context: SecretCkksContext) -> None:

@@ -45,8 +45,8 @@ def test_secret_never_stored_in_clear(tmp_path: Path, secret_context: SecretCkks
 def test_load_or_create(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from shared.he.params import MASKED_N8192
 
-    _, created = load_or_create(tmp_path / "k", b"passphrase", MASKED_N8192)
-    _, again = load_or_create(tmp_path / "k", b"passphrase", MASKED_N8192)
+    _, created = load_or_create(tmp_path / "k", b"passphrase", MASKED_N8192.name)
+    _, again = load_or_create(tmp_path / "k", b"passphrase", MASKED_N8192.name)
     assert (created, again) == (True, False)
     monkeypatch.delenv("SVB_KEY_PASSPHRASE", raising=False)
     with pytest.raises(CryptoError, match="SVB_KEY_PASSPHRASE"):
