@@ -1,0 +1,274 @@
+"""The compute-to-data run service: the domain layer behind the ``ComputeToData`` gRPC service.
+
+A run: check the batch → the rule must be runnable now (approved, unexpired, unrevoked) →
+charge the differencing budget (households whose members have spent it are refused by
+position, the rest go on) → one isolated runner process evaluates the rule and signs a run
+statement → the statement is checked here too, recorded, and handed to the audit hook →
+decisions and statement go back to SVB.
+
+Time comes from the injected clock; keys from the caller; nothing reads globals.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from shared.crypto import Envelope, Registry, Role, SigningKey, open_statement
+from shared.crypto.statement import output_digest, statement_digest
+from shared.errors import Error
+from shared.models import MAX_HOUSEHOLD_MEMBERS, MAX_KNOWN_INCOME_CENTS, Period
+from uwv_server.enclave.approvals import RuleInfo, RuleRegister
+from uwv_server.enclave.engine import engine_digest
+from uwv_server.enclave.errors import BatchRefused, RunFailed
+from uwv_server.enclave.runner import launch
+from uwv_server.enclave.sandbox import Limits
+from uwv_server.enclave.snapshot import cached_snapshot_digest
+from uwv_server.service import BudgetPolicy, NoBudget, invalid_bsn_positions
+from uwv_server.store import Snapshot
+
+IntArray = npt.NDArray[np.int64]
+log = logging.getLogger("uwv_server.enclave")
+
+MAX_RUN_HOUSEHOLDS: Final = 2_000_000
+_RUN_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A parsed run request (positional batch; household ids stay at SVB)."""
+
+    run_id: str
+    rule_digest: str
+    period: Period
+    salt: bytes
+    member_counts: IntArray
+    member_bsns: IntArray
+    is_couple: npt.NDArray[np.bool_]
+    known_income_cents: IntArray
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        run_id: str,
+        rule_digest: str,
+        period: str,
+        salt: bytes,
+        member_counts: npt.ArrayLike,
+        member_bsns: npt.ArrayLike,
+        is_couple: npt.ArrayLike,
+        known_income_cents: npt.ArrayLike,
+    ) -> RunRequest:
+        """Check every field; :class:`BatchRefused` names the first problem and its position."""
+        if not _RUN_ID.match(run_id):
+            raise BatchRefused("run_id must be 1-100 characters of A-Z a-z 0-9 . _ : -")
+        if not re.fullmatch(r"[0-9a-f]{64}", rule_digest):
+            raise BatchRefused("rule_digest must be 64 lower-case hex digits")
+        if len(salt) != 32:
+            raise BatchRefused(f"salt must be 32 random bytes, got {len(salt)}")
+        try:
+            parsed_period = Period.parse(period)
+        except Error as exc:
+            raise BatchRefused(exc.diagnostics()) from None
+        counts = np.asarray(member_counts, dtype=np.int64)
+        bsns = np.asarray(member_bsns, dtype=np.int64)
+        couple = np.asarray(is_couple, dtype=np.bool_)
+        known = np.asarray(known_income_cents, dtype=np.int64)
+        n = len(counts)
+        if n == 0 or n > MAX_RUN_HOUSEHOLDS:
+            raise BatchRefused(f"a run has 1..{MAX_RUN_HOUSEHOLDS} households, got {n}")
+        if len(couple) != n or len(known) != n:
+            raise BatchRefused(
+                f"{n} households but {len(couple)} is_couple and {len(known)} known incomes"
+            )
+        bad = np.flatnonzero((counts < 1) | (counts > MAX_HOUSEHOLD_MEMBERS))
+        if bad.size:
+            raise BatchRefused(
+                f"household at position {int(bad[0])} has {int(counts[bad[0]])} members, "
+                f"expected 1..{MAX_HOUSEHOLD_MEMBERS}"
+            )
+        if int(counts.sum()) != len(bsns):
+            raise BatchRefused(
+                f"member counts add up to {int(counts.sum())} but {len(bsns)} BSNs were sent"
+            )
+        bad = np.flatnonzero((known < 0) | (known > MAX_KNOWN_INCOME_CENTS))
+        if bad.size:
+            raise BatchRefused(
+                f"household at position {int(bad[0])}: known income outside "
+                f"0..{MAX_KNOWN_INCOME_CENTS} cents"
+            )
+        bad = np.flatnonzero(couple & (counts < 2))
+        if bad.size:
+            raise BatchRefused(f"household at position {int(bad[0])} is a couple of one member")
+        bad_bsn = invalid_bsn_positions(bsns)
+        if bad_bsn.size:
+            pos = int(bad_bsn[0])
+            slot = int(np.searchsorted(np.cumsum(counts), pos, side="right"))
+            raise BatchRefused(
+                f"household at position {slot}, member {pos - int(counts[:slot].sum())}: "
+                "not a valid BSN"
+            )
+        return cls(run_id, rule_digest, parsed_period, salt, counts, bsns, couple, known)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """Per household: 0 not eligible, 1 eligible, 2 refused; reasons by position; statement."""
+
+    outcomes: npt.NDArray[np.uint8]
+    refused: dict[int, str]
+    statement: bytes
+    statement_digest: str
+
+
+@dataclass
+class EnclaveConfig:
+    """Where the enclave keeps its state, and the runner's limits."""
+
+    state_dir: Path
+    limits: Limits = field(default_factory=Limits)
+    require_isolation: bool = False
+    """Refuse to return results of a run whose network or filesystem was not confined."""
+
+
+StatementHook = Callable[[str, bytes, str], None]
+"""Called with (run_id, statement envelope bytes, statement digest) after each run: the audit
+log's seam (the lead connects :mod:`shared.audit`)."""
+
+
+class EnclaveService:
+    """UWV's compute-to-data service."""
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        register: RuleRegister,
+        registry: Registry,
+        runner_key: SigningKey,
+        config: EnclaveConfig,
+        *,
+        budget: BudgetPolicy | None = None,
+        clock: Callable[[], datetime],
+        on_statement: StatementHook | None = None,
+    ) -> None:
+        registry.require(runner_key.key_id, Role.RUNNER)
+        self.snapshot = snapshot
+        self.register = register
+        self.registry = registry
+        self.runner_key = runner_key
+        self.config = config
+        self.budget: BudgetPolicy = budget if budget is not None else NoBudget()
+        self.clock = clock
+        self.on_statement = on_statement
+        self.engine_digest = engine_digest()
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.snapshot_digest = cached_snapshot_digest(
+            snapshot.directory, config.state_dir / "snapshot-digests.json"
+        )
+
+    def submit(self, envelope_json: bytes) -> RuleInfo:
+        return self.register.submit(envelope_json, self.clock())
+
+    def info(self, rule_digest: str) -> RuleInfo:
+        return self.register.info(rule_digest, self.clock())
+
+    def list(self) -> list[RuleInfo]:
+        return self.register.list(self.clock())
+
+    def run(self, request: RunRequest) -> RunOutcome:
+        """Run an approved rule over the batch (see the module docstring)."""
+        now = self.clock()
+        rule = self.register.runnable(request.rule_digest, now)
+        refused = self.budget.charge(
+            batch_id=f"enclave:{request.run_id}",
+            chunk_index=0,
+            period=request.period,
+            member_bsns=request.member_bsns,
+            member_counts=request.member_counts,
+        )
+        if refused:
+            self.register.event(
+                now,
+                "budget-refused",
+                rule.digest,
+                f"run {request.run_id}: {len(refused)} households",
+            )
+        mask = np.zeros(len(request.member_counts), dtype=np.uint8)
+        mask[list(refused)] = 1
+        header = {
+            "run_id": request.run_id,
+            "rule_digest": rule.digest,
+            "rule_yaml": rule.rule_yaml,
+            "period": str(request.period),
+            "salt": request.salt.hex(),
+            "approvals": [a.model_dump(mode="json") for a in rule.approvals],
+            "snapshot_dir": str(self.snapshot.directory),
+            "snapshot_digest": self.snapshot_digest,
+            "runner_key": base64.b64encode(self.runner_key.unsafe_raw()).decode("ascii"),
+        }
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "member_counts": request.member_counts,
+            "member_bsns": request.member_bsns,
+            "is_couple": request.is_couple.astype(np.uint8),
+            "known_income_cents": request.known_income_cents,
+            "refused": mask,
+        }
+        try:
+            out = launch(header, arrays, self.config.limits, cwd=self.snapshot.directory)
+            self._check(request, rule.digest, out.outcomes, out.statement)
+        except RunFailed as exc:
+            self.register.record_run(request.run_id, rule.digest, self.clock(), "failed", str(exc))
+            self.register.event(self.clock(), "run-failed", rule.digest, str(exc))
+            log.warning("run %s failed: %s", request.run_id, exc)
+            raise
+        digest = statement_digest(Envelope.from_json(out.statement).payload)
+        self.register.record_run(
+            request.run_id, rule.digest, self.clock(), "done", digest, out.statement
+        )
+        if self.on_statement is not None:
+            self.on_statement(request.run_id, out.statement, digest)
+        log.info(
+            "run %s: rule %s…, %d households, %d refused by budget, statement %s…",
+            request.run_id,
+            rule.digest[:12],
+            len(out.outcomes),
+            len(refused),
+            digest[:12],
+        )
+        return RunOutcome(out.outcomes, refused, out.statement, digest)
+
+    def _check(
+        self, request: RunRequest, rule_digest: str, outcomes: npt.NDArray[np.uint8], stmt: bytes
+    ) -> None:
+        """UWV checks its own runner's statement before anything leaves the building."""
+        try:
+            statement, _ = open_statement(Envelope.from_json(stmt), self.registry)
+        except Error as exc:
+            raise RunFailed(f"the runner's statement does not verify: {exc}") from None
+        p = statement.predicate
+        if (
+            p.rule_digest != rule_digest
+            or p.snapshot_digest != self.snapshot_digest
+            or p.engine_digest != self.engine_digest
+            or p.output_digest != output_digest(request.salt, outcomes)
+            or len(outcomes) != len(request.member_counts)
+        ):
+            raise RunFailed("the runner's statement does not match its output")
+        if self.config.require_isolation and (
+            p.isolation.network != "namespace" or p.isolation.filesystem != "chroot"
+        ):
+            raise RunFailed(
+                "the runner was not isolated (network: "
+                f"{p.isolation.network}, filesystem: {p.isolation.filesystem}) and this server "
+                "requires isolation"
+            )
