@@ -169,6 +169,7 @@ class ScreenJob:
     progress: bool = True
     deadline_s: float | None = None
     connect_timeout_s: float = 30.0
+    requester: str = "SVB svb-client"
     on_chunk_recorded: Callable[[int], None] | None = None
 
 
@@ -242,6 +243,7 @@ def _stream(
             mode=pb.MODE_STRICT if scheme.mode == "strict" else pb.MODE_MASKED,
             period=str(job.period),
             rule_digest=plan.rule_digest,
+            requester=job.requester,
             chunk_count=total_chunks,
             income_weights=[
                 pb.IncomeWeight(kind=k.value, gross=plan.gross_weight[k], tax=plan.tax_weight[k])

@@ -56,6 +56,8 @@ class RunningServer:
 @pytest.fixture
 def start_server() -> Iterator[object]:
     """Start a real UWV gRPC server on a free localhost port for a given store."""
+    from uwv_server.audit_api import audit_registrar
+    from uwv_server.audit_trail import AuditTrail
     from uwv_server.contexts import ContextRegistry
     from uwv_server.grpc_api import build_server
     from uwv_server.service import BudgetPolicy, ScreeningService
@@ -64,10 +66,14 @@ def start_server() -> Iterator[object]:
     servers = []
 
     def _start(store: Path, budget: BudgetPolicy | None = None) -> RunningServer:
+        trail = AuditTrail.open(store)
         service = ScreeningService(
-            Snapshot.open_current(store), ContextRegistry(store / "contexts"), budget=budget
+            Snapshot.open_current(store),
+            ContextRegistry(store / "contexts"),
+            budget=budget,
+            audit=trail,
         )
-        server, port = build_server(service, 0)
+        server, port = build_server(service, 0, extra_services=[audit_registrar(trail)])
         server.start()
         servers.append((server, service))
         return RunningServer(f"127.0.0.1:{port}", port, service, threading.Event())
@@ -76,6 +82,8 @@ def start_server() -> Iterator[object]:
     for server, service in servers:
         server.stop(grace=None)
         service.contexts.close()
+        if service.audit is not None:
+            service.audit.close()
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,8 @@ from shared.errors import Error
 from shared.models import Period
 from shared.rules import cli as rules_cli
 from uwv_server import synth
+from uwv_server.audit_api import audit_registrar
+from uwv_server.audit_trail import AuditTrail
 from uwv_server.contexts import ContextRegistry
 from uwv_server.grpc_api import build_server
 from uwv_server.service import ScreeningService
@@ -60,8 +62,11 @@ def _serve(args: argparse.Namespace) -> int:
     )
     log = logging.getLogger("uwv_server")
     snapshot = Snapshot.open_current(args.store)
-    service = ScreeningService(snapshot, ContextRegistry(args.store / "contexts"))
-    server, port = build_server(service, args.port, host=args.host)
+    trail = AuditTrail.open(args.store)
+    service = ScreeningService(snapshot, ContextRegistry(args.store / "contexts"), audit=trail)
+    server, port = build_server(
+        service, args.port, host=args.host, extra_services=[audit_registrar(trail)]
+    )
     server.start()
     log.info(
         "serving on %s:%d (snapshot %s…, %s records); health: grpc.health.v1",
@@ -83,6 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
     log.info("shutting down")
     server.stop(grace=5).wait()
     service.contexts.close()
+    trail.close()
     return 0
 
 

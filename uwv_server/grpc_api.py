@@ -8,6 +8,7 @@ chunk instead yields a failed ``ChunkResult`` and the batch goes on.
 from __future__ import annotations
 
 import logging
+import re
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
@@ -64,6 +65,23 @@ def _detail(exc: Exception, code: pb.ErrorCode.ValueType, chunk_index: int = -1)
     return pb.ErrorDetail(
         code=code, message=str(exc), chunk_index=chunk_index, slot=slot, member=member
     )
+
+
+_LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9 ._:/@-]{0,63}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _label(text: str, field: str) -> str:
+    """A short name for the audit log: starts with a letter, so it can never be a BSN."""
+    if not _LABEL.match(text):
+        raise InputError(f"{field} {text[:80]!r} must be 1-64 letters, digits or ' ._:/@-'")
+    return text
+
+
+def _digest(text: str, field: str) -> str:
+    if not _HEX64.match(text):
+        raise InputError(f"{field} must be a SHA-256 digest in 64 lowercase hex digits")
+    return text
 
 
 def _weights(header: pb.BatchHeader) -> IncomeWeights:
@@ -149,10 +167,24 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
                 rule_digest=header.rule_digest,
                 chunk_count=header.chunk_count,
                 weights=_weights(header),
+                requester=_label(header.requester or "unnamed client", "requester"),
             )
+            _digest(header.rule_digest, "rule_digest")
             batch = self._service.open_batch(request)
         except Error as exc:
             _abort(context, exc, field="header")
+        try:
+            yield from self._run_batch(batch, request_iterator, context)
+        finally:
+            self._service.close_batch(batch)
+
+    def _run_batch(
+        self,
+        batch: Batch,
+        request_iterator: Iterator[pb.ScreenRequest],
+        context: grpc.ServicerContext,
+    ) -> Iterator[pb.ScreenResponse]:
+        header = batch.request
         pending: deque[tuple[int, Future[ChunkOutput]]] = deque()
         for message in request_iterator:
             if not context.is_active():  # deadline passed or client went away

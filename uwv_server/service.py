@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from shared.errors import InputError
 from shared.models import MAX_HOUSEHOLD_MEMBERS, IncomeWeights, Period
+from uwv_server.audit_trail import AuditTrail, RunRecord
 from uwv_server.contexts import ContextRegistry
 from uwv_server.evaluators import ChunkEvaluator
 from uwv_server.store import Snapshot
@@ -48,6 +49,7 @@ class BatchRequest:
     rule_digest: str
     chunk_count: int
     weights: IncomeWeights
+    requester: str = "unnamed client"
 
 
 @dataclass(slots=True)
@@ -59,6 +61,7 @@ class Batch:
     households: int = 0
     failed_chunks: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    record: RunRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +124,12 @@ class ScreeningService:
         contexts: ContextRegistry,
         *,
         budget: BudgetPolicy | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.contexts = contexts
         self.budget: BudgetPolicy = budget if budget is not None else NoBudget()
+        self.audit = audit
 
     def open_batch(self, request: BatchRequest) -> Batch:
         if request.mode not in MODES:
@@ -139,7 +144,23 @@ class ScreeningService:
             request.chunk_count,
             request.context_sha256[:12],
         )
-        return Batch(request=request, evaluator=evaluator, started=time.monotonic())
+        batch = Batch(request=request, evaluator=evaluator, started=time.monotonic())
+        if self.audit is not None:
+            batch.record = self.audit.start(
+                run_id=request.batch_id,
+                requester=request.requester,
+                rule_digest=request.rule_digest,
+                mode=request.mode,
+                parameter_set=evaluator.parameter_set,
+                period=str(request.period),
+            )
+        return batch
+
+    def close_batch(self, batch: Batch) -> None:
+        """The batch is over (completed or abandoned): record it in the audit log."""
+        if self.audit is not None and batch.record is not None:
+            index = self.audit.finish(batch.record)
+            log.info("batch %s recorded as audit log entry %d", batch.request.batch_id, index)
 
     def submit_chunk(
         self,
@@ -155,6 +176,8 @@ class ScreeningService:
         surface from the future. Chunks may be evaluated concurrently (strict mode).
         """
         self._validate(batch, index, member_counts, member_bsns)
+        if batch.record is not None:
+            batch.record.chunk_in(index, member_counts, member_bsns, ciphertexts)
         refused = self.budget.charge(
             batch_id=batch.request.batch_id,
             chunk_index=index,
@@ -176,6 +199,10 @@ class ScreeningService:
                 outer.set_exception(exc)
                 return
             self._count(batch, len(member_counts))
+            if batch.record is not None:
+                batch.record.chunk_out(
+                    index, len(member_counts), len(member_bsns), len(refused), f.result()
+                )
             outer.set_result(
                 ChunkOutput(index=index, ciphertexts=f.result(), refused_slots=refused)
             )

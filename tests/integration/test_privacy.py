@@ -31,6 +31,7 @@ from uwv_server.synth import generate
 PERIOD = Period.parse("2025-01..2025-12")
 HEADER_FIELDS = {
     "batch_id",
+    "requester",
     "context_sha256",
     "mode",
     "period",

@@ -184,6 +184,7 @@ def _header(
             mode=pb.MODE_MASKED,
             period=period,
             income_weights=weights,
+            rule_digest="ab" * 32,
         )
     )
 

@@ -100,6 +100,7 @@ def test_mixing_modes_within_a_batch_is_refused(
         mode=pb.MODE_STRICT,
         period=str(PERIOD),
         income_weights=weights,
+        rule_digest="ab" * 32,
     )
     with pytest.raises(grpc.RpcError) as info:
         list(stub.Screen(iter([pb.ScreenRequest(header=header)])))

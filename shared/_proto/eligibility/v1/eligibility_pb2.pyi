@@ -225,6 +225,7 @@ class BatchHeader(_message.Message):
     RULE_DIGEST_FIELD_NUMBER: _builtins.int
     CHUNK_COUNT_FIELD_NUMBER: _builtins.int
     INCOME_WEIGHTS_FIELD_NUMBER: _builtins.int
+    REQUESTER_FIELD_NUMBER: _builtins.int
     batch_id: _builtins.str
     """Client-chosen id, unique per batch; repeated chunk indices in a resumed batch are fine."""
     context_sha256: _builtins.str
@@ -235,6 +236,8 @@ class BatchHeader(_message.Message):
     """SHA-256 of the canonical rule the thresholds were computed with."""
     chunk_count: _builtins.int
     """Total number of chunks in the batch, for the server's progress log (0 if unknown)."""
+    requester: _builtins.str
+    """Who asks (organisation and client), as recorded in UWV's audit log. Not a BSN."""
     @_builtins.property
     def income_weights(self) -> _containers.RepeatedCompositeFieldContainer[Global___IncomeWeight]:
         """The part of the rule's HE plan UWV executes: how the household total S is formed from
@@ -251,10 +254,11 @@ class BatchHeader(_message.Message):
         rule_digest: _builtins.str = ...,
         chunk_count: _builtins.int = ...,
         income_weights: _abc.Iterable[Global___IncomeWeight] | None = ...,
+        requester: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "chunk_count", b"chunk_count", "context_sha256", b"context_sha256", "income_weights", b"income_weights", "mode", b"mode", "period", b"period", "rule_digest", b"rule_digest"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "chunk_count", b"chunk_count", "context_sha256", b"context_sha256", "income_weights", b"income_weights", "mode", b"mode", "period", b"period", "requester", b"requester", "rule_digest", b"rule_digest"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
