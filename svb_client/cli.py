@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from shared.cli_support import run_command
 from shared.errors import Error
 from shared.he.params import BFV_PARAMETER_SETS, MASKED_N8192, PARAMETER_SETS, STRICT_DEFAULT
 from shared.models import Period
@@ -155,19 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        code: int = args.func(args)
-        return code
-    except Error as exc:
-        print(f"svb-client: {exc.diagnostics()}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"svb-client: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("svb-client: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    return run_command(
+        build_parser(), argv, interrupted_hint="interrupted; run the same command again to resume"
+    )
 
 
 if __name__ == "__main__":

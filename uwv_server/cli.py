@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from shared.errors import Error
+from shared.cli_support import run_command
 from shared.models import Period
 from shared.rules import cli as rules_cli
 from uwv_server import synth
@@ -145,16 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        code: int = args.func(args)
-        return code
-    except Error as exc:
-        print(f"uwv-server: {exc.diagnostics()}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"uwv-server: {exc}", file=sys.stderr)
-        return 2
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ from shared.models import Period
 from shared.oracle import oracle_decisions
 from svb_client.households import read_households
 from svb_client.runner import ScreenJob, run_screen
-from tests.conftest import AIO_RULE
 from tests.integration.test_screen_grpc import _edge_case_data, _outreach
+from tests.integration.test_screen_grpc import _job as masked_job
 from uwv_server.store import Snapshot, import_polis
 from uwv_server.synth import generate
 
@@ -26,18 +26,7 @@ PERIOD = Period.parse("2025-01..2025-12")
 
 
 def _job(hh: Path, target: str, tmp_path: Path, secret: Any, **kw: Any) -> ScreenJob:
-    return ScreenJob(
-        households=hh,
-        server=target,
-        period=PERIOD,
-        out=tmp_path / "out.csv",
-        journal=tmp_path / "journal.sqlite",
-        secret=secret,
-        progress=False,
-        rule=AIO_RULE,
-        mode="strict",
-        **kw,
-    )
+    return masked_job(hh, target, tmp_path, secret, mode="strict", **kw)
 
 
 def test_strict_edge_cases_match_the_oracle(
