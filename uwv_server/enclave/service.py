@@ -207,6 +207,7 @@ class EnclaveService:
         mask[list(refused)] = 1
         header = {
             "run_id": request.run_id,
+            "started_at": now.isoformat(),
             "rule_digest": rule.digest,
             "rule_yaml": rule.rule_yaml,
             "period": str(request.period),
