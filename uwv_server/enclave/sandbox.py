@@ -57,7 +57,8 @@ def _unshare_net() -> bool:
 
 def confine(root: Path, limits: Limits) -> Confinement:
     """Confine the calling process (see the module docstring); returns what took effect."""
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
+    # SIGXCPU at the soft limit names the cause; the hard limit (SIGKILL) is the backstop.
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 2))
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

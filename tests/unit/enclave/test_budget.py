@@ -1,0 +1,137 @@
+"""The durable differencing budget, and the binary-search attack it stops."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.crypto import Role
+from shared.models import Period
+from svb_client.households import read_households
+from tests.unit.enclave.enclave_testkit import (
+    aio_bundle,
+    approval,
+    make_identities,
+    make_service,
+    make_store,
+)
+from uwv_server.budget import SqliteBudget
+from uwv_server.enclave.service import RunRequest
+from uwv_server.service import BudgetPolicy
+
+P2025 = Period.parse("2025-01..2025-12")
+A, B, C = 123456782, 111222333, 100000009  # valid BSNs
+
+
+def _charge(
+    budget: SqliteBudget,
+    batch: str,
+    chunk: int,
+    counts: list[int],
+    bsns: list[int],
+    period: Period = P2025,
+) -> dict[int, str]:
+    return budget.charge(
+        batch_id=batch,
+        chunk_index=chunk,
+        period=period,
+        member_bsns=np.array(bsns, np.int64),
+        member_counts=np.array(counts, np.int64),
+    )
+
+
+def test_is_a_budget_policy(tmp_path: Path) -> None:
+    policy: BudgetPolicy = SqliteBudget(tmp_path / "b.sqlite", limit=2)
+    assert policy.charge is not None
+
+
+def test_limit_refuses_households_by_position_and_the_rest_proceeds(tmp_path: Path) -> None:
+    budget = SqliteBudget(tmp_path / "b.sqlite", limit=2)
+    assert _charge(budget, "b1", 0, [2, 1], [A, B, C]) == {}
+    assert _charge(budget, "b2", 0, [1], [A]) == {}
+    refused = _charge(budget, "b3", 0, [1, 2, 1], [B, A, C, 100000022])
+    assert set(refused) == {1}  # the couple with A; B alone still has budget
+    assert "position 0" in refused[1] and "2025" in refused[1]
+    assert "123456782" not in refused[1]  # reasons name positions, never BSNs
+    assert budget.used(A, 2025) == 2 and budget.used(B, 2025) == 2 and budget.used(C, 2025) == 1
+
+
+def test_idempotent_per_chunk_and_durable_across_restart(tmp_path: Path) -> None:
+    path = tmp_path / "b.sqlite"
+    budget = SqliteBudget(path, limit=1)
+    assert _charge(budget, "b1", 0, [1], [A]) == {}
+    assert _charge(budget, "b1", 0, [1], [A]) == {}  # a resumed batch re-sends the chunk
+    assert budget.used(A, 2025) == 1
+    budget.close()
+    again = SqliteBudget(path, limit=1)  # a restart does not reset it
+    assert set(_charge(again, "b2", 0, [1], [A])) == {0}
+    assert set(_charge(again, "b2", 0, [1], [A])) == {0}
+
+
+def test_shifting_the_period_does_not_reset_the_budget(tmp_path: Path) -> None:
+    budget = SqliteBudget(tmp_path / "b.sqlite", limit=1)
+    assert _charge(budget, "b1", 0, [1], [A], Period.parse("2025-01..2025-12")) == {}
+    assert set(_charge(budget, "b2", 0, [1], [A], Period.parse("2025-02..2025-12"))) == {0}
+    assert set(_charge(budget, "b3", 0, [1], [A], Period.parse("2024-12..2025-01"))) == {0}
+    assert budget.used(A, 2024) == 0  # refused households are not charged
+
+
+def test_binary_search_on_one_income_is_stopped_within_the_budget(tmp_path: Path) -> None:
+    """SVB moves its own 'known income' K so the threshold 12·(N − K) sweeps over the target's
+    income S; each answer is one bit. With a budget of 5 it learns at most 5 bits."""
+    store, households = make_store(tmp_path, 60)
+    ids = make_identities()
+    limit = 5
+    service = make_service(tmp_path, store, ids, budget_limit=limit)
+    d, envelope = aio_bundle(ids)
+    service.submit(envelope)
+    service.register.approve(approval(ids.uwv, Role.APPROVER, d), service.clock())
+    service.register.approve(approval(ids.auditor, Role.AUDITOR, d), service.clock())
+    batch = read_households(households)
+    target = int(np.flatnonzero(batch.member_counts == 1)[0])
+    offsets = np.concatenate([[0], np.cumsum(batch.member_counts)])
+    target_bsn = batch.member_bsns[offsets[target]]
+    others = [i for i in range(len(batch)) if batch.member_counts[i] == 1 and i != target]
+
+    low, high = 0, 1_000_000  # K in cents
+    answered = refused = 0
+    for q in range(20):
+        k = (low + high) // 2
+        bystander = others[q]  # a fresh household in every query: it must still be answered
+        request = RunRequest.parse(
+            run_id=f"probe-{q}",
+            rule_digest=d,
+            period=str(P2025),
+            salt=os.urandom(32),
+            member_counts=[1, 1],
+            member_bsns=[target_bsn, batch.member_bsns[offsets[bystander]]],
+            is_couple=[False, False],
+            known_income_cents=[k, 0],
+        )
+        outcome = service.run(request)
+        assert outcome.outcomes[1] in (0, 1), "the rest of the batch must proceed"
+        if outcome.outcomes[0] == 2:
+            refused += 1
+            assert 0 in outcome.refused and "budget exhausted" in outcome.refused[0]
+            continue
+        answered += 1
+        # eligible iff S < 12·(N − K): eligible means K is below the crossover.
+        if outcome.outcomes[0] == 1:
+            low = k
+        else:
+            high = k
+    assert answered == limit and refused == 20 - limit
+    assert high - low >= 1_000_000 // 2**limit  # at most `limit` bits learnt
+    events = [e for e in service.register.events(d) if e[1] == "budget-refused"]
+    assert len(events) == 20 - limit  # the probing is visible in the record
+
+
+@pytest.mark.parametrize("limit", [0, -1])
+def test_a_limit_below_one_is_refused(tmp_path: Path, limit: int) -> None:
+    from uwv_server.budget import BudgetError
+
+    with pytest.raises(BudgetError):
+        SqliteBudget(tmp_path / "b.sqlite", limit=limit)
