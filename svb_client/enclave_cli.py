@@ -1,0 +1,91 @@
+"""``svb-client`` commands of the compute-to-data mode (added by :func:`add_commands`).
+
+svb-client rules submit FILE --server HOST:PORT --key FILE [--passphrase-file FILE]
+svb-client rules status FILE --server HOST:PORT
+svb-client keys signing-init | keys registry-add          (see shared.crypto.cli)
+svb-client screen --mode enclave --registry FILE ...      (:func:`screen_enclave`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from shared._proto.eligibility.v1 import enclave_pb2 as pb
+from shared.crypto import Registry
+from shared.crypto.cli import add_key_commands, load_key, subgroup
+from shared.errors import Error
+from shared.models import Period
+from shared.rules import digest, parse_file
+from svb_client.enclave import DEFAULT_RUN_SIZE, EnclaveConnection, run_enclave_screen, sign_bundle
+
+
+def _state(status: pb.RuleStatus) -> str:
+    return pb.RuleState.Name(status.state).removeprefix("RULE_STATE_").lower()
+
+
+def _submit(args: argparse.Namespace) -> int:
+    d, envelope = sign_bundle(args.file, load_key(args.key, args.passphrase_file))
+    with EnclaveConnection(args.server, args.connect_timeout) as conn:
+        status = conn.submit(envelope)
+    print(status.report_text, end="")
+    print(f"submitted {d}: {_state(status)} ({status.reason})")
+    return 0 if status.verifier_accepted else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    d = digest(parse_file(args.file))
+    with EnclaveConnection(args.server, args.connect_timeout) as conn:
+        status = conn.rule(d)
+    print(f"{d}: {_state(status)} ({status.reason or 'may run'})")
+    return 0
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add ``rules submit``, ``rules status`` and the ``keys`` signing commands."""
+    rules = subgroup(subparsers, "rules", "rules for the compute-to-data mode")
+    submit = rules.add_parser("submit", help="sign a rule as its author and submit it to UWV")
+    submit.add_argument("file", type=Path)
+    submit.add_argument("--key", type=Path, required=True, help="SVB's author signing key")
+    submit.add_argument("--passphrase-file", type=Path)
+    submit.set_defaults(func=_submit)
+    status = rules.add_parser("status", help="is the rule approved at UWV?")
+    status.add_argument("file", type=Path)
+    status.set_defaults(func=_status)
+    for p in (submit, status):
+        p.add_argument("--server", default="127.0.0.1:50051")
+        p.add_argument("--connect-timeout", type=float, default=30.0)
+    add_key_commands(subparsers)
+
+
+def add_screen_arguments(screen: argparse.ArgumentParser) -> None:
+    """The extra ``screen`` arguments of ``--mode enclave``."""
+    screen.add_argument(
+        "--registry", type=Path, help="key registry to verify run statements (--mode enclave)"
+    )
+    screen.add_argument(
+        "--run-size", type=int, default=DEFAULT_RUN_SIZE, help="households per enclave run"
+    )
+
+
+def screen_enclave(args: argparse.Namespace) -> int:
+    """``svb-client screen --mode enclave``: uses server, households, period, out, rule,
+    registry, run_size, deadline, connect_timeout, summary_json from ``args``."""
+    if args.registry is None:
+        raise Error("--mode enclave needs --registry (the key registry to verify statements)")
+    summary = run_enclave_screen(
+        server=args.server,
+        households=Path(args.households),
+        period=Period.parse(args.period),
+        out=Path(args.out),
+        rule=Path(args.rule),
+        registry=Registry.from_file(Path(args.registry)),
+        run_size=args.run_size,
+        deadline_s=args.deadline,
+        connect_timeout_s=args.connect_timeout,
+    )
+    print(summary.text())
+    print(f"outreach file: {args.out} (household_id, decision, reason)", file=sys.stdout)
+    return 0
