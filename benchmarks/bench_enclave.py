@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--households", type=int, default=1_000_000)
     parser.add_argument("--period", default="2025-01..2025-12")
     parser.add_argument("--budget", action="store_true", help="charge the durable budget too")
-    parser.add_argument("--run-size", type=int, default=500_000)
+    parser.add_argument("--run-size", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=1, help="best of R timings of each path")
     args = parser.parse_args(argv)
     period = Period.parse(args.period)

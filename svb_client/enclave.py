@@ -36,8 +36,9 @@ from shared.rules import digest, parse_file
 from svb_client.households import HouseholdBatch, read_households
 
 MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
-DEFAULT_RUN_SIZE: Final = 500_000
-"""Households per run: ~14 MB per request, well inside the 64 MiB message limit."""
+DEFAULT_RUN_SIZE: Final = 1_000_000
+"""Households per run: ~28 MB per request, inside the 64 MiB message limit; one run means one
+runner start and one scan of the snapshot."""
 
 
 class EnclaveClientError(Error):
