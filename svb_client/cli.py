@@ -23,6 +23,7 @@ from shared.errors import Error
 from shared.he.params import BFV_PARAMETER_SETS, MASKED_N8192, PARAMETER_SETS, STRICT_DEFAULT
 from shared.models import Period
 from shared.rules import cli as rules_cli
+from svb_client import enclave_cli
 from svb_client.keys import load_or_create, read_passphrase
 from svb_client.runner import DEFAULT_RULE, ScreenJob, run_screen
 
@@ -31,6 +32,8 @@ DEFAULT_KEY = {"masked": "svb-key.enc", "strict": "svb-key-strict.enc"}
 
 
 def _screen(args: argparse.Namespace) -> int:
+    if args.mode == "enclave":
+        return enclave_cli.screen_enclave(args)
     period = Period.parse(args.period)
     params_name = args.parameter_set or DEFAULT_PARAMETER_SET[args.mode]
     key = args.key or Path(DEFAULT_KEY[args.mode])
@@ -96,9 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     screen.add_argument("--period", required=True, help="YYYY-MM..YYYY-MM")
     screen.add_argument(
         "--mode",
-        choices=("masked", "strict"),
+        choices=("masked", "strict", "enclave"),
         default="masked",
-        help="masked: CKKS, sign of a masked difference (fast); strict: BFV, exactly one bit",
+        help="masked: CKKS, sign of a masked difference (fast); strict: BFV, exactly one bit; "
+        "enclave: UWV runs the approved rule in its isolated runner (compute-to-data)",
     )
     screen.add_argument(
         "--parameter-set",
@@ -132,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     screen.add_argument("--quiet", action="store_true", help="no progress bar")
     screen.add_argument("--summary-json", type=Path, help="also write the summary as JSON")
+    enclave_cli.add_screen_arguments(screen)
     screen.set_defaults(func=_screen)
 
     rules = sub.add_parser("rules", help="check a rule and compute its digest")
@@ -152,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--mode", choices=("masked", "strict"), default="masked")
     init.add_argument("--passphrase-file", type=Path)
     init.set_defaults(func=_keys_init)
+    enclave_cli.add_commands(sub)  # rules submit|status, keys signing-init|registry-add
     return parser
 
 

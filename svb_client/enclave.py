@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -31,6 +30,7 @@ from shared._proto.eligibility.v1 import enclave_pb2_grpc as pb_grpc
 from shared.crypto import Registry, RuleBundle, SigningKey, batch_digest, verify_run
 from shared.crypto.errors import SigningError
 from shared.errors import Error
+from shared.ids import new_id
 from shared.models import Period
 from shared.rules import digest, parse_file
 from svb_client.households import HouseholdBatch, read_households
@@ -234,7 +234,7 @@ def run_enclave_screen(
     batch = read_households(households)
     rule_digest = digest(parse_file(rule))
     summary = EnclaveSummary(households=len(batch) + len(batch.rejected))
-    batch_id = batch_id or uuid.uuid4().hex
+    batch_id = batch_id or new_id("run")
     with EnclaveConnection(server, connect_timeout_s) as conn:
         status = conn.rule(rule_digest)
         if status.state != pb.RULE_STATE_APPROVED:

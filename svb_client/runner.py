@@ -14,7 +14,6 @@ import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy.typing as npt
 from shared._proto.eligibility.v1 import eligibility_pb2 as pb
 from shared.errors import CryptoError, Error
 from shared.he.backend import sha256_hex
+from shared.ids import new_id
 from shared.models import NormCategory, Period, SourceKind
 from shared.rules import HePlan, check, compile_he, parse_file
 from svb_client.households import HouseholdBatch, IntArray, read_households
@@ -204,7 +204,7 @@ def run_screen(job: ScreenJob) -> Summary:
         # The batch id is part of what is journalled (so a resumed run reuses it), not of
         # what must match.
         if not journal.matches_or_empty(identity):
-            identity["batch_id"] = str(uuid.uuid4())
+            identity["batch_id"] = new_id("batch")
             batch = read_households(job.households)
             chunks = plan_chunks(batch, job.period, plan, chunk_size, scheme)
             journal.create(identity, chunks, batch.rejected)

@@ -22,7 +22,9 @@ oracle on the snapshot (see docs/audit.md).
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import logging
 import os
 import sqlite3
 import threading
@@ -36,10 +38,21 @@ import numpy as np
 import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shared.audit import AuditLog, BatchSalt, BudgetUse, LogService, RunEntry, RunMode
+from shared.audit import (
+    Approval,
+    AuditLog,
+    BatchSalt,
+    BudgetUse,
+    LogService,
+    RunEntry,
+    RunMode,
+)
 from shared.audit.note import NoteSigner, parse_skey
+from shared.crypto.dsse import Envelope
+from shared.crypto.statement import RunStatement
 
 IntArray = npt.NDArray[np.int64]
+log = logging.getLogger("uwv_server")
 Clock = Callable[[], datetime]
 
 LOG_ORIGIN: Final = "uwv.nl/aio-screening/log"
@@ -173,6 +186,54 @@ class AuditTrail:
             )
             appended = self.service.append([entry])
         return appended.start
+
+    def record_statement(self, run_id: str, envelope_json: bytes, digest: str) -> None:
+        """Append a compute-to-data run from the runner's signed statement (the enclave hook).
+
+        The entry carries the statement itself (``statement``, ``statement_digest``) and the
+        digests of its predicate; the runner's signed envelope stays in the enclave register
+        and with SVB. Its digests are salted with SVB's per-run salt, whose commitment is
+        in the statement.
+        """
+        payload = Envelope.from_json(envelope_json).payload
+        p = RunStatement.model_validate_json(payload).predicate
+        approvals = []
+        for ref in p.approvals:
+            signatures = Envelope.from_json(ref.envelope.encode()).signatures
+            approvals.append(
+                Approval(
+                    approver=ref.role.value,
+                    key_id=ref.key_id,
+                    signature=base64.b64encode(signatures[0][1]).decode() if signatures else "",
+                )
+            )
+        entry = RunEntry.create(
+            run_id=run_id,
+            requester="SVB compute-to-data",
+            rule_digest=p.rule_digest,
+            approvals=tuple(approvals),
+            mode=RunMode.COMPUTE_TO_DATA,
+            parameter_set="compute-to-data",
+            period=p.period,
+            household_count=p.household_count,
+            salt_commitment=p.salt_commitment,
+            batch_digest=p.batch_digest,
+            snapshot_digest=p.snapshot_digest,
+            engine_digest=p.engine_digest,
+            result_digest=p.output_digest,
+            # households evaluated; the rest were refused by the budget
+            budget=BudgetUse(
+                bsns_charged=p.evaluated_count, refused=p.household_count - p.evaluated_count
+            ),
+            requested_at=p.started_at,
+            started_at=p.started_at,
+            finished_at=p.finished_at,
+            statement_digest=digest,
+            statement=base64.b64encode(payload).decode(),
+        )
+        with self._lock:
+            index = self.service.append([entry]).start
+        log.info("compute-to-data run %s recorded as audit log entry %d", run_id, index)
 
     def salt(self, run_id: str) -> BatchSalt | None:
         """The salt of a run, for opening its digests to an auditor UWV grants access."""

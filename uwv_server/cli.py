@@ -21,7 +21,7 @@ from types import FrameType
 from shared.cli_support import run_command
 from shared.models import Period
 from shared.rules import cli as rules_cli
-from uwv_server import synth
+from uwv_server import enclave_cli, synth
 from uwv_server.audit_api import audit_registrar
 from uwv_server.audit_trail import AuditTrail
 from uwv_server.contexts import ContextRegistry
@@ -63,9 +63,17 @@ def _serve(args: argparse.Namespace) -> int:
     log = logging.getLogger("uwv_server")
     snapshot = Snapshot.open_current(args.store)
     trail = AuditTrail.open(args.store)
-    service = ScreeningService(snapshot, ContextRegistry(args.store / "contexts"), audit=trail)
+    parts = enclave_cli.serve_components(
+        args, args.store, snapshot, on_statement=trail.record_statement
+    )
+    service = ScreeningService(
+        snapshot, ContextRegistry(args.store / "contexts"), budget=parts.budget, audit=trail
+    )
     server, port = build_server(
-        service, args.port, host=args.host, extra_services=[audit_registrar(trail)]
+        service,
+        args.port,
+        host=args.host,
+        extra_services=[audit_registrar(trail), *parts.registrars],
     )
     server.start()
     log.info(
@@ -88,6 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
     log.info("shutting down")
     server.stop(grace=5).wait()
     service.contexts.close()
+    parts.close()
     trail.close()
     return 0
 
@@ -140,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=50051, help="0 picks a free port")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port-file", type=Path, help="write the bound port here once serving")
+    enclave_cli.add_serve_arguments(serve)
     serve.set_defaults(func=_serve)
+    enclave_cli.add_commands(sub)  # rules list|report|approve|reject|revoke, keys …
     return parser
 
 

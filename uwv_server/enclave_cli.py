@@ -29,7 +29,7 @@ from shared.crypto.cli import add_key_commands, load_key, subgroup
 from uwv_server.budget import DEFAULT_LIMIT, SqliteBudget
 from uwv_server.enclave.approvals import RuleRegister, info_json
 from uwv_server.enclave.sandbox import Limits
-from uwv_server.enclave.service import EnclaveConfig, EnclaveService
+from uwv_server.enclave.service import EnclaveConfig, EnclaveService, StatementHook
 from uwv_server.enclave_api import enclave_registrar
 from uwv_server.store import Snapshot
 
@@ -164,7 +164,12 @@ class ServeComponents:
             self.enclave.register.close()
 
 
-def serve_components(args: argparse.Namespace, store: Path, snapshot: Snapshot) -> ServeComponents:
+def serve_components(
+    args: argparse.Namespace,
+    store: Path,
+    snapshot: Snapshot,
+    on_statement: StatementHook | None = None,
+) -> ServeComponents:
     """Build the budget (``store/budget.sqlite``) and, with ``--enclave-state``, the service."""
     budget = (
         None
@@ -188,6 +193,7 @@ def serve_components(args: argparse.Namespace, store: Path, snapshot: Snapshot) 
         ),
         budget=budget,
         clock=_now,
+        on_statement=on_statement,
     )
     registrar: Any = enclave_registrar(service)
     return ServeComponents(budget, service, [registrar])

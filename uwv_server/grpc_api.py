@@ -69,12 +69,16 @@ def _detail(exc: Exception, code: pb.ErrorCode.ValueType, chunk_index: int = -1)
 
 _LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9 ._:/@-]{0,63}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_NINE_DIGITS = re.compile(r"[0-9]{9}")
 
 
 def _label(text: str, field: str) -> str:
-    """A short name for the audit log: starts with a letter, so it can never be a BSN."""
-    if not _LABEL.match(text):
-        raise InputError(f"{field} {text[:80]!r} must be 1-64 letters, digits or ' ._:/@-'")
+    """A short name for the audit log: it must not hold a run of nine digits (a BSN could)."""
+    if not _LABEL.match(text) or _NINE_DIGITS.search(text):
+        raise InputError(
+            f"{field} {text[:80]!r} must be 1-64 letters, digits or ' ._:/@-', starting with a "
+            "letter and without nine digits in a row"
+        )
     return text
 
 
@@ -160,7 +164,7 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
             if mode is None:
                 raise InputError(f"mode {header.mode} is not a known mode")
             request = BatchRequest(
-                batch_id=header.batch_id,
+                batch_id=_label(header.batch_id, "batch_id"),
                 context_sha256=header.context_sha256,
                 mode=mode,
                 period=Period.parse(header.period),

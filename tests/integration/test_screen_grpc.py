@@ -490,3 +490,13 @@ def test_deadline_is_honoured(wire: Any, secret_context: SecretCkksContext) -> N
         list(stub.Screen(slow(), timeout=0.5))
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
     assert stub.GetServerInfo(pb.GetServerInfoRequest()).server_version
+
+
+@pytest.mark.parametrize("batch_id", ["", "batch-123456782", "9abc", "x" * 65])
+def test_batch_ids_that_could_hold_a_bsn_are_refused(wire: Any, batch_id: str) -> None:
+    stub, _, digest = wire
+    header = _header(digest)
+    header.header.batch_id = batch_id
+    with pytest.raises(grpc.RpcError) as info:
+        list(stub.Screen(iter([header])))
+    assert "batch_id" in info.value.details()  # type: ignore[attr-defined]

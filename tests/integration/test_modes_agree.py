@@ -1,0 +1,191 @@
+"""All three modes through the real console scripts: one `uwv-server serve` process, SVB's
+`svb-client screen` in masked, strict and enclave mode, identical decisions, every run in
+UWV's audit log, and the auditor's offline check of that log."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.audit import RunMode, load_export, verify_export
+from shared.audit.fetch import fetch_export
+from shared.audit.note import parse_vkey
+from tests.conftest import AIO_RULE, ROOT
+from uwv_server.store import import_polis
+from uwv_server.synth import generate
+
+PERIOD = "2025-01..2025-12"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "AIO_SIGNING_PASSPHRASE": "test passphrase"}
+
+
+def _cli(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, env=ENV, cwd=ROOT
+    )
+    assert result.returncode == 0, f"{args}: {result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def _decisions(path: Path) -> dict[str, str]:
+    with path.open(newline="") as f:
+        return {r["household_id"]: r["decision"] for r in csv.DictReader(f)}
+
+
+@pytest.fixture
+def uwv(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
+    registry = tmp_path / "registry.yaml"
+    for name, org, role in (
+        ("svb", "SVB", "author"),
+        ("uwv", "UWV", "approver"),
+        ("runner", "UWV", "runner"),
+    ):
+        key = str(tmp_path / f"{name}.key")
+        _cli("uwv_server.cli", "keys", "signing-init", "--key", key, "--owner", name)
+        _cli(
+            "uwv_server.cli",
+            "keys",
+            "registry-add",
+            "--registry",
+            str(registry),
+            "--key",
+            key,
+            "--name",
+            name,
+            "--organisation",
+            org,
+            "--role",
+            role,
+        )
+    synth = generate(
+        1500, __import__("shared.models").models.Period.parse(PERIOD), tmp_path / "data", seed=31
+    )
+    store = tmp_path / "store"
+    import_polis(synth.polis_path, store)
+    port_file = tmp_path / "port"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uwv_server.cli",
+            "serve",
+            "--store",
+            str(store),
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--enclave-state",
+            str(tmp_path / "state"),
+            "--registry",
+            str(registry),
+            "--runner-key",
+            str(tmp_path / "runner.key"),
+        ],
+        env=ENV,
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not port_file.exists() and time.monotonic() < deadline and server.poll() is None:
+        time.sleep(0.05)
+    assert port_file.exists(), server.stderr.read() if server.stderr else "no server"
+    try:
+        yield f"127.0.0.1:{port_file.read_text().strip()}", synth.households_path, registry
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_masked_strict_and_enclave_agree_and_are_audited(
+    uwv: tuple[str, Path, Path], tmp_path: Path
+) -> None:
+    target, households, registry = uwv
+    (tmp_path / "pass").write_text("svb passphrase")
+    base = [
+        "svb_client.cli",
+        "screen",
+        "--server",
+        target,
+        "--households",
+        str(households),
+        "--period",
+        PERIOD,
+        "--rule",
+        str(AIO_RULE),
+        "--quiet",
+    ]
+    keyed = ["--passphrase-file", str(tmp_path / "pass")]
+
+    _cli(
+        *base,
+        "--mode",
+        "masked",
+        "--out",
+        str(tmp_path / "masked.csv"),
+        "--key",
+        str(tmp_path / "m.key"),
+        *keyed,
+    )
+    _cli(
+        *base,
+        "--mode",
+        "strict",
+        "--parameter-set",
+        "bfv-strict-n8192",
+        "--out",
+        str(tmp_path / "strict.csv"),
+        "--key",
+        str(tmp_path / "s.key"),
+        *keyed,
+    )
+    # compute-to-data: SVB submits the signed rule, UWV's operator approves it, SVB runs it
+    _cli(
+        "svb_client.cli",
+        "rules",
+        "submit",
+        str(AIO_RULE),
+        "--server",
+        target,
+        "--key",
+        str(tmp_path / "svb.key"),
+    )
+    state = ["--state", str(tmp_path / "state"), "--registry", str(registry)]
+    digest = _cli("uwv_server.cli", "rules", "list", *state).split()[0]
+    _cli("uwv_server.cli", "rules", "approve", digest, *state, "--key", str(tmp_path / "uwv.key"))
+    _cli(
+        *base,
+        "--mode",
+        "enclave",
+        "--out",
+        str(tmp_path / "enclave.csv"),
+        "--registry",
+        str(registry),
+    )
+
+    masked = _decisions(tmp_path / "masked.csv")
+    assert len(masked) == 1500 and set(masked.values()) <= {"eligible", "not_eligible"}
+    assert _decisions(tmp_path / "strict.csv") == masked
+    assert _decisions(tmp_path / "enclave.csv") == masked
+
+    export = tmp_path / "export.jsonl"
+    assert fetch_export(target, export) == 3
+    log_key = (tmp_path / "state").parent / "store" / "keys" / "log.skey"
+    from shared.audit.note import parse_skey
+
+    verifier = parse_skey(log_key.read_text()).verifier
+    verified = verify_export(load_export(export), parse_vkey(verifier.vkey()))
+    modes = [e.mode for e in verified.entries]
+    assert modes == [RunMode.HE_MASKED, RunMode.HE_STRICT, RunMode.COMPUTE_TO_DATA]
+    enclave_entry = verified.entries[2]
+    assert enclave_entry.rule_digest == digest
+    assert enclave_entry.snapshot_digest and enclave_entry.statement_digest
+    assert len(enclave_entry.approvals) == 1
