@@ -200,9 +200,8 @@ class ScreeningService:
                 return
             self._count(batch, len(member_counts))
             if batch.record is not None:
-                batch.record.chunk_out(
-                    index, len(member_counts), len(member_bsns), len(refused), f.result()
-                )
+                charged = int(member_counts.sum()) - sum(int(member_counts[i]) for i in refused)
+                batch.record.chunk_out(index, len(member_counts), charged, len(refused), f.result())
             outer.set_result(
                 ChunkOutput(index=index, ciphertexts=f.result(), refused_slots=refused)
             )
