@@ -133,16 +133,19 @@ class SqliteBudget:
             position = np.arange(len(bsns), dtype=np.int64) - np.repeat(
                 np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64), counts
             )
+            chunk_bsns = json.dumps(bsns.tolist())
             spent_in: dict[int, list[int]] = {}
             blocked = np.zeros(len(bsns), dtype=np.bool_)
             for year in years:
-                # Only the (few) exhausted BSNs come back from the database.
+                # Look up only this chunk's BSNs (through the primary key), and only the
+                # exhausted ones come back: the cost does not grow with the table.
                 exhausted = np.fromiter(
                     (
                         r[0]
                         for r in db.execute(
-                            "SELECT bsn FROM usage WHERE year = ? AND used >= ?",
-                            (year, self.limit),
+                            "SELECT bsn FROM usage WHERE year = ? AND used >= ? "
+                            "AND bsn IN (SELECT value FROM json_each(?))",
+                            (year, self.limit, chunk_bsns),
                         )
                     ),
                     dtype=np.int64,
