@@ -165,6 +165,15 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from shared.audit.fetch import fetch_export  # gRPC only for this command
+
+    size = fetch_export(args.server, Path(args.out), timeout=args.timeout)
+    print(f"fetched {size} entries and the signed checkpoint into {args.out}")
+    print("next: aio-audit verify " + args.out + " --log-key KEY (a key you got out of band)")
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aio-audit", description="Verify and witness an export of the AIO audit log offline."
@@ -206,6 +215,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the cosigned checkpoint here (default: stdout)")
     p.add_argument("--now", type=int, help="cosignature time, POSIX seconds (default: clock)")
     p.set_defaults(run=_cmd_witness)
+
+    p = sub.add_parser("fetch", help="fetch UWV's log over gRPC into an export file")
+    p.add_argument("--server", required=True, help="UWV server HOST:PORT")
+    p.add_argument("--out", required=True, help="export file to write (JSON lines)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
+    p.set_defaults(run=_cmd_fetch)
 
     p = sub.add_parser("keygen", help="make a new Ed25519 signer key file, print its vkey")
     p.add_argument("name", help="key name, e.g. ap.nl/witness")

@@ -109,6 +109,22 @@ def test_auditor_fetches_and_verifies_offline(audited: Any, tmp_path: Path) -> N
     screen("a")
     screen("b")
     export = tmp_path / "export.jsonl"
+    fetched = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shared.audit.cli",
+            "fetch",
+            "--server",
+            server.target,
+            "--out",
+            str(export),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert fetched.returncode == 0, fetched.stderr
+    assert "fetched 2 entries" in fetched.stdout
     assert fetch_export(server.target, export) == 2
     key = server.service.audit.signer.verifier
     verified = verify_export(load_export(export), key)
@@ -130,3 +146,20 @@ def test_auditor_fetches_and_verifies_offline(audited: Any, tmp_path: Path) -> N
     )
     assert tampered.returncode != 0
     assert "Traceback" not in tampered.stderr
+    unreachable = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shared.audit.cli",
+            "fetch",
+            "--server",
+            "127.0.0.1:1",
+            "--out",
+            str(tmp_path / "x"),
+            "--timeout",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert unreachable.returncode != 0 and "FAIL" in unreachable.stderr
