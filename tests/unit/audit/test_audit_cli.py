@@ -284,7 +284,7 @@ def test_export_round_trip(s: Setup) -> None:
 )
 @given(data=st.binary(max_size=400), variant=st.integers(0, 3))
 def test_random_export_files_never_crash(
-    tmp_path: Path, data: bytes, variant: int, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: bytes, variant: int
 ) -> None:
     path = tmp_path / "fuzz.jsonl"
     if variant == 1:  # a plausible header with junk fields
