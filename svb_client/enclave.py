@@ -269,6 +269,7 @@ def run_enclave_screen(
             )
             for refusal in response.refusals:
                 reasons[start + refusal.position] = f"{refusal.code}: {refusal.reason}"
+            _write_replay_package(out, request, outcomes[start:stop])
             statements.append(response.statement)
             summary.statement_digests.append(response.statement_digest)
             summary.runs += 1
@@ -282,6 +283,35 @@ def run_enclave_screen(
     summary.rejected = summary.refused_by_budget + len(batch.rejected)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def replay_dir(out: Path) -> Path:
+    """Where SVB keeps the replay packages of an outreach file's runs."""
+    return out.with_name(out.name + ".replay")
+
+
+def _write_replay_package(
+    out: Path, request: pb.RunRequest, outcomes: npt.NDArray[np.uint8]
+) -> None:
+    """Keep what an auditor needs to replay this run: the batch exactly as sent, the salt and
+    the outcomes received. It holds BSNs (SVB's own data), so it stays with SVB (mode 0600)
+    and is handed only to an auditor with replay rights."""
+    folder = replay_dir(out)
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{request.run_id}.npz"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        np.savez(
+            f,
+            run_id=np.array(request.run_id),
+            period=np.array(request.period),
+            salt=np.frombuffer(request.salt, dtype=np.uint8),
+            member_counts=np.frombuffer(request.member_counts_le64, dtype="<i8"),
+            member_bsns=np.frombuffer(request.member_bsns_le64, dtype="<i8"),
+            is_couple=np.frombuffer(request.is_couple_u8, dtype=np.uint8),
+            known_income_cents=np.frombuffer(request.known_income_cents_le64, dtype="<i8"),
+            outcomes=outcomes,
+        )
 
 
 def _write(

@@ -101,6 +101,33 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_replay(args: argparse.Namespace) -> int:
+    from shared.audit.note import parse_vkey
+    from uwv_server.audit_replay import replay
+
+    key_text = args.log_key
+    if key_text.startswith("@"):
+        key_text = Path(key_text[1:]).read_text().strip()
+    checks = replay(
+        export=args.export,
+        log_key=parse_vkey(key_text),
+        run_id=args.run_id,
+        package=args.package,
+        rule=args.rule,
+        store=args.store,
+    )
+    for c in checks:
+        print(f"{'ok  ' if c.ok else 'FAIL'} {c.name:<20} {c.detail}")
+    verdict = all(c.ok for c in checks)
+    print(
+        "VERDICT:",
+        "the run replays: same rule, data, batch and output"
+        if verdict
+        else "the run does NOT replay (see FAIL above)",
+    )
+    return 0 if verdict else 1
+
+
 def _rules_verify(args: argparse.Namespace) -> int:
     return rules_cli.verify_command(
         str(args.file),
@@ -143,6 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--binding", type=Path, help="binding file for a RegelRecht rule")
     verify.add_argument("--policy", type=Path, help="release policy (releasable attributes)")
     verify.set_defaults(func=_rules_verify)
+
+    audit = sub.add_parser("audit", help="auditor tools that need UWV's data")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    rp = audit_sub.add_parser("replay", help="replay a compute-to-data run and compare digests")
+    rp.add_argument("--store", type=Path, required=True)
+    rp.add_argument("--export", type=Path, required=True, help="export of the audit log")
+    rp.add_argument("--log-key", required=True, help="the log's verifier key, or @file")
+    rp.add_argument("--run-id", required=True)
+    rp.add_argument("--package", type=Path, required=True, help="SVB's replay package (.npz)")
+    rp.add_argument("--rule", type=Path, required=True, help="the approved rule file")
+    rp.set_defaults(func=_audit_replay)
 
     serve = sub.add_parser("serve", help="serve screening over gRPC")
     serve.add_argument("--store", type=Path, required=True)

@@ -189,3 +189,55 @@ def test_masked_strict_and_enclave_agree_and_are_audited(
     assert enclave_entry.rule_digest == digest
     assert enclave_entry.snapshot_digest and enclave_entry.statement_digest
     assert len(enclave_entry.approvals) == 1
+
+    # the auditor replays the compute-to-data run: same rule, snapshot, batch and output
+    packages = sorted((tmp_path / "enclave.csv.replay").glob("*.npz"))
+    assert len(packages) == 1
+    replay = [
+        "uwv_server.cli",
+        "audit",
+        "replay",
+        "--store",
+        str(tmp_path / "store"),
+        "--export",
+        str(export),
+        "--log-key",
+        verifier.vkey(),
+        "--run-id",
+        enclave_entry.run_id,
+        "--package",
+        str(packages[0]),
+        "--rule",
+        str(AIO_RULE),
+    ]
+    out = _cli(*replay)
+    assert "VERDICT: the run replays" in out and "FAIL" not in out
+
+    # a package whose outcomes were altered does not replay, and says where
+    import numpy as np
+
+    with np.load(packages[0]) as z:
+        data = {k: z[k] for k in z.files}
+    data["outcomes"] = data["outcomes"].copy()
+    data["outcomes"][3] ^= 1
+    bad = tmp_path / "altered.npz"
+    np.savez(bad, **data)
+    result = subprocess.run(
+        [sys.executable, "-m", *replay[:-4], "--package", str(bad), "--rule", str(AIO_RULE)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+    )
+    assert result.returncode == 1
+    assert "FAIL output" in result.stdout and "at positions 3" in result.stdout
+
+    # a replay on other data is refused: the logged snapshot is no longer in the store
+    for snap in (tmp_path / "store" / "snapshots").iterdir():
+        (snap / "monthly.parquet").write_bytes(b"not the data that ran")
+        (snap / "records.parquet").write_bytes(b"not the data that ran")
+    result = subprocess.run(
+        [sys.executable, "-m", *replay], capture_output=True, text=True, env=ENV, cwd=ROOT
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
