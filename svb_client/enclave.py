@@ -34,8 +34,8 @@ from shared.ids import new_id
 from shared.models import Period
 from shared.rules import digest, parse_file
 from svb_client.households import HouseholdBatch, read_households
+from svb_client.transport import open_channel, server_error
 
-MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
 DEFAULT_RUN_SIZE: Final = 1_000_000
 """Households per run: ~28 MB per request, inside the 64 MiB message limit; one run means one
 runner start and one scan of the snapshot."""
@@ -66,13 +66,7 @@ class EnclaveConnection:
     def __init__(self, target: str, timeout: float = 30.0) -> None:
         self.target = target
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        self._channel = open_channel(target)
         self.stub = pb_grpc.ComputeToDataStub(self._channel)
 
     def close(self) -> None:
@@ -88,12 +82,7 @@ class EnclaveConnection:
         try:
             return fn(request, timeout=timeout, wait_for_ready=True)  # type: ignore[operator]
         except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else None
-            text = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-            if code == grpc.StatusCode.UNAVAILABLE:
-                raise EnclaveServerError(f"{doing}: UWV unreachable ({text})") from None
-            name = code.name if code is not None else "ERROR"
-            raise EnclaveServerError(f"{doing}: {name}: {text}") from None
+            raise EnclaveServerError(str(server_error(exc, doing))) from None
 
     def info(self) -> pb.EnclaveInfo:
         result = self._call(

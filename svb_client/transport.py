@@ -39,19 +39,24 @@ def server_error(exc: grpc.RpcError, doing: str) -> ServerError:
     return ServerError(f"{doing}: {exc}", detail)
 
 
+def open_channel(target: str) -> grpc.Channel:
+    """A channel to a UWV server with message limits set to the contract's."""
+    return grpc.insecure_channel(
+        target,
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
+
+
 class Connection:
-    """A channel to one UWV server with message limits set to the contract's."""
+    """A channel to one UWV server's screening service."""
 
     def __init__(self, target: str, timeout: float = 30.0) -> None:
         self.target = target
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        self._channel = open_channel(target)
         self.stub = pb_grpc.ScreeningStub(self._channel)
 
     def close(self) -> None:
