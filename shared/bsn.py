@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from typing import Final
 
+import numpy as np
+import numpy.typing as npt
+
 from shared.errors import BsnError
 
 _WEIGHTS: Final = (9, 8, 7, 6, 5, 4, 3, 2, -1)
@@ -59,6 +62,17 @@ class Bsn(str):
         if value < 0 or value > 999_999_999:
             raise BsnError(f"BSN integer {value} is out of range 1..999999999")
         return cls(f"{value:09d}")
+
+
+_WEIGHTS_ARRAY: Final = np.array(_WEIGHTS, dtype=np.int64)
+
+
+def valid_bsn_mask(values: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Vectorised :func:`check_bsn` on integers: in 1..999999999 and passing the elfproef."""
+    bsns = np.asarray(values, dtype=np.int64)
+    digits = (np.abs(bsns)[:, None] // 10 ** np.arange(8, -1, -1, dtype=np.int64)) % 10
+    in_range = (bsns >= 1) & (bsns <= 999_999_999)
+    return np.asarray(in_range & ((digits @ _WEIGHTS_ARRAY) % 11 == 0), dtype=np.bool_)
 
 
 def complete_bsn(prefix8: int) -> int | None:

@@ -21,7 +21,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shared.bsn import Bsn
+from shared.bsn import Bsn, valid_bsn_mask
 from shared.errors import InputError
 from shared.models import (
     MAX_HOUSEHOLD_MEMBERS,
@@ -32,7 +32,6 @@ from shared.models import (
 
 IntArray = npt.NDArray[np.int64]
 COLUMNS: Final = ("household_id", "bsn", "category", "known_income_cents")
-_WEIGHTS: Final = np.array([9, 8, 7, 6, 5, 4, 3, 2, -1], dtype=np.int64)
 _CATEGORIES: Final = tuple(c.value for c in NormCategory)
 
 
@@ -137,8 +136,7 @@ def _row_problems(table: pa.Table) -> tuple[npt.NDArray[np.object_], IntArray, I
     bsn_int = np.zeros(n, dtype=np.int64)
     if is_nine.any():
         bsn_int[is_nine] = pc.cast(pc.filter(bsn, pa.array(is_nine)), pa.int64()).to_numpy()
-    digits = (bsn_int[:, None] // 10 ** np.arange(8, -1, -1, dtype=np.int64)) % 10
-    elf_ok = ((digits @ _WEIGHTS) % 11 == 0) & (bsn_int != 0)
+    elf_ok = valid_bsn_mask(bsn_int)
     flag(is_nine & ~elf_ok, lambda t: f"bsn {t!r} fails the elfproef", bsn)
     bsn_int[~elf_ok] = 0
 

@@ -16,6 +16,7 @@ from typing import Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from shared.bsn import valid_bsn_mask
 from shared.errors import InputError
 from shared.models import MAX_HOUSEHOLD_MEMBERS, IncomeWeights, Period
 from uwv_server.audit_trail import AuditTrail, RunRecord
@@ -27,7 +28,6 @@ IntArray = npt.NDArray[np.int64]
 log = logging.getLogger("uwv_server")
 
 MODES: Final = ("masked", "strict")
-_WEIGHTS: Final = np.array([9, 8, 7, 6, 5, 4, 3, 2, -1], dtype=np.int64)
 
 
 class ChunkError(InputError):
@@ -109,10 +109,7 @@ class NoBudget:
 
 def invalid_bsn_positions(bsns: IntArray) -> IntArray:
     """Indices of integers that are not valid BSNs (range and elfproef), vectorised."""
-    in_range = (bsns >= 1) & (bsns <= 999_999_999)
-    digits = (np.abs(bsns)[:, None] // 10 ** np.arange(8, -1, -1, dtype=np.int64)) % 10
-    ok = in_range & ((digits @ _WEIGHTS) % 11 == 0)
-    return np.flatnonzero(~ok)
+    return np.flatnonzero(~valid_bsn_mask(bsns))
 
 
 class ScreeningService:

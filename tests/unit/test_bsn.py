@@ -71,3 +71,20 @@ def test_vectorised_server_check_agrees_with_bsn() -> None:
     values = np.array([int(v) for v in VALID + INVALID_ELFPROEF] + [0, -5, 10**9], dtype=np.int64)
     bad = set(invalid_bsn_positions(values).tolist())
     assert bad == set(range(len(VALID), len(values)))
+
+
+@given(st.lists(st.integers(min_value=-10, max_value=1_200_000_000), max_size=50))
+def test_vectorised_check_agrees_with_check_bsn(values: list[int]) -> None:
+    import numpy as np
+
+    from shared.bsn import valid_bsn_mask
+
+    def scalar(v: int) -> bool:
+        try:
+            check_bsn(f"{v:09d}")
+        except BsnError:
+            return False
+        return 1 <= v <= 999_999_999
+
+    mask = valid_bsn_mask(np.array(values, dtype=np.int64))
+    assert mask.tolist() == [scalar(v) for v in values]
