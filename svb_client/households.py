@@ -10,7 +10,6 @@ Nothing is dropped silently: every household id in the file ends up either accep
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,6 @@ class HouseholdBatch:
     member_counts: IntArray
     member_bsns: IntArray
     rejected: list[tuple[str, str]]
-    input_sha256: str
     rows: int
 
     def __len__(self) -> int:
@@ -92,14 +90,6 @@ def _read_table(path: Path) -> pa.Table:
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}; expected {COLUMNS}")
     return table.select(list(COLUMNS)).cast(pa.schema([(c, pa.string()) for c in COLUMNS]))
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _texts(column: pa.Array | pa.ChunkedArray, where: npt.NDArray[np.bool_]) -> list[str]:
@@ -248,6 +238,5 @@ def read_households(path: Path) -> HouseholdBatch:
         member_counts=size[accepted_groups].astype(np.int64),
         member_bsns=bsn_int[keep_rows],
         rejected=sorted(rejected.items()),
-        input_sha256=_file_sha256(path),
         rows=n,
     )

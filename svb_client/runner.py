@@ -24,8 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from shared._proto.eligibility.v1 import eligibility_pb2 as pb
+from shared.digests import file_sha256, sha256_hex
 from shared.errors import CryptoError, Error
-from shared.he.backend import sha256_hex
 from shared.ids import new_id
 from shared.models import NormCategory, Period, SourceKind
 from shared.rules import HePlan, check, compile_he, parse_file
@@ -192,7 +192,7 @@ def run_screen(job: ScreenJob) -> Summary:
             Path(str(job.journal) + suffix).unlink(missing_ok=True)
     journal = Journal(job.journal)
     try:
-        input_sha = sha256_hex(job.households.read_bytes()) if job.households.exists() else ""
+        input_sha = file_sha256(job.households) if job.households.exists() else ""
         identity = {
             "input_sha256": input_sha,
             "period": str(job.period),

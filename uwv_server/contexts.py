@@ -11,8 +11,9 @@ import os
 import threading
 from pathlib import Path
 
+from shared.digests import sha256_hex
 from shared.errors import CryptoError
-from shared.he.backend import PublicBfvContext, PublicCkksContext, sha256_hex
+from shared.he.backend import PublicBfvContext, PublicCkksContext
 from shared.he.params import BFV_PARAMETER_SETS
 from uwv_server.evaluators import ChunkEvaluator, MaskedEvaluator, StrictEvaluator
 

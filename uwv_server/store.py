@@ -20,7 +20,6 @@ arrays, so a chunk lookup is a vectorised binary search.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 
+from shared.digests import file_sha256
 from shared.models import NET_INCOME, IncomeWeights, Period, SourceKind
 from uwv_server.errors import ImportRefused, StoreError
 
@@ -166,7 +166,7 @@ def import_polis(path: Path, store: Path, *, skip_invalid: bool = False) -> Impo
                 f"FROM read_parquet('{records}')"
             ).fetchone()
             assert stats is not None
-            digest = _file_sha256(records)
+            digest = file_sha256(records)
             manifest = {
                 "digest": digest,
                 "source": str(path),
@@ -200,14 +200,6 @@ def _weighted_sql(weights: IncomeWeights) -> str:
         for k in gross
     )
     return f"CASE kind {cases} ELSE 0 END"
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _write_current(store: Path, digest: str) -> None:

@@ -36,7 +36,6 @@ from shared.audit.entry import (
     digest_batch,
     digest_result,
     salted_digest,
-    sha256_hex,
 )
 from shared.audit.errors import (
     AuditError,
@@ -74,6 +73,7 @@ from shared.audit.proofs import MemoryTree, consistency_proof, inclusion_proof
 from shared.audit.replay import Recomputed, ReplayReport, replay
 from shared.audit.store import SqliteLogStore
 from shared.audit.witness import Witness
+from shared.digests import sha256_hex
 
 __all__ = [
     "EMPTY_ROOT",

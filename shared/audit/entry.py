@@ -41,6 +41,7 @@ from pydantic import (
 
 from shared.audit.errors import EntryError
 from shared.bsn import check_bsn
+from shared.digests import sha256_hex
 from shared.errors import BsnError
 
 ENTRY_KIND: Final = "aio-run/v1"
@@ -73,11 +74,6 @@ def _no_bsn(value: str, field: str) -> str:
             continue
         raise EntryError(f"{field} contains what looks like a BSN at position {match.start()}")
     return value
-
-
-def sha256_hex(data: bytes) -> str:
-    """Plain SHA-256 as hex: for data that is not personal (rules, snapshots, statements)."""
-    return hashlib.sha256(data).hexdigest()
 
 
 class BatchSalt:

@@ -19,7 +19,6 @@ parameters) is turned into :class:`shared.errors.CryptoError` here.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Final
 
 import numpy as np
@@ -27,6 +26,7 @@ import numpy.typing as npt
 import tenseal as ts
 import tenseal.sealapi as sealapi
 
+from shared.digests import sha256_hex
 from shared.errors import CryptoError
 from shared.he.params import BfvParams, CkksParams, bfv_parameter_set, parameter_set
 
@@ -49,10 +49,6 @@ _NO_KEYS: Final = {
     "save_galois_keys": False,
     "save_relin_keys": False,
 }
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _new_context(params: CkksParams) -> ts.Context:

@@ -19,7 +19,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shared._proto.eligibility.v1 import eligibility_pb2 as pb
 from shared._proto.eligibility.v1 import eligibility_pb2_grpc as pb_grpc
-from shared.he.backend import SecretCkksContext, sha256_hex
+from shared.digests import sha256_hex
+from shared.he.backend import SecretCkksContext
 from shared.he.masked import encode_thresholds
 from shared.he.params import MASKED_N8192
 from shared.models import Period

@@ -11,8 +11,9 @@ import pytest
 
 from shared._proto.eligibility.v1 import eligibility_pb2 as pb
 from shared._proto.eligibility.v1 import eligibility_pb2_grpc as pb_grpc
+from shared.digests import sha256_hex
 from shared.errors import Error
-from shared.he.backend import SecretCkksContext, sha256_hex
+from shared.he.backend import SecretCkksContext
 from shared.models import Period
 from shared.oracle import oracle_decisions
 from svb_client.households import read_households
