@@ -12,8 +12,10 @@ received), the rule file, and UWV's store. Each check prints what was expected a
 6. recomputing the decisions gives the logged output digest; on a mismatch, which households
    differ from what SVB received.
 
-The decisions are recomputed with the store's own per-kind lookup and the rule evaluator, not
-with the runner's code, so a fault in the runner path would show here.
+The decisions are recomputed outside the runner, with the same per-kind lookup
+(:func:`uwv_server.store.kind_sums`) and rule evaluator it uses: a replay shows that the logged
+run is what this rule gives on this data and batch, not that the engine itself is right (the
+rule's bundled test cases and the evaluator's property tests cover that).
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import numpy.typing as npt
 
@@ -35,57 +34,14 @@ from shared.crypto.statement import (
     salt_commitment,
 )
 from shared.errors import Error
-from shared.models import Period, SourceKind
+from shared.models import Period
 from shared.rules import Batch, check, digest, evaluate, parse_text
 from uwv_server.enclave import job
 from uwv_server.enclave.engine import engine_digest
 from uwv_server.enclave.sandbox import Confinement, Limits, confine, drop_privileges
+from uwv_server.store import kind_sums
 
 IntArray = npt.NDArray[np.int64]
-_KINDS = tuple(SourceKind)
-
-
-def kind_sums(
-    data_root: Path, period: Period, member_bsns: IntArray, member_counts: IntArray
-) -> tuple[dict[SourceKind, IntArray], dict[SourceKind, IntArray]]:
-    """Per kind, each household's gross and tax over ``period`` (one scan of the snapshot)."""
-    empty = np.zeros(0, np.int64)
-    if len(member_counts) == 0:
-        return dict.fromkeys(_KINDS, empty), dict.fromkeys(_KINDS, empty)
-    codes = " ".join(f"WHEN '{k.value}' THEN {i}" for i, k in enumerate(_KINDS))
-    monthly = str(data_root / "monthly.parquet").replace("'", "''")
-    con = duckdb.connect(config={"threads": 2})
-    try:
-        # One row per (person, kind), ordered by the key bsn·4 + kind: a lookup is then one
-        # binary search per member and kind.
-        result = con.execute(
-            f"SELECT bsn::BIGINT * 4 + (CASE kind {codes} END) AS key, "
-            "SUM(gross_cents)::BIGINT AS gross, SUM(tax_cents)::BIGINT AS tax "
-            f"FROM read_parquet('{monthly}') WHERE month BETWEEN ? AND ? "
-            "GROUP BY ALL ORDER BY key",
-            [period.start.index, period.end.index],
-        ).fetchnumpy()
-    finally:
-        con.close()
-    keys = np.asarray(result["key"], dtype=np.int64)
-    columns = {
-        "gross": np.asarray(result["gross"], dtype=np.int64),
-        "tax": np.asarray(result["tax"], dtype=np.int64),
-    }
-    offsets = np.concatenate([[0], np.cumsum(member_counts)[:-1]]).astype(np.int64)
-    out: dict[str, dict[SourceKind, IntArray]] = {"gross": {}, "tax": {}}
-    for code, kind in enumerate(_KINDS):
-        wanted = member_bsns * 4 + code
-        if len(keys):
-            idx = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-            found = keys[idx] == wanted
-        for name, values in columns.items():
-            if len(keys):
-                per_member = np.where(found, values[idx], 0)
-            else:
-                per_member = np.zeros(len(member_bsns), np.int64)
-            out[name][kind] = np.add.reduceat(per_member, offsets).astype(np.int64)
-    return out["gross"], out["tax"]
 
 
 def run(header: dict[str, Any], arrays: dict[str, Any], confined: Confinement) -> bytes:
