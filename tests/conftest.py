@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +49,6 @@ class RunningServer:
     target: str
     port: int
     service: object
-    stop: threading.Event
 
 
 @pytest.fixture
@@ -76,7 +74,7 @@ def start_server() -> Iterator[object]:
         server, port = build_server(service, 0, extra_services=[audit_registrar(trail)])
         server.start()
         servers.append((server, service))
-        return RunningServer(f"127.0.0.1:{port}", port, service, threading.Event())
+        return RunningServer(f"127.0.0.1:{port}", port, service)
 
     yield _start
     for server, service in servers:

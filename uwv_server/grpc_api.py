@@ -42,7 +42,6 @@ ERROR_METADATA_KEY: Final = "eligibility-error-bin"
 STATUS_OF: Final[list[tuple[type[Exception], grpc.StatusCode, pb.ErrorCode.ValueType]]] = [
     (UnknownContext, grpc.StatusCode.FAILED_PRECONDITION, pb.UNKNOWN_CONTEXT),
     (CryptoError, grpc.StatusCode.INVALID_ARGUMENT, pb.INVALID_CIPHERTEXT),
-    (InputError, grpc.StatusCode.INVALID_ARGUMENT, pb.INVALID_HEADER),
     (Error, grpc.StatusCode.INVALID_ARGUMENT, pb.INVALID_HEADER),
 ]
 _MODE_NAMES: Final = {pb.MODE_MASKED: "masked", pb.MODE_STRICT: "strict"}
