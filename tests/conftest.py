@@ -91,3 +91,21 @@ def strict_secret_small() -> object:
     from shared.he.params import STRICT_BFV_N8192
 
     return SecretBfvContext.generate(STRICT_BFV_N8192)
+
+
+@pytest.fixture
+def channel_to() -> Iterator[object]:
+    """Open gRPC channels for a test and close them at teardown (a channel left open until
+    interpreter shutdown keeps gRPC's threads alive past the point where that is safe)."""
+    import grpc
+
+    channels: list[grpc.Channel] = []
+
+    def _open(target: str) -> grpc.Channel:
+        channel = grpc.insecure_channel(target)
+        channels.append(channel)
+        return channel
+
+    yield _open
+    for channel in channels:
+        channel.close()

@@ -53,10 +53,10 @@ def audited(tmp_path: Path, start_server: Any, secret_context: SecretCkksContext
     return server, screen, synth
 
 
-def test_each_batch_is_one_entry_with_digests_only(audited: Any) -> None:
+def test_each_batch_is_one_entry_with_digests_only(audited: Any, channel_to: Any) -> None:
     server, screen, synth = audited
     screen("first")
-    stub = apb_grpc.AuditLogStub(grpc.insecure_channel(server.target))
+    stub = apb_grpc.AuditLogStub(channel_to(server.target))
     key = parse_vkey(stub.GetLogKey(apb.GetLogKeyRequest()).verifier_key)
     note = stub.GetCheckpoint(apb.GetCheckpointRequest()).note
     from shared.audit import open_checkpoint
@@ -81,9 +81,9 @@ def test_each_batch_is_one_entry_with_digests_only(audited: Any) -> None:
     assert trail.salt(entry.run_id).commitment() == entry.salt_commitment
 
 
-def test_proofs_verify_and_the_log_only_grows(audited: Any) -> None:
+def test_proofs_verify_and_the_log_only_grows(audited: Any, channel_to: Any) -> None:
     server, screen, _ = audited
-    stub = apb_grpc.AuditLogStub(grpc.insecure_channel(server.target))
+    stub = apb_grpc.AuditLogStub(channel_to(server.target))
     screen("one")
     from shared.audit import open_checkpoint
 

@@ -13,8 +13,6 @@ import csv
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from shared._proto.eligibility.v1 import audit_pb2 as apb
 from shared._proto.eligibility.v1 import audit_pb2_grpc as apb_grpc
 from shared.he.backend import SecretCkksContext
@@ -59,7 +57,7 @@ def _query(
 
 
 def test_binary_search_is_stopped_within_the_budget(
-    tmp_path: Path, start_server: Any, secret_context: SecretCkksContext
+    tmp_path: Path, start_server: Any, secret_context: SecretCkksContext, channel_to: Any
 ) -> None:
     polis = write_csv(
         tmp_path / "p.csv",
@@ -96,7 +94,7 @@ def test_binary_search_is_stopped_within_the_budget(
     assert low <= TARGET_INCOME < high or low <= TARGET_INCOME <= high
 
     # every attempt is in the audit log, refusals counted
-    stub = apb_grpc.AuditLogStub(grpc.insecure_channel(server.target))
+    stub = apb_grpc.AuditLogStub(channel_to(server.target))
     from shared.audit import RunEntry
 
     leaves = stub.GetEntries(apb.GetEntriesRequest(start=0, end=20)).leaves

@@ -71,12 +71,16 @@ def test_mode_and_key_must_match(
 
 
 def test_mixing_modes_within_a_batch_is_refused(
-    tmp_path: Path, start_server: Any, strict_secret_small: Any, secret_context: SecretCkksContext
+    tmp_path: Path,
+    start_server: Any,
+    strict_secret_small: Any,
+    secret_context: SecretCkksContext,
+    channel_to: Any,
 ) -> None:
     synth = generate(50, PERIOD, tmp_path / "data", seed=1)
     import_polis(synth.polis_path, tmp_path / "store")
     server = start_server(tmp_path / "store")
-    stub = pb_grpc.ScreeningStub(grpc.insecure_channel(server.target))
+    stub = pb_grpc.ScreeningStub(channel_to(server.target))
     masked_ctx = secret_context.public_bytes_for_masked()
     stub.UploadContext(
         pb.UploadContextRequest(parameter_set=secret_context.params.name, context=masked_ctx)
