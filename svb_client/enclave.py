@@ -21,12 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-import grpc
 import numpy as np
 import numpy.typing as npt
 
-from shared._proto.eligibility.v1 import enclave_pb2 as pb
-from shared._proto.eligibility.v1 import enclave_pb2_grpc as pb_grpc
 from shared.crypto import Registry, RuleBundle, SigningKey, batch_digest, verify_run
 from shared.crypto.errors import SigningError
 from shared.errors import Error
@@ -34,7 +31,7 @@ from shared.ids import new_id
 from shared.models import Period
 from shared.rules import digest, parse_file
 from svb_client.households import HouseholdBatch, read_households
-from svb_client.transport import open_channel, server_error
+from svb_client.wire import EnclaveTransport, GrpcTransport, RunBatch, RunReply, ServerError
 
 DEFAULT_RUN_SIZE: Final = 1_000_000
 """Households per run: ~28 MB per request, inside the 64 MiB message limit; one run means one
@@ -49,8 +46,8 @@ class ResultRefused(EnclaveClientError):
     """A run result SVB will not use: unsigned, wrongly signed, or not matching the request."""
 
 
-class EnclaveServerError(EnclaveClientError):
-    """UWV refused a request (the message carries UWV's reason) or could not be reached."""
+class EnclaveServerError(EnclaveClientError, ServerError):
+    """UWV will not run the batch (the message carries UWV's reason)."""
 
 
 def sign_bundle(rule: Path, key: SigningKey) -> tuple[str, bytes]:
@@ -58,63 +55,6 @@ def sign_bundle(rule: Path, key: SigningKey) -> tuple[str, bytes]:
     text = rule.read_text(encoding="utf-8")
     d = digest(parse_file(rule))
     return d, RuleBundle(rule_digest=d, rule_yaml=text).sign(key).to_json()
-
-
-class EnclaveConnection:
-    """A channel to UWV's ComputeToData service."""
-
-    def __init__(self, target: str, timeout: float = 30.0) -> None:
-        self.target = target
-        self.timeout = timeout
-        self._channel = open_channel(target)
-        self.stub = pb_grpc.ComputeToDataStub(self._channel)
-
-    def close(self) -> None:
-        self._channel.close()
-
-    def __enter__(self) -> EnclaveConnection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _call(self, doing: str, fn: object, request: object, timeout: float | None) -> object:
-        try:
-            return fn(request, timeout=timeout, wait_for_ready=True)  # type: ignore[operator]
-        except grpc.RpcError as exc:
-            raise EnclaveServerError(str(server_error(exc, doing))) from None
-
-    def info(self) -> pb.EnclaveInfo:
-        result = self._call(
-            "enclave info", self.stub.GetEnclaveInfo, pb.GetEnclaveInfoRequest(), self.timeout
-        )
-        assert isinstance(result, pb.EnclaveInfo)
-        return result
-
-    def submit(self, envelope: bytes) -> pb.RuleStatus:
-        result = self._call(
-            "submit rule",
-            self.stub.SubmitRule,
-            pb.SubmitRuleRequest(envelope=envelope),
-            self.timeout,
-        )
-        assert isinstance(result, pb.RuleStatus)
-        return result
-
-    def rule(self, rule_digest: str) -> pb.RuleStatus:
-        result = self._call(
-            "rule state",
-            self.stub.GetRule,
-            pb.GetRuleRequest(rule_digest=rule_digest),
-            self.timeout,
-        )
-        assert isinstance(result, pb.RuleStatus)
-        return result
-
-    def run(self, request: pb.RunRequest, deadline_s: float | None) -> pb.RunResponse:
-        result = self._call("run", self.stub.Run, request, deadline_s)
-        assert isinstance(result, pb.RunResponse)
-        return result
 
 
 @dataclass(slots=True)
@@ -152,28 +92,28 @@ def run_request(
     rule_digest: str,
     period: Period,
     salt: bytes,
-) -> tuple[pb.RunRequest, str]:
-    """The request for households ``start:stop`` of ``batch`` and its expected batch digest."""
+) -> tuple[RunBatch, str]:
+    """The run for households ``start:stop`` of ``batch`` and its expected batch digest."""
     offsets = np.concatenate([[0], np.cumsum(batch.member_counts)]).astype(np.int64)
     counts = np.asarray(batch.member_counts[start:stop], dtype=np.int64)
     bsns = np.asarray(batch.member_bsns[offsets[start] : offsets[stop]], dtype=np.int64)
     couple = np.array([c == "couple" for c in batch.categories[start:stop]], dtype=np.bool_)
     known = np.asarray(batch.known_income_cents[start:stop], dtype=np.int64)
-    request = pb.RunRequest(
+    request = RunBatch(
         run_id=run_id,
         rule_digest=rule_digest,
-        period=str(period),
+        period=period,
         salt=salt,
-        member_counts_le64=counts.astype("<i8").tobytes(),
-        member_bsns_le64=bsns.astype("<i8").tobytes(),
-        is_couple_u8=couple.astype(np.uint8).tobytes(),
-        known_income_cents_le64=known.astype("<i8").tobytes(),
+        member_counts=counts,
+        member_bsns=bsns,
+        is_couple=couple,
+        known_income_cents=known,
     )
     return request, batch_digest(salt, str(period), counts, bsns, couple, known)
 
 
 def verified_outcomes(
-    response: pb.RunResponse,
+    response: RunReply,
     registry: Registry,
     *,
     rule_digest: str,
@@ -213,6 +153,7 @@ def run_enclave_screen(
     deadline_s: float | None = None,
     connect_timeout_s: float = 30.0,
     batch_id: str | None = None,
+    transport: EnclaveTransport | None = None,
 ) -> EnclaveSummary:
     """Screen a households file in the compute-to-data mode (see the module docstring).
 
@@ -224,12 +165,12 @@ def run_enclave_screen(
     rule_digest = digest(parse_file(rule))
     summary = EnclaveSummary(households=len(batch) + len(batch.rejected))
     batch_id = batch_id or new_id("run")
-    with EnclaveConnection(server, connect_timeout_s) as conn:
-        status = conn.rule(rule_digest)
-        if status.state != pb.RULE_STATE_APPROVED:
-            state = pb.RuleState.Name(status.state).removeprefix("RULE_STATE_").lower()
+    conn = transport or GrpcTransport(server, connect_timeout_s)
+    try:
+        status = conn.rule_status(rule_digest)
+        if status.state != "approved":
             raise EnclaveServerError(
-                f"rule {rule_digest[:16]}… is {state} at UWV ({status.reason}); "
+                f"rule {rule_digest[:16]}… is {status.state} at UWV ({status.reason}); "
                 "it cannot run until it is approved"
             )
         outcomes = np.zeros(len(batch), dtype=np.uint8)
@@ -262,6 +203,9 @@ def run_enclave_screen(
             statements.append(response.statement)
             summary.statement_digests.append(response.statement_digest)
             summary.runs += 1
+    finally:
+        if transport is None:
+            conn.close()
     _write(out, batch, outcomes, reasons)
     out.with_name(out.name + ".statements.jsonl").write_bytes(
         b"".join(s + b"\n" for s in statements)
@@ -279,9 +223,7 @@ def replay_dir(out: Path) -> Path:
     return out.with_name(out.name + ".replay")
 
 
-def _write_replay_package(
-    out: Path, request: pb.RunRequest, outcomes: npt.NDArray[np.uint8]
-) -> None:
+def _write_replay_package(out: Path, request: RunBatch, outcomes: npt.NDArray[np.uint8]) -> None:
     """Keep what an auditor needs to replay this run: the batch exactly as sent, the salt and
     the outcomes received. It holds BSNs (SVB's own data), so it stays with SVB (mode 0600)
     and is handed only to an auditor with replay rights."""
@@ -293,12 +235,12 @@ def _write_replay_package(
         np.savez(
             f,
             run_id=np.array(request.run_id),
-            period=np.array(request.period),
+            period=np.array(str(request.period)),
             salt=np.frombuffer(request.salt, dtype=np.uint8),
-            member_counts=np.frombuffer(request.member_counts_le64, dtype="<i8"),
-            member_bsns=np.frombuffer(request.member_bsns_le64, dtype="<i8"),
-            is_couple=np.frombuffer(request.is_couple_u8, dtype=np.uint8),
-            known_income_cents=np.frombuffer(request.known_income_cents_le64, dtype="<i8"),
+            member_counts=request.member_counts.astype("<i8"),
+            member_bsns=request.member_bsns.astype("<i8"),
+            is_couple=request.is_couple.astype(np.uint8),
+            known_income_cents=request.known_income_cents.astype("<i8"),
             outcomes=outcomes,
         )
 

@@ -13,33 +13,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared._proto.eligibility.v1 import enclave_pb2 as pb
 from shared.crypto import Registry
 from shared.crypto.cli import add_key_commands, load_key, subgroup
 from shared.errors import Error
 from shared.models import Period
 from shared.rules import digest, parse_file
-from svb_client.enclave import DEFAULT_RUN_SIZE, EnclaveConnection, run_enclave_screen, sign_bundle
-
-
-def _state(status: pb.RuleStatus) -> str:
-    return pb.RuleState.Name(status.state).removeprefix("RULE_STATE_").lower()
+from svb_client.enclave import DEFAULT_RUN_SIZE, run_enclave_screen, sign_bundle
+from svb_client.wire import GrpcTransport
 
 
 def _submit(args: argparse.Namespace) -> int:
     d, envelope = sign_bundle(args.file, load_key(args.key, args.passphrase_file))
-    with EnclaveConnection(args.server, args.connect_timeout) as conn:
-        status = conn.submit(envelope)
+    with GrpcTransport(args.server, args.connect_timeout) as conn:
+        status = conn.submit_rule(envelope)
     print(status.report_text, end="")
-    print(f"submitted {d}: {_state(status)} ({status.reason})")
+    print(f"submitted {d}: {status.state} ({status.reason})")
     return 0 if status.verifier_accepted else 1
 
 
 def _status(args: argparse.Namespace) -> int:
     d = digest(parse_file(args.file))
-    with EnclaveConnection(args.server, args.connect_timeout) as conn:
-        status = conn.rule(d)
-    print(f"{d}: {_state(status)} ({status.reason or 'may run'})")
+    with GrpcTransport(args.server, args.connect_timeout) as conn:
+        status = conn.rule_status(d)
+    print(f"{d}: {status.state} ({status.reason or 'may run'})")
     return 0
 
 

@@ -19,20 +19,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import grpc
 import numpy as np
 import numpy.typing as npt
 
-from shared._proto.eligibility.v1 import eligibility_pb2 as pb
 from shared.digests import file_sha256, sha256_hex
 from shared.errors import CryptoError, Error
 from shared.ids import new_id
-from shared.models import NormCategory, Period, SourceKind
+from shared.models import IncomeWeights, NormCategory, Period
 from shared.rules import HePlan, check, compile_he, parse_file
 from svb_client.households import HouseholdBatch, IntArray, read_households
 from svb_client.journal import ELIGIBLE, NO_DECISION, NOT_ELIGIBLE, Journal, PendingChunk
 from svb_client.schemes import ClientScheme, SecretContext, scheme_for
-from svb_client.transport import Connection, ServerError, server_error
+from svb_client.wire import (
+    BatchOpen,
+    ChunkAnswer,
+    EncryptedChunk,
+    GrpcTransport,
+    ScreeningTransport,
+    ServerError,
+)
 
 DEFAULT_RULE = Path("rules/aio.yaml")
 
@@ -171,6 +176,8 @@ class ScreenJob:
     connect_timeout_s: float = 30.0
     requester: str = "SVB svb-client"
     on_chunk_recorded: Callable[[int], None] | None = None
+    transport: ScreeningTransport | None = None
+    """How to reach UWV; default: a gRPC channel to ``server`` (opened and closed here)."""
 
 
 def run_screen(job: ScreenJob) -> Summary:
@@ -231,86 +238,76 @@ def _stream(
     pending = list(journal.pending())
     if not pending:
         return
-    conn = Connection(job.server, timeout=job.connect_timeout_s)
+    transport = job.transport or GrpcTransport(job.server, timeout=job.connect_timeout_s)
     try:
-        conn.server_info()
+        transport.server_info()
         public = scheme.public_context()
         digest = sha256_hex(public)
-        summary.context_uploaded = conn.ensure_context(scheme.parameter_set, public, digest)
-        header = pb.BatchHeader(
+        summary.context_uploaded = transport.ensure_context(scheme.parameter_set, public, digest)
+        header = BatchOpen(
             batch_id=batch_id,
             context_sha256=digest,
-            mode=pb.MODE_STRICT if scheme.mode == "strict" else pb.MODE_MASKED,
-            period=str(job.period),
+            mode="strict" if scheme.mode == "strict" else "masked",
+            period=job.period,
             rule_digest=plan.rule_digest,
             requester=job.requester,
             chunk_count=total_chunks,
-            income_weights=[
-                pb.IncomeWeight(kind=k.value, gross=plan.gross_weight[k], tax=plan.tax_weight[k])
-                for k in SourceKind
-            ],
+            weights=IncomeWeights.of(dict(plan.gross_weight), dict(plan.tax_weight)),
         )
         by_index = {c.index: c for c in pending}
         progress = Progress(sum(len(c.household_ids) for c in pending), enabled=job.progress)
 
-        def requests() -> Iterator[pb.ScreenRequest]:
-            first = pb.ScreenRequest(header=header)
-            summary.bytes_sent += first.ByteSize()
-            yield first
+        def chunks() -> Iterator[EncryptedChunk]:
             for chunk in pending:
-                message = pb.ScreenRequest(
-                    chunk=pb.Chunk(
-                        index=chunk.index,
-                        member_counts=chunk.member_counts.tolist(),
-                        member_bsns=chunk.member_bsns.tolist(),
-                        ciphertexts=scheme.encrypt_chunk(chunk.thresholds, job.period.months),
-                    )
+                yield EncryptedChunk(
+                    index=chunk.index,
+                    member_counts=chunk.member_counts,
+                    member_bsns=chunk.member_bsns,
+                    ciphertexts=tuple(scheme.encrypt_chunk(chunk.thresholds, job.period.months)),
                 )
-                summary.bytes_sent += message.ByteSize()
-                yield message
 
+        sent_before = transport.stats.bytes_sent
+        received_before = transport.stats.bytes_received
         try:
-            for response in conn.screen(requests(), job.deadline_s):
-                summary.bytes_received += response.ByteSize()
-                if response.WhichOneof("item") != "result":
-                    continue
-                result = response.result
-                chunk = by_index.pop(result.index, None)
+            for answer in transport.screen(header, chunks(), job.deadline_s):
+                chunk = by_index.pop(answer.index, None)
                 if chunk is None:
-                    raise ServerError(f"server answered chunk {result.index}, which was not asked")
-                decisions, slot_errors = _decide_chunk(scheme, job.period, result, chunk)
+                    raise ServerError(f"server answered chunk {answer.index}, which was not asked")
+                decisions, slot_errors = _decide_chunk(scheme, job.period, answer, chunk)
                 journal.record(chunk.index, decisions, slot_errors)
                 progress.advance(len(chunk.household_ids))
                 if job.on_chunk_recorded is not None:
                     job.on_chunk_recorded(chunk.index)
-        except grpc.RpcError as exc:
-            raise server_error(exc, "screening stream") from None
+        finally:
+            summary.bytes_sent += transport.stats.bytes_sent - sent_before
+            summary.bytes_received += transport.stats.bytes_received - received_before
         if by_index:
             raise ServerError(
                 f"the server ended the stream with {len(by_index)} chunk(s) unanswered; "
                 "run the same command again to resume"
             )
     finally:
-        conn.close()
+        if job.transport is None:
+            transport.close()
 
 
 def _decide_chunk(
-    scheme: ClientScheme, period: Period, result: pb.ChunkResult, chunk: PendingChunk
+    scheme: ClientScheme, period: Period, answer: ChunkAnswer, chunk: PendingChunk
 ) -> tuple[npt.NDArray[np.int8], dict[int, str]]:
     """Decisions for one chunk and the reason for every household without one."""
     size = len(chunk.household_ids)
     decisions = np.full(size, NO_DECISION, dtype=np.int8)
-    if result.HasField("error") and result.error.code:
-        reason = f"refused by UWV: {result.error.message}"
+    if answer.refused is not None:
+        reason = f"refused by UWV: {answer.refused}"
         return decisions, dict.fromkeys(range(size), reason)
     try:
-        chunk_decisions = scheme.decide_chunk(list(result.ciphertexts), size, period.months)
+        chunk_decisions = scheme.decide_chunk(list(answer.ciphertexts), size, period.months)
     except CryptoError as exc:
         return decisions, dict.fromkeys(range(size), f"integrity error: {exc}")
     decisions[:] = np.where(chunk_decisions.eligible, ELIGIBLE, NOT_ELIGIBLE)
     slot_errors = {i: f"integrity error: {text}" for i, text in chunk_decisions.problems.items()}
-    for detail in result.slot_errors:
-        slot_errors[int(detail.slot)] = f"refused by UWV: {detail.message}"
+    for slot, message in answer.slot_errors.items():
+        slot_errors[slot] = f"refused by UWV: {message}"
     for i in slot_errors:
         decisions[i] = NO_DECISION
     return decisions, slot_errors

@@ -25,19 +25,15 @@ from shared._proto.eligibility.v1 import eligibility_pb2_grpc as pb_grpc
 from shared.errors import CryptoError, Error, InputError
 from shared.he.params import BFV_PARAMETER_SETS, PARAMETER_SETS
 from shared.models import MAX_HOUSEHOLD_MEMBERS, IncomeWeights, Period, SourceKind
+from shared.wire import CHANNEL_OPTIONS, ERROR_METADATA_KEY, MAX_MESSAGE_BYTES
 from uwv_server.contexts import UnknownContext
 from uwv_server.service import Batch, BatchRequest, ChunkError, ChunkOutput, ScreeningService
 
 log = logging.getLogger("uwv_server")
 
 SERVER_VERSION: Final = "0.1.0"
-MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
-"""A masked chunk is ~350 KB (one ciphertext + 4 bytes a BSN); a strict chunk at N=16384 is 39
-ciphertexts of ~1.05 MB (~41 MB) and its public context 6.1 MB. 64 MiB admits both with room
-and bounds what one message can cost us."""
 IN_FLIGHT: Final = 4
 """Chunks evaluated concurrently per stream (strict mode keeps both worker processes busy)."""
-ERROR_METADATA_KEY: Final = "eligibility-error-bin"
 
 STATUS_OF: Final[list[tuple[type[Exception], grpc.StatusCode, pb.ErrorCode.ValueType]]] = [
     (UnknownContext, grpc.StatusCode.FAILED_PRECONDITION, pb.UNKNOWN_CONTEXT),
@@ -260,11 +256,9 @@ def build_server(
     extra_services: Sequence[ServiceRegistrar] = (),
 ) -> tuple[grpc.Server, int]:
     """A gRPC server with the screening service, health checking and reflection; not started."""
-    options = [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=options)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers), options=list(CHANNEL_OPTIONS)
+    )
     pb_grpc.add_ScreeningServicer_to_server(ScreeningServicer(service), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

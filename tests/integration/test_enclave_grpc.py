@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,11 +16,10 @@ import numpy as np
 import pytest
 
 from shared._proto.eligibility.v1 import enclave_pb2 as pb
+from shared._proto.eligibility.v1 import enclave_pb2_grpc as pb_grpc
 from shared.crypto import Envelope, Role, RuleBundle, sign
 from shared.oracle import oracle_decisions
 from svb_client.enclave import (
-    EnclaveConnection,
-    EnclaveServerError,
     ResultRefused,
     run_enclave_screen,
     run_request,
@@ -27,6 +27,7 @@ from svb_client.enclave import (
     verified_outcomes,
 )
 from svb_client.households import read_households
+from svb_client.wire import GrpcTransport, RunReply, ServerError
 from tests.unit.enclave.enclave_testkit import (
     AIO_RULE,
     NOW,
@@ -110,16 +111,16 @@ def _outreach(path: Path) -> dict[str, tuple[str, str]]:
 def test_full_flow_agrees_with_the_oracle(world: World) -> None:
     w = world
     d, envelope = sign_bundle(AIO_RULE, w.ids.svb)
-    with EnclaveConnection(w.target) as conn:
-        status = conn.submit(envelope)
-        assert status.state == pb.RULE_STATE_PENDING and status.verifier_accepted
+    with GrpcTransport(w.target) as conn:
+        status = conn.submit_rule(envelope)
+        assert status.state == "pending" and status.verifier_accepted
         assert "VERDICT: ACCEPTED" in status.report_text
         w.service.register.approve(approval(w.ids.uwv, Role.APPROVER, d), w.clock())
-        assert conn.rule(d).state == pb.RULE_STATE_PENDING  # the policy also wants the auditor
-        assert "auditor" in conn.rule(d).reason
+        assert conn.rule_status(d).state == "pending"  # the policy also wants the auditor
+        assert "auditor" in conn.rule_status(d).reason
         w.service.register.approve(approval(w.ids.auditor, Role.AUDITOR, d), w.clock())
-        assert conn.rule(d).state == pb.RULE_STATE_APPROVED
-        info = conn.info()
+        assert conn.rule_status(d).state == "approved"
+        info = conn.enclave_info()
         assert info.snapshot_digest == w.service.snapshot_digest
     out = w.tmp / "enclave-out.csv"
     summary = run_enclave_screen(
@@ -147,8 +148,8 @@ def test_full_flow_agrees_with_the_oracle(world: World) -> None:
 
 
 def _submit_refused(w: World, envelope: bytes) -> str:
-    with EnclaveConnection(w.target) as conn, pytest.raises(EnclaveServerError) as err:
-        conn.submit(envelope)
+    with GrpcTransport(w.target) as conn, pytest.raises(ServerError) as err:
+        conn.submit_rule(envelope)
     assert "PERMISSION_DENIED" in str(err.value)
     return str(err.value)
 
@@ -204,7 +205,7 @@ def _run(w: World, d: str, period: str = str(PERIOD), run_id: str | None = None)
         else __import__("shared.models").models.Period.parse(period),
         salt=os.urandom(32),
     )
-    with EnclaveConnection(w.target) as conn:
+    with GrpcTransport(w.target) as conn:
         conn.run(request, 60)
 
 
@@ -220,14 +221,14 @@ def _variant(w: World, name: str, marker: str) -> tuple[str, Path]:
 def test_only_approved_unexpired_unrevoked_rules_run(world: World) -> None:
     w = world
     pending, _ = _variant(w, "pending", "AIO pending")
-    with pytest.raises(EnclaveServerError, match=r"FAILED_PRECONDITION.*not approved"):
+    with pytest.raises(ServerError, match=r"FAILED_PRECONDITION.*not approved"):
         _run(w, pending)
-    with pytest.raises(EnclaveServerError, match="NOT_FOUND"):
+    with pytest.raises(ServerError, match="NOT_FOUND"):
         _run(w, "cd" * 32)
 
     rejected, _ = _variant(w, "rejected", "AIO rejected")
     w.service.register.reject(rejected, "thresholds not agreed", w.clock())
-    with pytest.raises(EnclaveServerError, match="rejected: thresholds not agreed"):
+    with pytest.raises(ServerError, match="rejected: thresholds not agreed"):
         _run(w, rejected)
     with pytest.raises(ApprovalRefused, match="rejected"):
         w.service.register.approve(approval(w.ids.uwv, Role.APPROVER, rejected), w.clock())
@@ -236,7 +237,7 @@ def test_only_approved_unexpired_unrevoked_rules_run(world: World) -> None:
     _approve_both(w, revoked)
     _run(w, revoked)
     w.service.register.revoke(revoked, "legal basis changed", w.clock())
-    with pytest.raises(EnclaveServerError, match="revoked: legal basis changed"):
+    with pytest.raises(ServerError, match="revoked: legal basis changed"):
         _run(w, revoked)
 
     expiring, _ = _variant(w, "expiring", "AIO expiring")
@@ -245,7 +246,7 @@ def test_only_approved_unexpired_unrevoked_rules_run(world: World) -> None:
     saved = w.clock.now
     w.clock.now = NOW + timedelta(days=31)  # the approvals were for 30 days
     try:
-        with pytest.raises(EnclaveServerError, match="expired"):
+        with pytest.raises(ServerError, match="expired"):
             _run(w, expiring)
     finally:
         w.clock.now = saved
@@ -258,7 +259,7 @@ def test_a_rule_failing_at_run_time_fails_cleanly(world: World) -> None:
     d, envelope = sign_bundle(fragile_rule(w.tmp), w.ids.svb)
     assert w.service.submit(envelope).accepted
     _approve_both(w, d)
-    with pytest.raises(EnclaveServerError, match=r"ABORTED.*division by zero"):
+    with pytest.raises(ServerError, match=r"ABORTED.*division by zero"):
         _run(w, d, period="2025-03..2025-03")
     _run(w, d, period="2025-01..2025-03")  # the server is still up, the rule runs elsewhere
     assert any(k == "run-failed" for _, k, _, _ in w.service.register.events(d))
@@ -274,10 +275,10 @@ def test_client_refuses_unsigned_or_mismatching_results(world: World) -> None:
     request, expected = run_request(
         batch, 0, 50, run_id="mismatch-1", rule_digest=d, period=PERIOD, salt=salt
     )
-    with EnclaveConnection(w.target) as conn:
+    with GrpcTransport(w.target) as conn:
         response = conn.run(request, 60)
 
-    def check(resp: pb.RunResponse, *, batch_digest: str = expected, s: bytes = salt) -> None:
+    def check(resp: RunReply, *, batch_digest: str = expected, s: bytes = salt) -> None:
         verified_outcomes(
             resp, w.ids.registry, rule_digest=d, expected_batch=batch_digest, salt=s, households=50
         )
@@ -287,9 +288,9 @@ def test_client_refuses_unsigned_or_mismatching_results(world: World) -> None:
     decided = next(i for i, o in enumerate(flipped) if o < 2)  # early ones may be out of budget
     flipped[decided] ^= 1
     with pytest.raises(ResultRefused, match="output digest"):
-        check(pb.RunResponse(outcomes=bytes(flipped), statement=response.statement))
+        check(RunReply(bytes(flipped), response.statement, ""))
     with pytest.raises(ResultRefused, match="no run statement"):
-        check(pb.RunResponse(outcomes=response.outcomes))
+        check(RunReply(response.outcomes, b"", ""))
     with pytest.raises(ResultRefused, match="batch digest"):
         check(response, batch_digest="0" * 64)
     with pytest.raises(ResultRefused, match=r"salt commitment|batch digest|output digest"):
@@ -297,7 +298,7 @@ def test_client_refuses_unsigned_or_mismatching_results(world: World) -> None:
     env = Envelope.from_json(response.statement)
     by_svb = sign(env.payload_type, env.payload, w.ids.svb)  # right content, wrong signer
     with pytest.raises(ResultRefused, match="may not act as runner"):
-        check(pb.RunResponse(outcomes=response.outcomes, statement=by_svb.to_json()))
+        check(RunReply(response.outcomes, by_svb.to_json(), ""))
     with pytest.raises(ResultRefused, match="rule digest"):
         verified_outcomes(
             response,
@@ -324,10 +325,10 @@ def test_malformed_batches_are_refused(world: World) -> None:
         is_couple_u8=bytes(2),
         known_income_cents_le64=np.zeros(2, "<i8").tobytes(),
     )
-    with (
-        EnclaveConnection(w.target) as conn,
-        pytest.raises(EnclaveServerError, match=r"INVALID_ARGUMENT.*position 1.*not a valid BSN"),
-    ):
-        conn.run(bad, 30)
+    with grpc.insecure_channel(w.target) as channel:  # a hand-made message, not our client
+        with pytest.raises(grpc.RpcError) as err:
+            pb_grpc.ComputeToDataStub(channel).Run(bad, timeout=30)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert re.search(r"position 1.*not a valid BSN", err.value.details() or "")
     with grpc.insecure_channel(w.target) as channel:  # the server is still serving
         grpc.channel_ready_future(channel).result(timeout=10)

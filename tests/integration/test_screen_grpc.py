@@ -436,7 +436,7 @@ def test_unreachable_server_is_a_clear_error(
     tmp_path: Path, secret_context: SecretCkksContext
 ) -> None:
     _, hh, _ = _edge_case_data(tmp_path)
-    from svb_client.transport import ServerError
+    from svb_client.wire import ServerError
 
     job = _job(hh, "127.0.0.1:1", tmp_path, secret_context, connect_timeout_s=1.0)
     with pytest.raises(ServerError, match=r"unreachable|DEADLINE"):

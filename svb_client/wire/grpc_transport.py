@@ -1,0 +1,282 @@
+"""The gRPC transport: the only client module that touches protobuf and grpc.
+
+Turns the domain objects of :mod:`svb_client.wire.messages` into the contract's messages
+(``proto/eligibility/v1``) and back, and every ``grpc.RpcError`` into a
+:class:`~svb_client.wire.errors.ServerError` carrying UWV's ``ErrorDetail`` when it sent one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Final, TypeVar
+
+import grpc
+import numpy as np
+
+from shared._proto.eligibility.v1 import eligibility_pb2 as pb
+from shared._proto.eligibility.v1 import eligibility_pb2_grpc as pb_grpc
+from shared._proto.eligibility.v1 import enclave_pb2 as epb
+from shared._proto.eligibility.v1 import enclave_pb2_grpc as epb_grpc
+from shared.models import SourceKind
+from shared.wire import CHANNEL_OPTIONS, ERROR_METADATA_KEY
+from svb_client.wire.errors import ErrorInfo, ServerError
+from svb_client.wire.messages import (
+    RULE_STATES,
+    BatchOpen,
+    ChunkAnswer,
+    EnclaveInfo,
+    EncryptedChunk,
+    Refusal,
+    RuleStatus,
+    RunBatch,
+    RunReply,
+    ServerInfo,
+)
+from svb_client.wire.transport import WireStats
+
+_MODES: Final = {"masked": pb.MODE_MASKED, "strict": pb.MODE_STRICT}
+_Reply = TypeVar("_Reply")
+
+
+def _error_info(detail: pb.ErrorDetail) -> ErrorInfo:
+    return ErrorInfo(
+        code=pb.ErrorCode.Name(detail.code) if detail.code in pb.ErrorCode.values() else "",
+        message=detail.message,
+        field=detail.field,
+        chunk_index=detail.chunk_index,
+        slot=detail.slot,
+        member=detail.member,
+    )
+
+
+def server_error(exc: grpc.RpcError, doing: str) -> ServerError:
+    """Turn an RpcError into a ServerError carrying the server's ErrorDetail if it sent one."""
+    detail = None
+    call = exc if isinstance(exc, grpc.Call) else None
+    if call is not None:
+        for key, value in call.trailing_metadata() or ():
+            if key == ERROR_METADATA_KEY and isinstance(value, bytes):
+                detail = _error_info(pb.ErrorDetail.FromString(value))
+        code = call.code()
+        text = call.details()
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return ServerError(f"{doing}: UWV server unreachable ({text})", detail, code.name)
+        return ServerError(f"{doing}: {code.name}: {text}", detail, code.name)
+    return ServerError(f"{doing}: {exc}", detail)
+
+
+def open_channel(target: str) -> grpc.Channel:
+    """A channel to a UWV server with message limits set to the contract's."""
+    return grpc.insecure_channel(target, options=list(CHANNEL_OPTIONS))
+
+
+def _rule_status(status: epb.RuleStatus) -> RuleStatus:
+    state = RULE_STATES[status.state] if 0 <= status.state < len(RULE_STATES) else "unspecified"
+    return RuleStatus(
+        rule_digest=status.rule_digest,
+        state=state,
+        reason=status.reason,
+        verifier_accepted=status.verifier_accepted,
+        report_text=status.report_text,
+        report_json=status.report_json,
+    )
+
+
+def header_message(header: BatchOpen) -> pb.ScreenRequest:
+    """The first message of a screening stream."""
+    gross = dict(header.weights.gross)
+    tax = dict(header.weights.tax)
+    return pb.ScreenRequest(
+        header=pb.BatchHeader(
+            batch_id=header.batch_id,
+            context_sha256=header.context_sha256,
+            mode=_MODES[header.mode],
+            period=str(header.period),
+            rule_digest=header.rule_digest,
+            requester=header.requester,
+            chunk_count=header.chunk_count,
+            income_weights=[
+                pb.IncomeWeight(kind=k.value, gross=gross[k], tax=tax[k]) for k in SourceKind
+            ],
+        )
+    )
+
+
+def chunk_message(chunk: EncryptedChunk) -> pb.ScreenRequest:
+    return pb.ScreenRequest(
+        chunk=pb.Chunk(
+            index=chunk.index,
+            member_counts=chunk.member_counts.tolist(),
+            member_bsns=chunk.member_bsns.tolist(),
+            ciphertexts=list(chunk.ciphertexts),
+        )
+    )
+
+
+def chunk_answer(result: pb.ChunkResult) -> ChunkAnswer:
+    refused = None
+    if result.HasField("error") and result.error.code:
+        refused = result.error.message
+    return ChunkAnswer(
+        index=result.index,
+        ciphertexts=tuple(result.ciphertexts),
+        refused=refused,
+        slot_errors={int(d.slot): d.message for d in result.slot_errors},
+    )
+
+
+def run_message(batch: RunBatch) -> epb.RunRequest:
+    return epb.RunRequest(
+        run_id=batch.run_id,
+        rule_digest=batch.rule_digest,
+        period=str(batch.period),
+        salt=batch.salt,
+        member_counts_le64=batch.member_counts.astype("<i8").tobytes(),
+        member_bsns_le64=batch.member_bsns.astype("<i8").tobytes(),
+        is_couple_u8=batch.is_couple.astype(np.uint8).tobytes(),
+        known_income_cents_le64=batch.known_income_cents.astype("<i8").tobytes(),
+    )
+
+
+class GrpcTransport:
+    """One channel to a UWV server, for the Screening and ComputeToData services."""
+
+    def __init__(self, target: str, timeout: float = 30.0) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.stats = WireStats()
+        self._channel = open_channel(target)
+        self._screening = pb_grpc.ScreeningStub(self._channel)
+        self._enclave = epb_grpc.ComputeToDataStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> GrpcTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, doing: str, call: Callable[[], _Reply]) -> _Reply:
+        try:
+            return call()
+        except grpc.RpcError as exc:
+            raise server_error(exc, doing) from None
+
+    # -- Screening ---------------------------------------------------------------------------
+
+    def server_info(self) -> ServerInfo:
+        info: pb.ServerInfo = self._call(
+            f"asking {self.target} for its parameters",
+            lambda: self._screening.GetServerInfo(
+                pb.GetServerInfoRequest(), timeout=self.timeout, wait_for_ready=True
+            ),
+        )
+        return ServerInfo(
+            server_version=info.server_version,
+            parameter_sets=tuple(info.parameter_sets),
+            max_households_per_chunk=info.max_households_per_chunk,
+            max_members_per_household=info.max_members_per_household,
+            max_message_bytes=info.max_message_bytes,
+            snapshot_digest=info.snapshot_digest,
+        )
+
+    def ensure_context(self, parameter_set: str, context: bytes, digest: str) -> bool:
+        """Upload the public context unless the server has it; True if it was uploaded."""
+        doing = "uploading the public context"
+        known = self._call(
+            doing,
+            lambda: (
+                self._screening.HasContext(
+                    pb.HasContextRequest(context_sha256=digest), timeout=self.timeout
+                ).known
+            ),
+        )
+        if known:
+            return False
+        reply = self._call(
+            doing,
+            lambda: self._screening.UploadContext(
+                pb.UploadContextRequest(parameter_set=parameter_set, context=context),
+                timeout=self.timeout,
+            ),
+        )
+        if reply.context_sha256 != digest:
+            raise ServerError(f"server stored context {reply.context_sha256}, expected {digest}")
+        return True
+
+    def screen(
+        self, header: BatchOpen, chunks: Iterable[EncryptedChunk], deadline_s: float | None
+    ) -> Iterator[ChunkAnswer]:
+        """The bidirectional screening stream; answers are yielded as they arrive."""
+        stats = self.stats
+
+        def requests() -> Iterator[pb.ScreenRequest]:
+            first = header_message(header)
+            stats.bytes_sent += first.ByteSize()
+            yield first
+            for chunk in chunks:
+                message = chunk_message(chunk)
+                stats.bytes_sent += message.ByteSize()
+                yield message
+
+        try:
+            for response in self._screening.Screen(requests(), timeout=deadline_s):
+                stats.bytes_received += response.ByteSize()
+                if response.WhichOneof("item") == "result":
+                    yield chunk_answer(response.result)
+        except grpc.RpcError as exc:
+            raise server_error(exc, "screening stream") from None
+
+    # -- ComputeToData -----------------------------------------------------------------------
+
+    def enclave_info(self) -> EnclaveInfo:
+        info: epb.EnclaveInfo = self._call(
+            "enclave info",
+            lambda: self._enclave.GetEnclaveInfo(
+                epb.GetEnclaveInfoRequest(), timeout=self.timeout, wait_for_ready=True
+            ),
+        )
+        return EnclaveInfo(
+            snapshot_digest=info.snapshot_digest,
+            engine_digest=info.engine_digest,
+            runner_key_id=info.runner_key_id,
+            max_households=info.max_households,
+            max_members_per_household=info.max_members_per_household,
+        )
+
+    def submit_rule(self, envelope: bytes) -> RuleStatus:
+        status: epb.RuleStatus = self._call(
+            "submit rule",
+            lambda: self._enclave.SubmitRule(
+                epb.SubmitRuleRequest(envelope=envelope), timeout=self.timeout, wait_for_ready=True
+            ),
+        )
+        return _rule_status(status)
+
+    def rule_status(self, rule_digest: str) -> RuleStatus:
+        status: epb.RuleStatus = self._call(
+            "rule state",
+            lambda: self._enclave.GetRule(
+                epb.GetRuleRequest(rule_digest=rule_digest),
+                timeout=self.timeout,
+                wait_for_ready=True,
+            ),
+        )
+        return _rule_status(status)
+
+    def run(self, batch: RunBatch, deadline_s: float | None) -> RunReply:
+        request = run_message(batch)
+        self.stats.bytes_sent += request.ByteSize()
+        response: epb.RunResponse = self._call(
+            "run",
+            lambda: self._enclave.Run(request, timeout=deadline_s, wait_for_ready=True),
+        )
+        self.stats.bytes_received += response.ByteSize()
+        return RunReply(
+            outcomes=response.outcomes,
+            statement=response.statement,
+            statement_digest=response.statement_digest,
+            refusals=tuple(Refusal(r.position, r.code, r.reason) for r in response.refusals),
+        )

@@ -1,0 +1,90 @@
+"""The transport seam: what the client pipeline needs from a way of reaching UWV.
+
+Modelled on httpx's transport: the pipeline (:mod:`svb_client.runner`,
+:mod:`svb_client.enclave`) talks in the domain objects of :mod:`svb_client.wire.messages`; a
+transport turns them into its own messages and back. Implementations:
+
+- :class:`svb_client.wire.grpc_transport.GrpcTransport`: the gRPC channel to a UWV server;
+- an in-memory one that calls UWV's service objects in process (tests, no sockets);
+- a sealed-file transport (issue 13): ``screen`` writes the request file and raises
+  :class:`BatchDeferred`; a later run reads the response file and yields its answers.
+
+Every method raises :class:`svb_client.wire.errors.ServerError` for what UWV refused or a
+transport failure; a transport never lets its own exception types (``grpc.RpcError`` …) out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.errors import Error
+from svb_client.wire.messages import (
+    BatchOpen,
+    ChunkAnswer,
+    EnclaveInfo,
+    EncryptedChunk,
+    RuleStatus,
+    RunBatch,
+    RunReply,
+    ServerInfo,
+)
+
+
+class BatchDeferred(Error):
+    """The transport accepted the batch but its answers come later (e.g. as a response file):
+    nothing was decided, and the journal keeps every chunk pending."""
+
+
+@dataclass(slots=True)
+class WireStats:
+    """Bytes a transport sent and received, as counted in its own encoding."""
+
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+
+class ScreeningTransport(Protocol):
+    """The homomorphic modes: context upload and the chunk stream."""
+
+    stats: WireStats
+
+    def server_info(self) -> ServerInfo:
+        """What the server serves; also the first contact (waits up to the connect timeout)."""
+        ...
+
+    def ensure_context(self, parameter_set: str, context: bytes, digest: str) -> bool:
+        """Make sure UWV holds the public context ``digest``; True if it was sent now."""
+        ...
+
+    def screen(
+        self, header: BatchOpen, chunks: Iterable[EncryptedChunk], deadline_s: float | None
+    ) -> Iterator[ChunkAnswer]:
+        """Send the header and then the chunks; yield each chunk's answer as it arrives.
+
+        ``chunks`` is consumed lazily, and may block until an answer has been handed out
+        (the pipeline's window of chunks in flight): a transport must hand out answers as
+        they arrive rather than waiting for the next chunk.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+class EnclaveTransport(Protocol):
+    """The compute-to-data mode: rule submission and runs."""
+
+    def enclave_info(self) -> EnclaveInfo: ...
+
+    def submit_rule(self, envelope: bytes) -> RuleStatus: ...
+
+    def rule_status(self, rule_digest: str) -> RuleStatus: ...
+
+    def run(self, batch: RunBatch, deadline_s: float | None) -> RunReply: ...
+
+    def close(self) -> None: ...
+
+
+class Transport(ScreeningTransport, EnclaveTransport, Protocol):
+    """A transport for all three modes."""
