@@ -54,10 +54,10 @@ class RunningServer:
 @pytest.fixture
 def start_server() -> Iterator[object]:
     """Start a real UWV gRPC server on a free localhost port for a given store."""
-    from uwv_server.audit_api import audit_registrar
     from uwv_server.audit_trail import AuditTrail
     from uwv_server.contexts import ContextRegistry
-    from uwv_server.grpc_api import build_server
+    from uwv_server.grpc.audit import audit_registrar
+    from uwv_server.grpc.server import build_server
     from uwv_server.service import BudgetPolicy, ScreeningService
     from uwv_server.store import Snapshot
 

@@ -22,10 +22,10 @@ from shared.cli_support import run_command
 from shared.models import Period
 from shared.rules import cli as rules_cli
 from uwv_server import enclave_cli, synth
-from uwv_server.audit_api import audit_registrar
 from uwv_server.audit_trail import AuditTrail
 from uwv_server.contexts import ContextRegistry
-from uwv_server.grpc_api import build_server
+from uwv_server.grpc.audit import audit_registrar
+from uwv_server.grpc.server import build_server
 from uwv_server.service import ScreeningService
 from uwv_server.store import Snapshot, import_polis
 

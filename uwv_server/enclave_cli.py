@@ -30,7 +30,7 @@ from uwv_server.budget import DEFAULT_LIMIT, SqliteBudget
 from uwv_server.enclave.approvals import RuleRegister, info_json
 from uwv_server.enclave.sandbox import Limits
 from uwv_server.enclave.service import EnclaveConfig, EnclaveService, StatementHook
-from uwv_server.enclave_api import enclave_registrar
+from uwv_server.grpc.compute_to_data import enclave_registrar
 from uwv_server.store import Snapshot
 
 

@@ -1,6 +1,6 @@
 """The screening service: one chunk of households in, its result ciphertext(s) out.
 
-This is the domain layer: no gRPC here (see :mod:`uwv_server.grpc_api`). Every chunk is
+This is the domain layer: no gRPC here (see :mod:`uwv_server.grpc`). Every chunk is
 validated in full before any computation; a bad chunk fails alone and the batch goes on.
 """
 

@@ -16,7 +16,7 @@ from svb_client.households import read_households
 from tests.unit.enclave.enclave_testkit import AIO_RULE, PERIOD, make_store
 from uwv_server import enclave_cli as uwv_cli
 from uwv_server.contexts import ContextRegistry
-from uwv_server.grpc_api import build_server
+from uwv_server.grpc.server import build_server
 from uwv_server.service import ScreeningService
 from uwv_server.store import Snapshot
 

@@ -42,8 +42,8 @@ from tests.unit.enclave.enclave_testkit import (
 from uwv_server.contexts import ContextRegistry
 from uwv_server.enclave.errors import ApprovalRefused, UnknownRule
 from uwv_server.enclave.service import EnclaveService
-from uwv_server.enclave_api import enclave_registrar
-from uwv_server.grpc_api import build_server
+from uwv_server.grpc.compute_to_data import enclave_registrar
+from uwv_server.grpc.server import build_server
 from uwv_server.service import ScreeningService
 from uwv_server.store import Snapshot
 

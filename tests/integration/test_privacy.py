@@ -24,7 +24,7 @@ from shared.he.backend import SecretCkksContext
 from shared.models import Period
 from svb_client.runner import ScreenJob, run_screen
 from tests.conftest import AIO_RULE
-from uwv_server.grpc_api import ScreeningServicer
+from uwv_server.grpc.screening import ScreeningServicer
 from uwv_server.store import import_polis
 from uwv_server.synth import generate
 

@@ -1,8 +1,8 @@
-"""The gRPC adapter: proto → domain → service → proto, and nothing else.
+"""The Screening service's gRPC adapter: proto → domain → service → proto, and nothing else.
 
-Domain errors map to gRPC status codes in one table (:data:`STATUS_OF`). Errors that end a
-stream carry an ``ErrorDetail`` in the trailing metadata key ``eligibility-error-bin``; a bad
-chunk instead yields a failed ``ChunkResult`` and the batch goes on.
+Errors follow :mod:`uwv_server.grpc.errors`: those that end a stream carry their status and an
+``ErrorDetail`` in trailing metadata; a bad chunk instead yields a failed ``ChunkResult`` and
+the batch goes on.
 """
 
 from __future__ import annotations
@@ -10,56 +10,28 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent import futures
+from collections.abc import Iterator
 from concurrent.futures import Future
-from typing import Final, NoReturn
+from typing import Final
 
 import grpc
 import numpy as np
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from shared._proto.eligibility.v1 import eligibility_pb2 as pb
 from shared._proto.eligibility.v1 import eligibility_pb2_grpc as pb_grpc
-from shared.errors import CryptoError, Error, InputError
+from shared.errors import Error, InputError
 from shared.he.params import BFV_PARAMETER_SETS, PARAMETER_SETS
 from shared.models import MAX_HOUSEHOLD_MEMBERS, IncomeWeights, Period, SourceKind
-from shared.wire import CHANNEL_OPTIONS, ERROR_METADATA_KEY, MAX_MESSAGE_BYTES
-from uwv_server.contexts import UnknownContext
-from uwv_server.service import Batch, BatchRequest, ChunkError, ChunkOutput, ScreeningService
+from shared.wire import MAX_MESSAGE_BYTES
+from uwv_server.grpc.errors import abort, detail_of
+from uwv_server.service import Batch, BatchRequest, ChunkOutput, ScreeningService
 
 log = logging.getLogger("uwv_server")
 
 SERVER_VERSION: Final = "0.1.0"
 IN_FLIGHT: Final = 4
 """Chunks evaluated concurrently per stream (strict mode keeps both worker processes busy)."""
-
-STATUS_OF: Final[list[tuple[type[Exception], grpc.StatusCode, pb.ErrorCode.ValueType]]] = [
-    (UnknownContext, grpc.StatusCode.FAILED_PRECONDITION, pb.UNKNOWN_CONTEXT),
-    (CryptoError, grpc.StatusCode.INVALID_ARGUMENT, pb.INVALID_CIPHERTEXT),
-    (Error, grpc.StatusCode.INVALID_ARGUMENT, pb.INVALID_HEADER),
-]
 _MODE_NAMES: Final = {pb.MODE_MASKED: "masked", pb.MODE_STRICT: "strict"}
-
-
-def _classify(exc: Exception) -> tuple[grpc.StatusCode, pb.ErrorCode.ValueType]:
-    for kind, status, code in STATUS_OF:
-        if isinstance(exc, kind):
-            return status, code
-    return grpc.StatusCode.INTERNAL, pb.INTERNAL
-
-
-def _detail(exc: Exception, code: pb.ErrorCode.ValueType, chunk_index: int = -1) -> pb.ErrorDetail:
-    slot = getattr(exc, "slot", -1)
-    member = getattr(exc, "member", -1)
-    if isinstance(exc, ChunkError) and exc.code == "bsn":
-        code = pb.INVALID_BSN
-    elif isinstance(exc, ChunkError) and code == pb.INVALID_HEADER:
-        code = pb.INVALID_CHUNK
-    return pb.ErrorDetail(
-        code=code, message=str(exc), chunk_index=chunk_index, slot=slot, member=member
-    )
 
 
 _LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9 ._:/@-]{0,63}$")
@@ -103,15 +75,6 @@ def _weights(header: pb.BatchHeader) -> IncomeWeights:
     return IncomeWeights.of(gross, tax)
 
 
-def _abort(context: grpc.ServicerContext, exc: Exception, field: str = "") -> NoReturn:
-    status, code = _classify(exc)
-    detail = _detail(exc, code)
-    detail.field = field
-    context.set_trailing_metadata(((ERROR_METADATA_KEY, detail.SerializeToString()),))
-    context.abort(status, str(exc))
-    raise AssertionError("unreachable")  # context.abort raises
-
-
 class ScreeningServicer(pb_grpc.ScreeningServicer):
     def __init__(self, service: ScreeningService) -> None:
         self._service = service
@@ -138,7 +101,7 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
         try:
             digest, known = self._service.contexts.upload(request.parameter_set, request.context)
         except Error as exc:
-            _abort(context, exc, field="context")
+            abort(context, exc, field="context")
         log.info("context %s… %s", digest[:12], "already known" if known else "stored")
         return pb.UploadContextResponse(context_sha256=digest, already_known=known)
 
@@ -152,7 +115,7 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
     ) -> Iterator[pb.ScreenResponse]:
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("item") != "header":
-            _abort(context, InputError("the first message of a batch must be its header"), "header")
+            abort(context, InputError("the first message of a batch must be its header"), "header")
         header = first.header
         try:
             mode = _MODE_NAMES.get(header.mode)
@@ -171,7 +134,7 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
             _digest(header.rule_digest, "rule_digest")
             batch = self._service.open_batch(request)
         except Error as exc:
-            _abort(context, exc, field="header")
+            abort(context, exc, field="header")
         try:
             yield from self._run_batch(batch, request_iterator, context)
         finally:
@@ -190,7 +153,7 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
                 log.info("batch %s: client gone after %d chunks", header.batch_id, batch.chunks)
                 return
             if message.WhichOneof("item") != "chunk":
-                _abort(context, InputError("only chunks may follow the header"), "chunk")
+                abort(context, InputError("only chunks may follow the header"), "chunk")
             chunk = message.chunk
             try:
                 future = self._service.submit_chunk(
@@ -228,10 +191,9 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
             output = future.result()
         except Error as exc:
             batch.failed_chunks += 1
-            _, code = _classify(exc)
             log.warning("batch %s chunk %d refused: %s", batch.request.batch_id, index, exc)
             return pb.ScreenResponse(
-                result=pb.ChunkResult(index=index, error=_detail(exc, code, index))
+                result=pb.ChunkResult(index=index, error=detail_of(exc, chunk_index=index))
             )
         slot_errors = [
             pb.ErrorDetail(code=pb.BUDGET_EXHAUSTED, message=reason, chunk_index=index, slot=slot)
@@ -242,39 +204,3 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
                 index=index, ciphertexts=output.ciphertexts, slot_errors=slot_errors
             )
         )
-
-
-ServiceRegistrar = Callable[[grpc.Server], Sequence[str]]
-"""Adds further services (e.g. the compute-to-data service) and returns their full names."""
-
-
-def build_server(
-    service: ScreeningService,
-    port: int,
-    host: str = "127.0.0.1",
-    max_workers: int = 8,
-    extra_services: Sequence[ServiceRegistrar] = (),
-) -> tuple[grpc.Server, int]:
-    """A gRPC server with the screening service, health checking and reflection; not started."""
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers), options=list(CHANNEL_OPTIONS)
-    )
-    pb_grpc.add_ScreeningServicer_to_server(ScreeningServicer(service), server)
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    health_servicer.set("eligibility.v1.Screening", health_pb2.HealthCheckResponse.SERVING)
-    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    names = [
-        pb.DESCRIPTOR.services_by_name["Screening"].full_name,
-        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-        reflection.SERVICE_NAME,
-    ]
-    for register in extra_services:
-        for name in register(server):
-            names.append(name)
-            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(names, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
-    if bound == 0:
-        raise OSError(f"cannot listen on {host}:{port}")
-    return server, bound

@@ -1,15 +1,15 @@
-"""The gRPC adapter of the compute-to-data service: proto → domain → service → proto.
+"""The ComputeToData service's gRPC adapter: proto → domain → service → proto.
 
-Domain errors map to gRPC status codes in one table (:data:`STATUS_OF`); the status details
-carry the domain error's diagnostics. Budget refusals are not errors: they are listed per
-household in the response and the rest of the batch is evaluated.
+Errors follow :mod:`uwv_server.grpc.errors` (status, diagnostics, ``ErrorDetail``). Budget
+refusals are not errors: they are listed per household in the response and the rest of the
+batch is evaluated.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 
 import grpc
 import numpy as np
@@ -17,32 +17,14 @@ import numpy.typing as npt
 
 from shared._proto.eligibility.v1 import enclave_pb2 as pb
 from shared._proto.eligibility.v1 import enclave_pb2_grpc as pb_grpc
-from shared.crypto.errors import SigningError
-from shared.errors import Error
 from shared.models import MAX_HOUSEHOLD_MEMBERS
 from uwv_server.enclave.approvals import RuleInfo
-from uwv_server.enclave.errors import (
-    ApprovalRefused,
-    BatchRefused,
-    NotRunnable,
-    RunFailed,
-    SubmissionRefused,
-    UnknownRule,
-)
+from uwv_server.enclave.errors import BatchRefused
 from uwv_server.enclave.service import MAX_RUN_HOUSEHOLDS, EnclaveService, RunRequest
+from uwv_server.grpc.errors import abort
 
 log = logging.getLogger("uwv_server.enclave")
 
-STATUS_OF: Final[list[tuple[type[Exception], grpc.StatusCode]]] = [
-    (SubmissionRefused, grpc.StatusCode.PERMISSION_DENIED),
-    (SigningError, grpc.StatusCode.PERMISSION_DENIED),
-    (UnknownRule, grpc.StatusCode.NOT_FOUND),
-    (NotRunnable, grpc.StatusCode.FAILED_PRECONDITION),
-    (ApprovalRefused, grpc.StatusCode.FAILED_PRECONDITION),
-    (BatchRefused, grpc.StatusCode.INVALID_ARGUMENT),
-    (RunFailed, grpc.StatusCode.ABORTED),
-    (Error, grpc.StatusCode.INVALID_ARGUMENT),
-]
 _STATE: Final = {
     "pending": pb.RULE_STATE_PENDING,
     "approved": pb.RULE_STATE_APPROVED,
@@ -50,15 +32,6 @@ _STATE: Final = {
     "rejected": pb.RULE_STATE_REJECTED,
     "revoked": pb.RULE_STATE_REVOKED,
 }
-
-
-def _abort(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
-    for kind, status in STATUS_OF:
-        if isinstance(exc, kind):
-            text = exc.diagnostics() if isinstance(exc, Error) else str(exc)
-            context.abort(status, text)
-    log.exception("unexpected error in the compute-to-data service")
-    context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
 
 def _status(info: RuleInfo) -> pb.RuleStatus:
@@ -121,19 +94,19 @@ class ComputeToDataServicer(pb_grpc.ComputeToDataServicer):
         try:
             return _status(self.service.submit(request.envelope))
         except Exception as exc:
-            _abort(context, exc)
+            abort(context, exc)
 
     def GetRule(self, request: pb.GetRuleRequest, context: grpc.ServicerContext) -> pb.RuleStatus:
         try:
             return _status(self.service.info(request.rule_digest))
         except Exception as exc:
-            _abort(context, exc)
+            abort(context, exc)
 
     def Run(self, request: pb.RunRequest, context: grpc.ServicerContext) -> pb.RunResponse:
         try:
             outcome = self.service.run(parse_run(request))
         except Exception as exc:
-            _abort(context, exc)
+            abort(context, exc)
         return pb.RunResponse(
             outcomes=outcome.outcomes.tobytes(),
             refusals=[
@@ -146,7 +119,7 @@ class ComputeToDataServicer(pb_grpc.ComputeToDataServicer):
 
 
 def enclave_registrar(service: EnclaveService) -> Callable[[grpc.Server], Sequence[str]]:
-    """A registrar for :func:`uwv_server.grpc_api.build_server` (``extra_services=[…]``)."""
+    """A registrar for :func:`uwv_server.grpc.server.build_server` (``extra_services=[…]``)."""
 
     def register(server: grpc.Server) -> Sequence[str]:
         pb_grpc.add_ComputeToDataServicer_to_server(ComputeToDataServicer(service), server)

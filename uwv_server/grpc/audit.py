@@ -1,4 +1,8 @@
-"""The gRPC adapter of the audit log: proto ↔ :class:`shared.audit.LogService`."""
+"""The AuditLog service's gRPC adapter: proto ↔ :class:`shared.audit.LogService`.
+
+Errors follow :mod:`uwv_server.grpc.errors` (a range or proof the log cannot give is
+``OUT_OF_RANGE``, other bad requests ``INVALID_ARGUMENT``).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ import grpc
 
 from shared._proto.eligibility.v1 import audit_pb2 as apb
 from shared._proto.eligibility.v1 import audit_pb2_grpc as apb_grpc
-from shared.audit import AuditError, ProofError, StorageError
+from shared.audit import AuditError
+from shared.errors import InputError
 from uwv_server.audit_trail import AuditTrail
+from uwv_server.grpc.errors import abort
 
 MAX_ENTRIES_PER_CALL = 1000
 
@@ -17,14 +23,6 @@ MAX_ENTRIES_PER_CALL = 1000
 class AuditLogServicer(apb_grpc.AuditLogServicer):
     def __init__(self, trail: AuditTrail) -> None:
         self._trail = trail
-
-    def _fail(self, context: grpc.ServicerContext, exc: AuditError) -> None:
-        status = (
-            grpc.StatusCode.OUT_OF_RANGE
-            if isinstance(exc, ProofError | StorageError)
-            else grpc.StatusCode.INVALID_ARGUMENT
-        )
-        context.abort(status, str(exc))
 
     def GetLogKey(self, request: apb.GetLogKeyRequest, context: grpc.ServicerContext) -> apb.LogKey:
         return apb.LogKey(
@@ -41,15 +39,13 @@ class AuditLogServicer(apb_grpc.AuditLogServicer):
         self, request: apb.GetEntriesRequest, context: grpc.ServicerContext
     ) -> apb.Entries:
         if request.end < request.start or request.end - request.start > MAX_ENTRIES_PER_CALL:
-            context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"ask for 0..{MAX_ENTRIES_PER_CALL} entries with start <= end",
+            abort(
+                context, InputError(f"ask for 0..{MAX_ENTRIES_PER_CALL} entries with start <= end")
             )
         try:
             return apb.Entries(leaves=self._trail.service.entries(request.start, request.end))
         except AuditError as exc:
-            self._fail(context, exc)
-            raise
+            abort(context, exc)
 
     def GetInclusionProof(
         self, request: apb.GetInclusionProofRequest, context: grpc.ServicerContext
@@ -59,8 +55,7 @@ class AuditLogServicer(apb_grpc.AuditLogServicer):
                 hashes=self._trail.service.inclusion_proof(request.index, request.tree_size)
             )
         except AuditError as exc:
-            self._fail(context, exc)
-            raise
+            abort(context, exc)
 
     def GetConsistencyProof(
         self, request: apb.GetConsistencyProofRequest, context: grpc.ServicerContext
@@ -70,12 +65,11 @@ class AuditLogServicer(apb_grpc.AuditLogServicer):
                 hashes=self._trail.service.consistency_proof(request.old_size, request.new_size)
             )
         except AuditError as exc:
-            self._fail(context, exc)
-            raise
+            abort(context, exc)
 
 
 def audit_registrar(trail: AuditTrail) -> Callable[[grpc.Server], Sequence[str]]:
-    """Adds the audit log service to a server (see ``build_server(extra_services=…)``)."""
+    """A registrar for :func:`uwv_server.grpc.server.build_server` (``extra_services=[…]``)."""
 
     def register(server: grpc.Server) -> Sequence[str]:
         apb_grpc.add_AuditLogServicer_to_server(AuditLogServicer(trail), server)
