@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -33,7 +34,20 @@ NO_DECISION: Final = -1
 
 
 class JournalError(Error):
-    """The journal belongs to another batch, or is unreadable."""
+    """The journal belongs to another batch, or cannot be read or written."""
+
+
+@contextmanager
+def _sqlite_errors(path: Path, doing: str) -> Iterator[None]:
+    """Turn SQLite's errors (disk full, I/O error, not a database, locked …) into one
+    :class:`JournalError` naming the file: the user gets a line, not a traceback."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise JournalError(
+            f"journal {path}: cannot {doing} ({exc}); check the file and its folder, or pass "
+            "another --journal"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +62,11 @@ class PendingChunk:
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)
+        with _sqlite_errors(path, "open it"):
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._open()
+
+    def _open(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(
@@ -64,10 +82,12 @@ class Journal:
         )
 
     def close(self) -> None:
-        self._db.close()
+        with _sqlite_errors(self.path, "close it"):
+            self._db.close()
 
     def identity(self) -> dict[str, str] | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key='identity'").fetchone()
+        with _sqlite_errors(self.path, "read it"):
+            row = self._db.execute("SELECT value FROM meta WHERE key='identity'").fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
     def matches_or_empty(self, identity: dict[str, str]) -> bool:
@@ -90,6 +110,15 @@ class Journal:
         rejected: list[tuple[str, str]],
     ) -> None:
         """Write the whole batch plan in one transaction."""
+        with _sqlite_errors(self.path, "write the batch plan"):
+            self._create(identity, chunks, rejected)
+
+    def _create(
+        self,
+        identity: dict[str, str],
+        chunks: list[PendingChunk],
+        rejected: list[tuple[str, str]],
+    ) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -115,19 +144,22 @@ class Journal:
             db.execute("INSERT INTO meta VALUES ('identity', ?)", (json.dumps(identity),))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
 
     def counts(self) -> tuple[int, int]:
         """(chunks in the batch, chunks done)."""
-        row = self._db.execute("SELECT count(*), coalesce(sum(done), 0) FROM chunks").fetchone()
+        with _sqlite_errors(self.path, "read it"):
+            row = self._db.execute("SELECT count(*), coalesce(sum(done), 0) FROM chunks").fetchone()
         return int(row[0]), int(row[1])
 
     def pending(self) -> Iterator[PendingChunk]:
-        rows = self._db.execute(
-            "SELECT idx, household_ids, member_counts, member_bsns, thresholds FROM chunks "
-            "WHERE done = 0 ORDER BY idx"
-        ).fetchall()
+        with _sqlite_errors(self.path, "read it"):
+            rows = self._db.execute(
+                "SELECT idx, household_ids, member_counts, member_bsns, thresholds FROM chunks "
+                "WHERE done = 0 ORDER BY idx"
+            ).fetchall()
         for idx, ids, counts, bsns, thresholds in rows:
             yield PendingChunk(
                 index=int(idx),
@@ -141,30 +173,34 @@ class Journal:
         self, index: int, decisions: npt.NDArray[np.int8], slot_errors: dict[int, str]
     ) -> None:
         """Store one chunk's decisions and mark it done, atomically (fsynced)."""
-        cur = self._db.execute(
-            "UPDATE chunks SET done = 1, decisions = ?, slot_errors = ? WHERE idx = ? AND done = 0",
-            (decisions.astype(np.int8).tobytes(), json.dumps(slot_errors), index),
-        )
+        with _sqlite_errors(self.path, f"record chunk {index}"):
+            cur = self._db.execute(
+                "UPDATE chunks SET done = 1, decisions = ?, slot_errors = ? "
+                "WHERE idx = ? AND done = 0",
+                (decisions.astype(np.int8).tobytes(), json.dumps(slot_errors), index),
+            )
         if cur.rowcount != 1:
             raise JournalError(f"chunk {index} is unknown or already decided; not recorded twice")
 
     def results(self) -> Iterator[tuple[str, str, str]]:
         """(household_id, decision, reason) for every household, accepted ones in file order."""
-        for ids, decisions, errors in self._db.execute(
-            "SELECT household_ids, decisions, slot_errors FROM chunks WHERE done = 1 ORDER BY idx"
-        ):
-            values = np.frombuffer(decisions, dtype=np.int8)
-            slot_errors = {int(k): v for k, v in json.loads(errors or "{}").items()}
-            for slot, hid in enumerate(str(ids).split("\n")):
-                if slot in slot_errors:
-                    yield hid, "rejected", slot_errors[slot]
-                elif values[slot] == ELIGIBLE:
-                    yield hid, "eligible", ""
-                elif values[slot] == NOT_ELIGIBLE:
-                    yield hid, "not_eligible", ""
-                else:
-                    yield hid, "rejected", "no decision"
-        for hid, reason in self._db.execute(
-            "SELECT household_id, reason FROM rejected ORDER BY seq"
-        ):
-            yield str(hid), "rejected", str(reason)
+        with _sqlite_errors(self.path, "read it"):
+            for ids, decisions, errors in self._db.execute(
+                "SELECT household_ids, decisions, slot_errors FROM chunks WHERE done = 1 "
+                "ORDER BY idx"
+            ):
+                values = np.frombuffer(decisions, dtype=np.int8)
+                slot_errors = {int(k): v for k, v in json.loads(errors or "{}").items()}
+                for slot, hid in enumerate(str(ids).split("\n")):
+                    if slot in slot_errors:
+                        yield hid, "rejected", slot_errors[slot]
+                    elif values[slot] == ELIGIBLE:
+                        yield hid, "eligible", ""
+                    elif values[slot] == NOT_ELIGIBLE:
+                        yield hid, "not_eligible", ""
+                    else:
+                        yield hid, "rejected", "no decision"
+            for hid, reason in self._db.execute(
+                "SELECT household_id, reason FROM rejected ORDER BY seq"
+            ):
+                yield str(hid), "rejected", str(reason)
