@@ -28,7 +28,15 @@ from shared.crypto.errors import (
     StatementMismatch,
 )
 from shared.crypto.keys import PublicKey, SigningKey, key_id_of, read_public
-from shared.crypto.registry import ApprovalPolicy, KeyEntry, Registry, Requirement, Role
+from shared.crypto.registry import (
+    AccessRole,
+    ApprovalPolicy,
+    KeyEntry,
+    OrganisationEntry,
+    Registry,
+    Requirement,
+    Role,
+)
 from shared.crypto.statement import (
     PREDICATE_TYPE,
     STATEMENT_TYPE,
@@ -50,6 +58,7 @@ __all__ = [
     "BUNDLE_TYPE",
     "PREDICATE_TYPE",
     "STATEMENT_TYPE",
+    "AccessRole",
     "Approval",
     "ApprovalPolicy",
     "ApprovalRef",
@@ -57,6 +66,7 @@ __all__ = [
     "Isolation",
     "KeyEntry",
     "KeyFileError",
+    "OrganisationEntry",
     "PublicKey",
     "Registry",
     "RegistryError",

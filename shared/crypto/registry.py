@@ -15,9 +15,20 @@ A small YAML (or JSON) file that both sides keep a copy of::
         - {role: approver, organisation: UWV}
         - {role: auditor}
       max_validity_days: 366
+    organisations:                 # who may do what over the network (mutual TLS)
+      - {name: SVB, oin: "00000099000000000020", roles: [screener]}
+      - {name: ADR, oin: "00000099000000000030", roles: [auditor]}
+      - {name: UWV, oin: "00000099000000000010", roles: [operator]}
 
 The approval policy is configuration: which roles (and organisations) must each sign an
 approval before a rule digest may run, and how long an approval may be valid.
+
+``organisations`` maps the OIN in a verified TLS certificate (:class:`shared.pki.Identity`)
+to what that organisation may do (:class:`AccessRole`); certificates carry no roles, so
+changing a role is an edit here, not a new certificate. The section is optional: registry
+files written before it existed load unchanged, with no organisation allowed anything over
+the network. Quote OINs: unquoted, YAML reads 20 digits as a number and drops leading zeros
+(the parser then says so).
 """
 
 from __future__ import annotations
@@ -27,10 +38,20 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from shared.crypto.errors import RegistryError, RoleError
 from shared.crypto.keys import PublicKey
+from shared.pki.errors import OinError
+from shared.pki.identity import Identity
+from shared.pki.oin import check_oin
 
 
 class Role(enum.StrEnum):
@@ -44,6 +65,17 @@ class Role(enum.StrEnum):
     """An approval as independent auditor; also reads the log."""
     RUNNER = "runner"
     """A run statement (the isolated runner)."""
+
+
+class AccessRole(enum.StrEnum):
+    """What an organisation may do over the network, once its certificate is verified."""
+
+    SCREENER = "screener"
+    """Screen batches and submit and run rules (SVB)."""
+    AUDITOR = "auditor"
+    """Read the audit log and witness checkpoints (an independent auditor)."""
+    OPERATOR = "operator"
+    """UWV's own operator tools; approving rules stays off the network regardless."""
 
 
 class _Frozen(BaseModel):
@@ -87,11 +119,32 @@ class ApprovalPolicy(_Frozen):
     max_validity_days: int = Field(default=366, gt=0, le=3660)
 
 
+class OrganisationEntry(_Frozen):
+    """One organisation that may call UWV's services: its OIN and network roles."""
+
+    name: str = Field(min_length=1, max_length=100)
+    oin: str
+    roles: frozenset[AccessRole] = Field(min_length=1)
+
+    @field_validator("oin", mode="before")
+    @classmethod
+    def _oin(cls, value: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError(
+                f'OIN {value} is a number; quote it in YAML ("...") so its leading zeros stay'
+            )
+        try:
+            return check_oin(value if isinstance(value, str) else repr(value))
+        except OinError as exc:
+            raise ValueError(str(exc)) from None
+
+
 class Registry(_Frozen):
-    """The parsed registry: keys by id, and the approval policy."""
+    """The parsed registry: keys by id, the approval policy, organisations by OIN."""
 
     keys: tuple[KeyEntry, ...]
     approval_policy: ApprovalPolicy = ApprovalPolicy()
+    organisations: tuple[OrganisationEntry, ...] = ()
 
     @model_validator(mode="after")
     def _unique(self) -> Registry:
@@ -101,6 +154,9 @@ class Registry(_Frozen):
         names = [k.name for k in self.keys]
         if len(names) != len(set(names)):
             raise ValueError("a key name is listed twice")
+        oins = [o.oin for o in self.organisations]
+        if len(oins) != len(set(oins)):
+            raise ValueError("an organisation's OIN is listed twice")
         return self
 
     @classmethod
@@ -125,7 +181,27 @@ class Registry(_Frozen):
         data = self.model_dump(mode="json", exclude_none=True)
         for k in data["keys"]:
             k["roles"] = sorted(k["roles"])
+        if not data["organisations"]:
+            del data["organisations"]  # files from before the section stay byte-identical
+        for o in data.get("organisations", ()):
+            o["roles"] = sorted(o["roles"])
         return yaml.safe_dump(data, sort_keys=False)
+
+    def organisation_for(self, identity: Identity) -> OrganisationEntry | None:
+        """The organisation entry with ``identity``'s OIN, or ``None`` if it is not listed."""
+        for o in self.organisations:
+            if o.oin == identity.oin:
+                return o
+        return None
+
+    def roles_for(self, identity: Identity) -> frozenset[AccessRole]:
+        """The network roles of ``identity``'s organisation (by OIN); empty if not listed.
+
+        The OIN decides, not the certificate's organisation name: PKIoverheid certificates
+        spell names their own way, the OIN is the registered identifier.
+        """
+        entry = self.organisation_for(identity)
+        return frozenset() if entry is None else entry.roles
 
     def entry(self, key_id: str) -> KeyEntry:
         """The entry of ``key_id``; :class:`RegistryError` if it is not registered."""
@@ -146,7 +222,11 @@ class Registry(_Frozen):
 
     def with_key(self, entry: KeyEntry) -> Registry:
         """A copy with one more key (the ``keys add`` command)."""
-        return Registry(keys=(*self.keys, entry), approval_policy=self.approval_policy)
+        return Registry(
+            keys=(*self.keys, entry),
+            approval_policy=self.approval_policy,
+            organisations=self.organisations,
+        )
 
 
 def _first(exc: Exception) -> str:
