@@ -4,6 +4,7 @@ uwv-server generate --households N --period P --out DIR     synthetic polis + SV
 uwv-server load --polis FILE --store DIR [--skip-invalid]    import a polis extract
 uwv-server serve --store DIR --port N                        serve on localhost
 uwv-server rules verify FILE [--json]                        the rule verifier's report
+uwv-server pki init DIR | pki issue DIR ...                  development CA and certificates
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from types import FrameType
 
 from shared.cli_support import run_command
 from shared.models import Period
+from shared.pki import cli as pki_cli
 from shared.rules import cli as rules_cli
 from uwv_server import enclave_cli, synth
 from uwv_server.audit_trail import AuditTrail
@@ -190,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     enclave_cli.add_serve_arguments(serve)
     serve.set_defaults(func=_serve)
     enclave_cli.add_commands(sub)  # rules list|report|approve|reject|revoke, keys …
+    pki_cli.add_commands(sub)  # pki init|issue
     return parser
 
 
