@@ -185,21 +185,15 @@ class Household:
     known_income_cents: int
 
     def __post_init__(self) -> None:
-        where = f"household {self.household_id!r}"
+        from shared.chunk import household_problems  # it imports this module's bounds
+
         if not self.household_id:
             raise InputError("household_id is empty")
-        if not self.members:
-            raise InputError(f"{where} has no members")
-        if len(self.members) > MAX_HOUSEHOLD_MEMBERS:
-            raise InputError(
-                f"{where} has {len(self.members)} members, at most {MAX_HOUSEHOLD_MEMBERS} allowed"
-            )
-        if len(set(self.members)) != len(self.members):
-            raise InputError(f"{where} lists the same BSN twice")
-        if self.category is NormCategory.COUPLE and len(self.members) < 2:
-            raise InputError(f"{where} has category 'couple' but only one member")
-        if not 0 <= self.known_income_cents <= MAX_KNOWN_INCOME_CENTS:
-            raise InputError(
-                f"{where}: known_income_cents {self.known_income_cents} is outside "
-                f"0..{MAX_KNOWN_INCOME_CENTS}"
-            )
+        problems = household_problems(
+            [len(self.members)],
+            [Bsn(b).as_int() for b in self.members],
+            is_couple=[self.category is NormCategory.COUPLE],
+            known_income_cents=[self.known_income_cents],
+        )
+        if problems:
+            raise InputError(f"household {self.household_id!r}: {problems[0].reason}")

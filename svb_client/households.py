@@ -21,9 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shared.bsn import Bsn, valid_bsn_mask
+from shared.chunk import HouseholdChunk, household_problems
 from shared.errors import InputError
 from shared.models import (
-    MAX_HOUSEHOLD_MEMBERS,
     MAX_KNOWN_INCOME_CENTS,
     Household,
     NormCategory,
@@ -48,6 +48,17 @@ class HouseholdBatch:
 
     def __len__(self) -> int:
         return len(self.household_ids)
+
+    def chunk(self, start: int, stop: int, *, attributes: bool = False) -> HouseholdChunk:
+        """Households ``start:stop`` as a validated chunk; ``attributes`` adds whether each
+        is a couple and its known income (what the compute-to-data mode sends)."""
+        offsets = np.concatenate([[0], np.cumsum(self.member_counts)])
+        counts = self.member_counts[start:stop]
+        bsns = self.member_bsns[offsets[start] : offsets[stop]]
+        if not attributes:
+            return HouseholdChunk(counts, bsns)
+        couple = np.array([c == "couple" for c in self.categories[start:stop]], dtype=np.bool_)
+        return HouseholdChunk(counts, bsns, couple, self.known_income_cents[start:stop])
 
     @property
     def households(self) -> list[Household]:
@@ -199,34 +210,27 @@ def read_households(path: Path) -> HouseholdBatch:
     cat_min = np.minimum.reduceat(cat_sorted, starts) if n else cat_sorted
     cat_max = np.maximum.reduceat(cat_sorted, starts) if n else cat_sorted
     known_sum = np.add.reduceat(known_int[rows], starts) if n else known_int
-    by_bsn = np.lexsort((b_sorted, g_sorted))
-    same = (g_sorted[by_bsn][1:] == g_sorted[by_bsn][:-1]) & (
-        b_sorted[by_bsn][1:] == b_sorted[by_bsn][:-1]
-    )
-    twice = np.zeros(groups, dtype=bool)
-    twice[g_sorted[by_bsn][1:][same]] = True
     first_row = rows[starts] if n else rows
     is_couple = np.array([v == "couple" for v in cat_values], dtype=bool)[cat_min]
-    problems = [
-        (cat_min != cat_max, "rows disagree on category"),
-        (size > MAX_HOUSEHOLD_MEMBERS, f"more than {MAX_HOUSEHOLD_MEMBERS} members"),
-        (twice, "the same bsn is listed twice"),
-        (is_couple & (size < 2), "category 'couple' needs at least two members"),
-        (
-            known_sum > MAX_KNOWN_INCOME_CENTS,
-            f"known income adds up to more than {MAX_KNOWN_INCOME_CENTS} cents",
-        ),
-    ]
-    for mask, text in problems:
-        for gi in np.flatnonzero(mask):
-            detail = text
-            if text == "rows disagree on category":
-                members = cat_sorted[starts[gi] : starts[gi] + size[gi]]
-                detail = f"{text} ({', '.join(sorted({cat_values[c] for c in members}))})"
-            elif text.startswith("more than"):
-                detail = f"{int(size[gi])} members, at most {MAX_HOUSEHOLD_MEMBERS} allowed"
-            key = group_ids[gi].strip()
-            reject(int(gi), f"line {int(line[first_row[gi]])}: household {key!r}: {detail}")
+    for gi in np.flatnonzero(cat_min != cat_max):
+        members = cat_sorted[starts[gi] : starts[gi] + size[gi]]
+        detail = (
+            f"rows disagree on category ({', '.join(sorted({cat_values[c] for c in members}))})"
+        )
+        reject(
+            int(gi),
+            f"line {int(line[first_row[gi]])}: household {group_ids[gi].strip()!r}: {detail}",
+        )
+    # Every rule of a valid household is shared.chunk's (the one the services apply too).
+    problems = (
+        household_problems(size, b_sorted, is_couple=is_couple, known_income_cents=known_sum)
+        if groups
+        else {}
+    )
+    for slot, problem in problems.items():
+        at = first_row[slot] if problem.member < 0 else rows[starts[slot] + problem.member]
+        key = group_ids[slot].strip()
+        reject(slot, f"line {int(line[at])}: household {key!r}: {problem.reason}")
 
     accepted = ~refused
     keep_rows = rows[accepted[g_sorted]]

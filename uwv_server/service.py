@@ -17,8 +17,9 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.bsn import valid_bsn_mask
+from shared.chunk import HouseholdChunk, HouseholdError
 from shared.errors import InputError
-from shared.models import MAX_HOUSEHOLD_MEMBERS, IncomeWeights, Period
+from shared.models import IncomeWeights, Period
 from uwv_server.audit_trail import AuditTrail, RunRecord
 from uwv_server.contexts import ContextRegistry
 from uwv_server.evaluators import ChunkEvaluator
@@ -211,37 +212,19 @@ class ScreeningService:
     ) -> None:
         households = len(member_counts)
         slots = batch.evaluator.slots
-        if households == 0:
-            raise ChunkError(f"chunk {index} has no households")
         if households > slots:
             raise ChunkError(
                 f"chunk {index} has {households} households, at most {slots} per chunk"
             )
-        bad_count = np.flatnonzero((member_counts < 1) | (member_counts > MAX_HOUSEHOLD_MEMBERS))
-        if bad_count.size:
-            slot = int(bad_count[0])
+        try:
+            HouseholdChunk(member_counts, member_bsns)  # the one definition of a valid chunk
+        except HouseholdError as exc:
             raise ChunkError(
-                f"chunk {index}, household slot {slot}: {int(member_counts[slot])} members, "
-                f"expected 1..{MAX_HOUSEHOLD_MEMBERS}",
-                slot=slot,
-            )
-        if int(member_counts.sum()) != len(member_bsns):
-            raise ChunkError(
-                f"chunk {index}: member counts add up to {int(member_counts.sum())} but "
-                f"{len(member_bsns)} BSNs were sent"
-            )
-        bad_bsn = invalid_bsn_positions(member_bsns)
-        if bad_bsn.size:
-            position = int(bad_bsn[0])
-            slot = int(np.searchsorted(np.cumsum(member_counts), position, side="right"))
-            member = position - int(member_counts[:slot].sum())
-            raise ChunkError(
-                f"chunk {index}, household slot {slot}, member {member}: "
-                f"{int(member_bsns[position]):09d} is not a valid BSN",
-                slot=slot,
-                member=member,
-                code="bsn",
-            )
+                f"chunk {index}, {exc}" if exc.slot >= 0 else f"chunk {index}: {exc}",
+                slot=exc.slot,
+                member=exc.member,
+                code=exc.check,
+            ) from None
 
     def _count(self, batch: Batch, households: int) -> None:
         with batch.lock:

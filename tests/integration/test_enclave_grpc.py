@@ -329,6 +329,6 @@ def test_malformed_batches_are_refused(world: World) -> None:
         with pytest.raises(grpc.RpcError) as err:
             pb_grpc.ComputeToDataStub(channel).Run(bad, timeout=30)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert re.search(r"position 1.*not a valid BSN", err.value.details() or "")
+        assert re.search(r"slot 1.*not a valid BSN", err.value.details() or "")
     with grpc.insecure_channel(w.target) as channel:  # the server is still serving
         grpc.channel_ready_future(channel).result(timeout=10)

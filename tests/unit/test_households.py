@@ -82,7 +82,7 @@ def test_duplicate_bsn_across_households_rejects_both(tmp_path: Path) -> None:
 
 def test_duplicate_bsn_within_household(tmp_path: Path) -> None:
     _, rejected = _read(tmp_path, [["h1", A, "couple", 0], ["h1", A, "couple", 0]])
-    assert "same bsn is listed twice" in rejected["h1"]
+    assert "same BSN is listed twice" in rejected["h1"]
 
 
 def test_household_level_problems(tmp_path: Path) -> None:

@@ -23,17 +23,18 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from shared.chunk import HouseholdChunk, HouseholdError
 from shared.crypto import Envelope, Registry, Role, SigningKey, open_statement
 from shared.crypto.statement import output_digest, statement_digest
 from shared.errors import Error
-from shared.models import MAX_HOUSEHOLD_MEMBERS, MAX_KNOWN_INCOME_CENTS, Period
+from shared.models import Period
 from uwv_server.enclave.approvals import RuleInfo, RuleRegister
 from uwv_server.enclave.engine import engine_digest
 from uwv_server.enclave.errors import BatchRefused, RunFailed
 from uwv_server.enclave.runner import launch
 from uwv_server.enclave.sandbox import Limits
 from uwv_server.enclave.snapshot import cached_snapshot_digest
-from uwv_server.service import BudgetPolicy, NoBudget, invalid_bsn_positions
+from uwv_server.service import BudgetPolicy, NoBudget
 from uwv_server.store import Snapshot
 
 IntArray = npt.NDArray[np.int64]
@@ -87,37 +88,10 @@ class RunRequest:
         n = len(counts)
         if n == 0 or n > MAX_RUN_HOUSEHOLDS:
             raise BatchRefused(f"a run has 1..{MAX_RUN_HOUSEHOLDS} households, got {n}")
-        if len(couple) != n or len(known) != n:
-            raise BatchRefused(
-                f"{n} households but {len(couple)} is_couple and {len(known)} known incomes"
-            )
-        bad = np.flatnonzero((counts < 1) | (counts > MAX_HOUSEHOLD_MEMBERS))
-        if bad.size:
-            raise BatchRefused(
-                f"household at position {int(bad[0])} has {int(counts[bad[0]])} members, "
-                f"expected 1..{MAX_HOUSEHOLD_MEMBERS}"
-            )
-        if int(counts.sum()) != len(bsns):
-            raise BatchRefused(
-                f"member counts add up to {int(counts.sum())} but {len(bsns)} BSNs were sent"
-            )
-        bad = np.flatnonzero((known < 0) | (known > MAX_KNOWN_INCOME_CENTS))
-        if bad.size:
-            raise BatchRefused(
-                f"household at position {int(bad[0])}: known income outside "
-                f"0..{MAX_KNOWN_INCOME_CENTS} cents"
-            )
-        bad = np.flatnonzero(couple & (counts < 2))
-        if bad.size:
-            raise BatchRefused(f"household at position {int(bad[0])} is a couple of one member")
-        bad_bsn = invalid_bsn_positions(bsns)
-        if bad_bsn.size:
-            pos = int(bad_bsn[0])
-            slot = int(np.searchsorted(np.cumsum(counts), pos, side="right"))
-            raise BatchRefused(
-                f"household at position {slot}, member {pos - int(counts[:slot].sum())}: "
-                "not a valid BSN"
-            )
+        try:  # the one definition of a valid chunk of households (shared.chunk)
+            HouseholdChunk(counts, bsns, is_couple=couple, known_income_cents=known)
+        except HouseholdError as exc:
+            raise BatchRefused(str(exc)) from None
         return cls(run_id, rule_digest, parsed_period, salt, counts, bsns, couple, known)
 
 
