@@ -44,7 +44,7 @@ def test_household_invariants() -> None:
         Household("h", (), NormCategory.SINGLE, 0)
     with pytest.raises(InputError, match="same BSN is listed twice"):
         Household("h", (a, a), NormCategory.COUPLE, 0)
-    with pytest.raises(InputError, match="couple.*at least two members"):
+    with pytest.raises(InputError, match=r"couple.*at least two members"):
         Household("h", (a,), NormCategory.COUPLE, 0)
     with pytest.raises(InputError, match="outside"):
         Household("h", (a,), NormCategory.SINGLE, -1)
