@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import re
 import shutil
 import subprocess
 import sys
@@ -40,8 +41,12 @@ def generate(out: Path) -> None:
     for path in out.rglob("*.py*"):
         text = path.read_text()
         # protoc writes absolute imports from the proto root; make them package-relative.
-        fixed = text.replace("from eligibility.v1 import", f"from {PACKAGE}.eligibility.v1 import")
-        fixed = fixed.replace("import eligibility.v1.", f"import {PACKAGE}.eligibility.v1.")
+        fixed = re.sub(
+            r"\bfrom eligibility\.(v\d+) import", rf"from {PACKAGE}.eligibility.\1 import", text
+        )
+        fixed = re.sub(
+            r"\bimport eligibility\.(v\d+)\.", rf"import {PACKAGE}.eligibility.\1.", fixed
+        )
         path.write_text(fixed)
     for folder in [out, *[p for p in out.rglob("*") if p.is_dir()]]:
         (folder / "__init__.py").touch()

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import grpc
 
-from shared._proto.eligibility.v1 import audit_pb2 as apb
-from shared._proto.eligibility.v1 import audit_pb2_grpc as apb_grpc
+from shared._proto.eligibility.v2 import audit_pb2 as apb
+from shared._proto.eligibility.v2 import audit_pb2_grpc as apb_grpc
 from shared.audit.checkpoint import Checkpoint
 from shared.audit.entry import RunEntry
 from shared.audit.errors import AuditError
@@ -32,7 +32,7 @@ class FetchError(AuditError):
 def fetch_export(target: str, out: Path, *, timeout: float = 30.0) -> int:
     """Write an export of the log at ``target`` (HOST:PORT) to ``out``; returns its size."""
     channel = grpc.insecure_channel(target)
-    stub = apb_grpc.AuditLogStub(channel)
+    stub = apb_grpc.AuditLogServiceStub(channel)
     try:
         key = stub.GetLogKey(apb.GetLogKeyRequest(), timeout=timeout, wait_for_ready=True)
         note = stub.GetCheckpoint(apb.GetCheckpointRequest(), timeout=timeout).note

@@ -1,7 +1,7 @@
 """The gRPC transport: the only client module that touches protobuf and grpc.
 
 Turns the domain objects of :mod:`svb_client.wire.messages` into the contract's messages
-(``proto/eligibility/v1``) and back, and every ``grpc.RpcError`` into a
+(``proto/eligibility/v2``) and back, and every ``grpc.RpcError`` into a
 :class:`~svb_client.wire.errors.ServerError` carrying UWV's ``ErrorDetail`` when it sent one.
 """
 
@@ -13,10 +13,10 @@ from typing import Final, TypeVar
 import grpc
 import numpy as np
 
-from shared._proto.eligibility.v1 import eligibility_pb2 as pb
-from shared._proto.eligibility.v1 import eligibility_pb2_grpc as pb_grpc
-from shared._proto.eligibility.v1 import enclave_pb2 as epb
-from shared._proto.eligibility.v1 import enclave_pb2_grpc as epb_grpc
+from shared._proto.eligibility.v2 import eligibility_pb2 as pb
+from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
+from shared._proto.eligibility.v2 import enclave_pb2 as epb
+from shared._proto.eligibility.v2 import enclave_pb2_grpc as epb_grpc
 from shared.models import SourceKind
 from shared.wire import CHANNEL_OPTIONS, ERROR_METADATA_KEY
 from svb_client.wire.errors import ErrorInfo, ServerError
@@ -40,7 +40,11 @@ _Reply = TypeVar("_Reply")
 
 def _error_info(detail: pb.ErrorDetail) -> ErrorInfo:
     return ErrorInfo(
-        code=pb.ErrorCode.Name(detail.code) if detail.code in pb.ErrorCode.values() else "",
+        # The contract's names carry the enum prefix (buf STANDARD); ErrorInfo keeps the short
+        # name ("INVALID_BSN").
+        code=pb.ErrorCode.Name(detail.code).removeprefix("ERROR_CODE_")
+        if detail.code in pb.ErrorCode.values()
+        else "",
         message=detail.message,
         field=detail.field,
         chunk_index=detail.chunk_index,
@@ -146,8 +150,8 @@ class GrpcTransport:
         self.timeout = timeout
         self.stats = WireStats()
         self._channel = open_channel(target)
-        self._screening = pb_grpc.ScreeningStub(self._channel)
-        self._enclave = epb_grpc.ComputeToDataStub(self._channel)
+        self._screening = pb_grpc.ScreeningServiceStub(self._channel)
+        self._enclave = epb_grpc.ComputeToDataServiceStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -167,7 +171,7 @@ class GrpcTransport:
     # -- Screening ---------------------------------------------------------------------------
 
     def server_info(self) -> ServerInfo:
-        info: pb.ServerInfo = self._call(
+        info: pb.GetServerInfoResponse = self._call(
             f"asking {self.target} for its parameters",
             lambda: self._screening.GetServerInfo(
                 pb.GetServerInfoRequest(), timeout=self.timeout, wait_for_ready=True
@@ -232,7 +236,7 @@ class GrpcTransport:
     # -- ComputeToData -----------------------------------------------------------------------
 
     def enclave_info(self) -> EnclaveInfo:
-        info: epb.EnclaveInfo = self._call(
+        info: epb.GetEnclaveInfoResponse = self._call(
             "enclave info",
             lambda: self._enclave.GetEnclaveInfo(
                 epb.GetEnclaveInfoRequest(), timeout=self.timeout, wait_for_ready=True
@@ -247,16 +251,16 @@ class GrpcTransport:
         )
 
     def submit_rule(self, envelope: bytes) -> RuleStatus:
-        status: epb.RuleStatus = self._call(
+        reply: epb.SubmitRuleResponse = self._call(
             "submit rule",
             lambda: self._enclave.SubmitRule(
                 epb.SubmitRuleRequest(envelope=envelope), timeout=self.timeout, wait_for_ready=True
             ),
         )
-        return _rule_status(status)
+        return _rule_status(reply.status)
 
     def rule_status(self, rule_digest: str) -> RuleStatus:
-        status: epb.RuleStatus = self._call(
+        reply: epb.GetRuleResponse = self._call(
             "rule state",
             lambda: self._enclave.GetRule(
                 epb.GetRuleRequest(rule_digest=rule_digest),
@@ -264,7 +268,7 @@ class GrpcTransport:
                 wait_for_ready=True,
             ),
         )
-        return _rule_status(status)
+        return _rule_status(reply.status)
 
     def run(self, batch: RunBatch, deadline_s: float | None) -> RunReply:
         request = run_message(batch)

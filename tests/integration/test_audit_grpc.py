@@ -11,8 +11,8 @@ from typing import Any
 import grpc
 import pytest
 
-from shared._proto.eligibility.v1 import audit_pb2 as apb
-from shared._proto.eligibility.v1 import audit_pb2_grpc as apb_grpc
+from shared._proto.eligibility.v2 import audit_pb2 as apb
+from shared._proto.eligibility.v2 import audit_pb2_grpc as apb_grpc
 from shared.audit import RunEntry, load_export, verify_export
 from shared.audit.fetch import fetch_export
 from shared.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
@@ -56,7 +56,7 @@ def audited(tmp_path: Path, start_server: Any, secret_context: SecretCkksContext
 def test_each_batch_is_one_entry_with_digests_only(audited: Any, channel_to: Any) -> None:
     server, screen, synth = audited
     screen("first")
-    stub = apb_grpc.AuditLogStub(channel_to(server.target))
+    stub = apb_grpc.AuditLogServiceStub(channel_to(server.target))
     key = parse_vkey(stub.GetLogKey(apb.GetLogKeyRequest()).verifier_key)
     note = stub.GetCheckpoint(apb.GetCheckpointRequest()).note
     from shared.audit import open_checkpoint
@@ -83,7 +83,7 @@ def test_each_batch_is_one_entry_with_digests_only(audited: Any, channel_to: Any
 
 def test_proofs_verify_and_the_log_only_grows(audited: Any, channel_to: Any) -> None:
     server, screen, _ = audited
-    stub = apb_grpc.AuditLogStub(channel_to(server.target))
+    stub = apb_grpc.AuditLogServiceStub(channel_to(server.target))
     screen("one")
     from shared.audit import open_checkpoint
 

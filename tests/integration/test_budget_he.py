@@ -13,8 +13,8 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from shared._proto.eligibility.v1 import audit_pb2 as apb
-from shared._proto.eligibility.v1 import audit_pb2_grpc as apb_grpc
+from shared._proto.eligibility.v2 import audit_pb2 as apb
+from shared._proto.eligibility.v2 import audit_pb2_grpc as apb_grpc
 from shared.he.backend import SecretCkksContext
 from shared.models import Period
 from svb_client.runner import ScreenJob, run_screen
@@ -94,7 +94,7 @@ def test_binary_search_is_stopped_within_the_budget(
     assert low <= TARGET_INCOME < high or low <= TARGET_INCOME <= high
 
     # every attempt is in the audit log, refusals counted
-    stub = apb_grpc.AuditLogStub(channel_to(server.target))
+    stub = apb_grpc.AuditLogServiceStub(channel_to(server.target))
     from shared.audit import RunEntry
 
     leaves = stub.GetEntries(apb.GetEntriesRequest(start=0, end=20)).leaves

@@ -15,8 +15,8 @@ import grpc
 import numpy as np
 import pytest
 
-from shared._proto.eligibility.v1 import enclave_pb2 as pb
-from shared._proto.eligibility.v1 import enclave_pb2_grpc as pb_grpc
+from shared._proto.eligibility.v2 import enclave_pb2 as pb
+from shared._proto.eligibility.v2 import enclave_pb2_grpc as pb_grpc
 from shared.crypto import Envelope, Role, RuleBundle, sign
 from shared.oracle import oracle_decisions
 from svb_client.enclave import (
@@ -327,7 +327,7 @@ def test_malformed_batches_are_refused(world: World) -> None:
     )
     with grpc.insecure_channel(w.target) as channel:  # a hand-made message, not our client
         with pytest.raises(grpc.RpcError) as err:
-            pb_grpc.ComputeToDataStub(channel).Run(bad, timeout=30)
+            pb_grpc.ComputeToDataServiceStub(channel).Run(bad, timeout=30)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert re.search(r"slot 1.*not a valid BSN", err.value.details() or "")
     with grpc.insecure_channel(w.target) as channel:  # the server is still serving

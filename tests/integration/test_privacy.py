@@ -18,7 +18,7 @@ import grpc
 import numpy as np
 import pytest
 
-from shared._proto.eligibility.v1 import eligibility_pb2 as pb
+from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared.errors import CryptoError
 from shared.he.backend import SecretCkksContext
 from shared.models import Period

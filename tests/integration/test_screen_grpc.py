@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shared._proto.eligibility.v1 import eligibility_pb2 as pb
-from shared._proto.eligibility.v1 import eligibility_pb2_grpc as pb_grpc
+from shared._proto.eligibility.v2 import eligibility_pb2 as pb
+from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
 from shared.digests import sha256_hex
 from shared.he.backend import SecretCkksContext
 from shared.he.masked import encode_thresholds
@@ -165,7 +165,7 @@ def wire(tmp_path: Path, start_server: Any, secret_context: SecretCkksContext) -
     import_polis(synth.polis_path, tmp_path / "store")
     server = start_server(tmp_path / "store")
     channel = grpc.insecure_channel(server.target)
-    stub = pb_grpc.ScreeningStub(channel)
+    stub = pb_grpc.ScreeningServiceStub(channel)
     public = secret_context.public_bytes_for_masked()
     stub.UploadContext(pb.UploadContextRequest(parameter_set=MASKED_N8192.name, context=public))
     yield stub, channel, sha256_hex(public)
@@ -217,7 +217,7 @@ def _error_detail(exc: grpc.RpcError) -> pb.ErrorDetail:
 def test_health_and_reflection(wire: Any) -> None:
     _, channel, _ = wire
     health = health_pb2_grpc.HealthStub(channel)
-    reply = health.Check(health_pb2.HealthCheckRequest(service="eligibility.v1.Screening"))
+    reply = health.Check(health_pb2.HealthCheckRequest(service="eligibility.v2.ScreeningService"))
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -226,7 +226,7 @@ def test_health_and_reflection(wire: Any) -> None:
         iter([reflection_pb2.ServerReflectionRequest(list_services="")])
     )
     names = {s.name for r in responses for s in r.list_services_response.service}
-    assert "eligibility.v1.Screening" in names
+    assert "eligibility.v2.ScreeningService" in names
 
 
 def test_unknown_context_is_a_precondition_failure(wire: Any) -> None:
@@ -234,7 +234,7 @@ def test_unknown_context_is_a_precondition_failure(wire: Any) -> None:
     with pytest.raises(grpc.RpcError) as info:
         list(stub.Screen(iter([_header("ab" * 32)])))
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION  # type: ignore[attr-defined]
-    assert _error_detail(info.value).code == pb.UNKNOWN_CONTEXT
+    assert _error_detail(info.value).code == pb.ERROR_CODE_UNKNOWN_CONTEXT
 
 
 def test_context_with_secret_key_is_refused_over_the_wire(
@@ -304,13 +304,13 @@ def test_bad_chunks_fail_alone_and_the_stream_goes_on(
     responses = list(stub.Screen(iter(requests)))
     results = [r.result for r in responses if r.WhichOneof("item") == "result"]
     assert [r.index for r in results] == [0, 1, 2, 3, 4, 5]
-    assert results[0].error.code == pb.INVALID_BSN
+    assert results[0].error.code == pb.ERROR_CODE_INVALID_BSN
     assert (results[0].error.slot, results[0].error.member) == (0, 1)
     assert "123456789 is not a valid BSN" in results[0].error.message
-    assert results[1].error.code == pb.INVALID_CIPHERTEXT
+    assert results[1].error.code == pb.ERROR_CODE_INVALID_CIPHERTEXT
     assert "7 members" in results[2].error.message
     assert "add up" in results[3].error.message
-    assert results[4].error.code == pb.INVALID_CIPHERTEXT
+    assert results[4].error.code == pb.ERROR_CODE_INVALID_CIPHERTEXT
     assert not results[5].HasField("error") and len(results[5].ciphertexts) == 1
     assert responses[-1].summary.failed_chunks == 5
     # the server is still up and serving

@@ -9,8 +9,8 @@ from typing import Any
 import grpc
 import pytest
 
-from shared._proto.eligibility.v1 import eligibility_pb2 as pb
-from shared._proto.eligibility.v1 import eligibility_pb2_grpc as pb_grpc
+from shared._proto.eligibility.v2 import eligibility_pb2 as pb
+from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
 from shared.digests import sha256_hex
 from shared.errors import Error
 from shared.he.backend import SecretCkksContext
@@ -80,7 +80,7 @@ def test_mixing_modes_within_a_batch_is_refused(
     synth = generate(50, PERIOD, tmp_path / "data", seed=1)
     import_polis(synth.polis_path, tmp_path / "store")
     server = start_server(tmp_path / "store")
-    stub = pb_grpc.ScreeningStub(channel_to(server.target))
+    stub = pb_grpc.ScreeningServiceStub(channel_to(server.target))
     masked_ctx = secret_context.public_bytes_for_masked()
     stub.UploadContext(
         pb.UploadContextRequest(parameter_set=secret_context.params.name, context=masked_ctx)

@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
-from shared._proto.eligibility.v1 import audit_pb2 as apb
-from shared._proto.eligibility.v1 import audit_pb2_grpc as apb_grpc
+from shared._proto.eligibility.v2 import audit_pb2 as apb
+from shared._proto.eligibility.v2 import audit_pb2_grpc as apb_grpc
 from shared.audit import AuditError
 from shared.errors import InputError
 from uwv_server.audit_trail import AuditTrail
@@ -20,38 +20,42 @@ from uwv_server.grpc.errors import abort
 MAX_ENTRIES_PER_CALL = 1000
 
 
-class AuditLogServicer(apb_grpc.AuditLogServicer):
+class AuditLogServicer(apb_grpc.AuditLogServiceServicer):
     def __init__(self, trail: AuditTrail) -> None:
         self._trail = trail
 
-    def GetLogKey(self, request: apb.GetLogKeyRequest, context: grpc.ServicerContext) -> apb.LogKey:
-        return apb.LogKey(
+    def GetLogKey(
+        self, request: apb.GetLogKeyRequest, context: grpc.ServicerContext
+    ) -> apb.GetLogKeyResponse:
+        return apb.GetLogKeyResponse(
             origin=self._trail.service.log.origin,
             verifier_key=self._trail.signer.verifier.vkey(),
         )
 
     def GetCheckpoint(
         self, request: apb.GetCheckpointRequest, context: grpc.ServicerContext
-    ) -> apb.SignedCheckpoint:
-        return apb.SignedCheckpoint(note=self._trail.service.checkpoint())
+    ) -> apb.GetCheckpointResponse:
+        return apb.GetCheckpointResponse(note=self._trail.service.checkpoint())
 
     def GetEntries(
         self, request: apb.GetEntriesRequest, context: grpc.ServicerContext
-    ) -> apb.Entries:
+    ) -> apb.GetEntriesResponse:
         if request.end < request.start or request.end - request.start > MAX_ENTRIES_PER_CALL:
             abort(
                 context, InputError(f"ask for 0..{MAX_ENTRIES_PER_CALL} entries with start <= end")
             )
         try:
-            return apb.Entries(leaves=self._trail.service.entries(request.start, request.end))
+            return apb.GetEntriesResponse(
+                leaves=self._trail.service.entries(request.start, request.end)
+            )
         except AuditError as exc:
             abort(context, exc)
 
     def GetInclusionProof(
         self, request: apb.GetInclusionProofRequest, context: grpc.ServicerContext
-    ) -> apb.Proof:
+    ) -> apb.GetInclusionProofResponse:
         try:
-            return apb.Proof(
+            return apb.GetInclusionProofResponse(
                 hashes=self._trail.service.inclusion_proof(request.index, request.tree_size)
             )
         except AuditError as exc:
@@ -59,9 +63,9 @@ class AuditLogServicer(apb_grpc.AuditLogServicer):
 
     def GetConsistencyProof(
         self, request: apb.GetConsistencyProofRequest, context: grpc.ServicerContext
-    ) -> apb.Proof:
+    ) -> apb.GetConsistencyProofResponse:
         try:
-            return apb.Proof(
+            return apb.GetConsistencyProofResponse(
                 hashes=self._trail.service.consistency_proof(request.old_size, request.new_size)
             )
         except AuditError as exc:
@@ -72,7 +76,7 @@ def audit_registrar(trail: AuditTrail) -> Callable[[grpc.Server], Sequence[str]]
     """A registrar for :func:`uwv_server.grpc.server.build_server` (``extra_services=[…]``)."""
 
     def register(server: grpc.Server) -> Sequence[str]:
-        apb_grpc.add_AuditLogServicer_to_server(AuditLogServicer(trail), server)
-        return [apb.DESCRIPTOR.services_by_name["AuditLog"].full_name]
+        apb_grpc.add_AuditLogServiceServicer_to_server(AuditLogServicer(trail), server)
+        return [apb.DESCRIPTOR.services_by_name["AuditLogService"].full_name]
 
     return register

@@ -15,8 +15,8 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 
-from shared._proto.eligibility.v1 import enclave_pb2 as pb
-from shared._proto.eligibility.v1 import enclave_pb2_grpc as pb_grpc
+from shared._proto.eligibility.v2 import enclave_pb2 as pb
+from shared._proto.eligibility.v2 import enclave_pb2_grpc as pb_grpc
 from shared.models import MAX_HOUSEHOLD_MEMBERS
 from uwv_server.enclave.approvals import RuleInfo
 from uwv_server.enclave.errors import BatchRefused
@@ -70,7 +70,7 @@ def parse_run(request: pb.RunRequest) -> RunRequest:
     )
 
 
-class ComputeToDataServicer(pb_grpc.ComputeToDataServicer):
+class ComputeToDataServicer(pb_grpc.ComputeToDataServiceServicer):
     """Thin adapter over :class:`EnclaveService`."""
 
     def __init__(self, service: EnclaveService) -> None:
@@ -78,9 +78,9 @@ class ComputeToDataServicer(pb_grpc.ComputeToDataServicer):
 
     def GetEnclaveInfo(
         self, request: pb.GetEnclaveInfoRequest, context: grpc.ServicerContext
-    ) -> pb.EnclaveInfo:
+    ) -> pb.GetEnclaveInfoResponse:
         s = self.service
-        return pb.EnclaveInfo(
+        return pb.GetEnclaveInfoResponse(
             snapshot_digest=s.snapshot_digest,
             engine_digest=s.engine_digest,
             runner_key_id=s.runner_key.key_id,
@@ -90,15 +90,17 @@ class ComputeToDataServicer(pb_grpc.ComputeToDataServicer):
 
     def SubmitRule(
         self, request: pb.SubmitRuleRequest, context: grpc.ServicerContext
-    ) -> pb.RuleStatus:
+    ) -> pb.SubmitRuleResponse:
         try:
-            return _status(self.service.submit(request.envelope))
+            return pb.SubmitRuleResponse(status=_status(self.service.submit(request.envelope)))
         except Exception as exc:
             abort(context, exc)
 
-    def GetRule(self, request: pb.GetRuleRequest, context: grpc.ServicerContext) -> pb.RuleStatus:
+    def GetRule(
+        self, request: pb.GetRuleRequest, context: grpc.ServicerContext
+    ) -> pb.GetRuleResponse:
         try:
-            return _status(self.service.info(request.rule_digest))
+            return pb.GetRuleResponse(status=_status(self.service.info(request.rule_digest)))
         except Exception as exc:
             abort(context, exc)
 
@@ -122,7 +124,7 @@ def enclave_registrar(service: EnclaveService) -> Callable[[grpc.Server], Sequen
     """A registrar for :func:`uwv_server.grpc.server.build_server` (``extra_services=[…]``)."""
 
     def register(server: grpc.Server) -> Sequence[str]:
-        pb_grpc.add_ComputeToDataServicer_to_server(ComputeToDataServicer(service), server)
-        return [pb.DESCRIPTOR.services_by_name["ComputeToData"].full_name]
+        pb_grpc.add_ComputeToDataServiceServicer_to_server(ComputeToDataServicer(service), server)
+        return [pb.DESCRIPTOR.services_by_name["ComputeToDataService"].full_name]
 
     return register

@@ -21,7 +21,7 @@ from typing import Final, NoReturn, TypeAlias
 
 import grpc
 
-from shared._proto.eligibility.v1 import eligibility_pb2 as pb
+from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared.audit import ProofError, StorageError
 from shared.crypto.errors import SigningError
 from shared.errors import CryptoError, Error
@@ -43,21 +43,21 @@ Code: TypeAlias = pb.ErrorCode.ValueType
 
 STATUS_OF: Final[tuple[tuple[type[Exception], grpc.StatusCode, Code], ...]] = (
     # screening
-    (UnknownContext, grpc.StatusCode.FAILED_PRECONDITION, pb.UNKNOWN_CONTEXT),
-    (CryptoError, grpc.StatusCode.INVALID_ARGUMENT, pb.INVALID_CIPHERTEXT),
+    (UnknownContext, grpc.StatusCode.FAILED_PRECONDITION, pb.ERROR_CODE_UNKNOWN_CONTEXT),
+    (CryptoError, grpc.StatusCode.INVALID_ARGUMENT, pb.ERROR_CODE_INVALID_CIPHERTEXT),
     # compute-to-data
     (SubmissionRefused, grpc.StatusCode.PERMISSION_DENIED, pb.ERROR_CODE_UNSPECIFIED),
     (SigningError, grpc.StatusCode.PERMISSION_DENIED, pb.ERROR_CODE_UNSPECIFIED),
     (UnknownRule, grpc.StatusCode.NOT_FOUND, pb.ERROR_CODE_UNSPECIFIED),
     (NotRunnable, grpc.StatusCode.FAILED_PRECONDITION, pb.ERROR_CODE_UNSPECIFIED),
     (ApprovalRefused, grpc.StatusCode.FAILED_PRECONDITION, pb.ERROR_CODE_UNSPECIFIED),
-    (BatchRefused, grpc.StatusCode.INVALID_ARGUMENT, pb.INVALID_CHUNK),
+    (BatchRefused, grpc.StatusCode.INVALID_ARGUMENT, pb.ERROR_CODE_INVALID_CHUNK),
     (RunFailed, grpc.StatusCode.ABORTED, pb.ERROR_CODE_UNSPECIFIED),
     # audit log: a range or a proof the log cannot give
     (ProofError, grpc.StatusCode.OUT_OF_RANGE, pb.ERROR_CODE_UNSPECIFIED),
     (StorageError, grpc.StatusCode.OUT_OF_RANGE, pb.ERROR_CODE_UNSPECIFIED),
     # every other domain error is bad input from the caller
-    (Error, grpc.StatusCode.INVALID_ARGUMENT, pb.INVALID_HEADER),
+    (Error, grpc.StatusCode.INVALID_ARGUMENT, pb.ERROR_CODE_INVALID_HEADER),
 )
 
 INT32_MAX: Final = 2**31 - 1
@@ -68,7 +68,7 @@ def classify(exc: BaseException) -> tuple[grpc.StatusCode, Code]:
     for kind, status, code in STATUS_OF:
         if isinstance(exc, kind):
             return status, code
-    return grpc.StatusCode.INTERNAL, pb.INTERNAL
+    return grpc.StatusCode.INTERNAL, pb.ERROR_CODE_INTERNAL
 
 
 def _int32(value: int) -> int:
@@ -80,7 +80,7 @@ def detail_of(exc: BaseException, *, field: str = "", chunk_index: int = -1) -> 
     """The machine-readable detail of ``exc``: code, message and where (field, chunk, slot)."""
     _, code = classify(exc)
     if isinstance(exc, ChunkError):  # it says which check the chunk failed
-        code = pb.INVALID_BSN if exc.code == "bsn" else pb.INVALID_CHUNK
+        code = pb.ERROR_CODE_INVALID_BSN if exc.code == "bsn" else pb.ERROR_CODE_INVALID_CHUNK
     message = exc.diagnostics() if isinstance(exc, Error) else "internal error"
     return pb.ErrorDetail(
         code=code,

@@ -17,8 +17,8 @@ from typing import Final
 import grpc
 import numpy as np
 
-from shared._proto.eligibility.v1 import eligibility_pb2 as pb
-from shared._proto.eligibility.v1 import eligibility_pb2_grpc as pb_grpc
+from shared._proto.eligibility.v2 import eligibility_pb2 as pb
+from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
 from shared.errors import Error, InputError
 from shared.he.params import BFV_PARAMETER_SETS, PARAMETER_SETS
 from shared.models import MAX_HOUSEHOLD_MEMBERS, IncomeWeights, Period, SourceKind
@@ -75,14 +75,14 @@ def _weights(header: pb.BatchHeader) -> IncomeWeights:
     return IncomeWeights.of(gross, tax)
 
 
-class ScreeningServicer(pb_grpc.ScreeningServicer):
+class ScreeningServicer(pb_grpc.ScreeningServiceServicer):
     def __init__(self, service: ScreeningService) -> None:
         self._service = service
 
     def GetServerInfo(
         self, request: pb.GetServerInfoRequest, context: grpc.ServicerContext
-    ) -> pb.ServerInfo:
-        return pb.ServerInfo(
+    ) -> pb.GetServerInfoResponse:
+        return pb.GetServerInfoResponse(
             server_version=SERVER_VERSION,
             parameter_sets=sorted([*PARAMETER_SETS, *BFV_PARAMETER_SETS]),
             modes=[pb.MODE_MASKED, pb.MODE_STRICT],
@@ -196,7 +196,9 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
                 result=pb.ChunkResult(index=index, error=detail_of(exc, chunk_index=index))
             )
         slot_errors = [
-            pb.ErrorDetail(code=pb.BUDGET_EXHAUSTED, message=reason, chunk_index=index, slot=slot)
+            pb.ErrorDetail(
+                code=pb.ERROR_CODE_BUDGET_EXHAUSTED, message=reason, chunk_index=index, slot=slot
+            )
             for slot, reason in sorted(output.refused_slots.items())
         ]
         return pb.ScreenResponse(

@@ -10,8 +10,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from shared._proto.eligibility.v1 import eligibility_pb2 as pb
-from shared._proto.eligibility.v1 import eligibility_pb2_grpc as pb_grpc
+from shared._proto.eligibility.v2 import eligibility_pb2 as pb
+from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
 from shared.wire import CHANNEL_OPTIONS
 from uwv_server.grpc.screening import ScreeningServicer
 from uwv_server.service import ScreeningService
@@ -31,13 +31,13 @@ def build_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers), options=list(CHANNEL_OPTIONS)
     )
-    pb_grpc.add_ScreeningServicer_to_server(ScreeningServicer(service), server)
+    pb_grpc.add_ScreeningServiceServicer_to_server(ScreeningServicer(service), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    health_servicer.set("eligibility.v1.Screening", health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set("eligibility.v2.ScreeningService", health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     names = [
-        pb.DESCRIPTOR.services_by_name["Screening"].full_name,
+        pb.DESCRIPTOR.services_by_name["ScreeningService"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     ]

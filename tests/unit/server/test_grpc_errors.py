@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from shared._proto.eligibility.v1 import eligibility_pb2 as pb
+from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared.audit import EntryError, ProofError, StorageError
 from shared.crypto.errors import SigningError
 from shared.errors import CryptoError, Error, InputError
@@ -56,8 +56,8 @@ def test_no_row_is_shadowed_by_an_earlier_one() -> None:
 
 def test_chunk_error_detail_names_the_position() -> None:
     bsn = detail_of(ChunkError("bad", slot=3, member=1, code="bsn"), chunk_index=7)
-    assert (bsn.code, bsn.chunk_index, bsn.slot, bsn.member) == (pb.INVALID_BSN, 7, 3, 1)
-    assert detail_of(ChunkError("too many")).code == pb.INVALID_CHUNK
+    assert (bsn.code, bsn.chunk_index, bsn.slot, bsn.member) == (pb.ERROR_CODE_INVALID_BSN, 7, 3, 1)
+    assert detail_of(ChunkError("too many")).code == pb.ERROR_CODE_INVALID_CHUNK
 
 
 def test_chunk_index_beyond_int32_is_unknown_not_an_overflow() -> None:
@@ -68,5 +68,5 @@ def test_chunk_index_beyond_int32_is_unknown_not_an_overflow() -> None:
 
 def test_internal_errors_do_not_leak_their_text() -> None:
     detail = detail_of(RuntimeError("/srv/secret/path exploded"))
-    assert detail.code == pb.INTERNAL
+    assert detail.code == pb.ERROR_CODE_INTERNAL
     assert "secret" not in detail.message

@@ -9,7 +9,7 @@ which they obtain out of band (GetLogKey is a convenience, not a root of trust).
 """
 
 from collections import abc as _abc
-from shared._proto.eligibility.v1 import audit_pb2 as _audit_pb2
+from shared._proto.eligibility.v2 import audit_pb2 as _audit_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
@@ -31,44 +31,44 @@ class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ig
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
-class AuditLogStub:
+class AuditLogServiceStub:
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
-    def __new__(cls, channel: _aio.Channel) -> AuditLogAsyncStub: ...
-    GetLogKey: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetLogKeyRequest, _audit_pb2.LogKey]
-    GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetCheckpointRequest, _audit_pb2.SignedCheckpoint]
+    def __new__(cls, channel: _aio.Channel) -> AuditLogServiceAsyncStub: ...
+    GetLogKey: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetLogKeyRequest, _audit_pb2.GetLogKeyResponse]
+    GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetCheckpointRequest, _audit_pb2.GetCheckpointResponse]
     """The latest signed tree head, as C2SP checkpoint note text."""
-    GetEntries: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetEntriesRequest, _audit_pb2.Entries]
+    GetEntries: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetEntriesRequest, _audit_pb2.GetEntriesResponse]
     """Leaves [start, end): the canonical JSON of each run entry. At most 1,000 per call."""
-    GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetInclusionProofRequest, _audit_pb2.Proof]
-    GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetConsistencyProofRequest, _audit_pb2.Proof]
+    GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetInclusionProofRequest, _audit_pb2.GetInclusionProofResponse]
+    GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetConsistencyProofRequest, _audit_pb2.GetConsistencyProofResponse]
 
 @_typing.type_check_only
-class AuditLogAsyncStub(AuditLogStub):
+class AuditLogServiceAsyncStub(AuditLogServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
-    GetLogKey: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetLogKeyRequest, _audit_pb2.LogKey]  # type: ignore[assignment]
-    GetCheckpoint: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetCheckpointRequest, _audit_pb2.SignedCheckpoint]  # type: ignore[assignment]
+    GetLogKey: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetLogKeyRequest, _audit_pb2.GetLogKeyResponse]  # type: ignore[assignment]
+    GetCheckpoint: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetCheckpointRequest, _audit_pb2.GetCheckpointResponse]  # type: ignore[assignment]
     """The latest signed tree head, as C2SP checkpoint note text."""
-    GetEntries: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetEntriesRequest, _audit_pb2.Entries]  # type: ignore[assignment]
+    GetEntries: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetEntriesRequest, _audit_pb2.GetEntriesResponse]  # type: ignore[assignment]
     """Leaves [start, end): the canonical JSON of each run entry. At most 1,000 per call."""
-    GetInclusionProof: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetInclusionProofRequest, _audit_pb2.Proof]  # type: ignore[assignment]
-    GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetConsistencyProofRequest, _audit_pb2.Proof]  # type: ignore[assignment]
+    GetInclusionProof: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetInclusionProofRequest, _audit_pb2.GetInclusionProofResponse]  # type: ignore[assignment]
+    GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetConsistencyProofRequest, _audit_pb2.GetConsistencyProofResponse]  # type: ignore[assignment]
 
-class AuditLogServicer(metaclass=_abc_1.ABCMeta):
+class AuditLogServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def GetLogKey(
         self,
         request: _audit_pb2.GetLogKeyRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.LogKey, _abc.Awaitable[_audit_pb2.LogKey]]: ...
+    ) -> _typing.Union[_audit_pb2.GetLogKeyResponse, _abc.Awaitable[_audit_pb2.GetLogKeyResponse]]: ...
 
     @_abc_1.abstractmethod
     def GetCheckpoint(
         self,
         request: _audit_pb2.GetCheckpointRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.SignedCheckpoint, _abc.Awaitable[_audit_pb2.SignedCheckpoint]]:
+    ) -> _typing.Union[_audit_pb2.GetCheckpointResponse, _abc.Awaitable[_audit_pb2.GetCheckpointResponse]]:
         """The latest signed tree head, as C2SP checkpoint note text."""
 
     @_abc_1.abstractmethod
@@ -76,7 +76,7 @@ class AuditLogServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _audit_pb2.GetEntriesRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.Entries, _abc.Awaitable[_audit_pb2.Entries]]:
+    ) -> _typing.Union[_audit_pb2.GetEntriesResponse, _abc.Awaitable[_audit_pb2.GetEntriesResponse]]:
         """Leaves [start, end): the canonical JSON of each run entry. At most 1,000 per call."""
 
     @_abc_1.abstractmethod
@@ -84,13 +84,13 @@ class AuditLogServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _audit_pb2.GetInclusionProofRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.Proof, _abc.Awaitable[_audit_pb2.Proof]]: ...
+    ) -> _typing.Union[_audit_pb2.GetInclusionProofResponse, _abc.Awaitable[_audit_pb2.GetInclusionProofResponse]]: ...
 
     @_abc_1.abstractmethod
     def GetConsistencyProof(
         self,
         request: _audit_pb2.GetConsistencyProofRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.Proof, _abc.Awaitable[_audit_pb2.Proof]]: ...
+    ) -> _typing.Union[_audit_pb2.GetConsistencyProofResponse, _abc.Awaitable[_audit_pb2.GetConsistencyProofResponse]]: ...
 
-def add_AuditLogServicer_to_server(servicer: AuditLogServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+def add_AuditLogServiceServicer_to_server(servicer: AuditLogServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

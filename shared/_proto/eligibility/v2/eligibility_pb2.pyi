@@ -51,28 +51,28 @@ class _ErrorCode:
 class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ERROR_CODE_UNSPECIFIED: _ErrorCode.ValueType  # 0
-    INVALID_HEADER: _ErrorCode.ValueType  # 1
-    UNKNOWN_CONTEXT: _ErrorCode.ValueType  # 2
-    INVALID_PERIOD: _ErrorCode.ValueType  # 3
-    INVALID_CHUNK: _ErrorCode.ValueType  # 4
-    INVALID_BSN: _ErrorCode.ValueType  # 5
-    INVALID_CIPHERTEXT: _ErrorCode.ValueType  # 6
-    UNSUPPORTED_MODE: _ErrorCode.ValueType  # 7
-    BUDGET_EXHAUSTED: _ErrorCode.ValueType  # 8
-    INTERNAL: _ErrorCode.ValueType  # 9
+    ERROR_CODE_INVALID_HEADER: _ErrorCode.ValueType  # 1
+    ERROR_CODE_UNKNOWN_CONTEXT: _ErrorCode.ValueType  # 2
+    ERROR_CODE_INVALID_PERIOD: _ErrorCode.ValueType  # 3
+    ERROR_CODE_INVALID_CHUNK: _ErrorCode.ValueType  # 4
+    ERROR_CODE_INVALID_BSN: _ErrorCode.ValueType  # 5
+    ERROR_CODE_INVALID_CIPHERTEXT: _ErrorCode.ValueType  # 6
+    ERROR_CODE_UNSUPPORTED_MODE: _ErrorCode.ValueType  # 7
+    ERROR_CODE_BUDGET_EXHAUSTED: _ErrorCode.ValueType  # 8
+    ERROR_CODE_INTERNAL: _ErrorCode.ValueType  # 9
 
 class ErrorCode(_ErrorCode, metaclass=_ErrorCodeEnumTypeWrapper): ...
 
 ERROR_CODE_UNSPECIFIED: ErrorCode.ValueType  # 0
-INVALID_HEADER: ErrorCode.ValueType  # 1
-UNKNOWN_CONTEXT: ErrorCode.ValueType  # 2
-INVALID_PERIOD: ErrorCode.ValueType  # 3
-INVALID_CHUNK: ErrorCode.ValueType  # 4
-INVALID_BSN: ErrorCode.ValueType  # 5
-INVALID_CIPHERTEXT: ErrorCode.ValueType  # 6
-UNSUPPORTED_MODE: ErrorCode.ValueType  # 7
-BUDGET_EXHAUSTED: ErrorCode.ValueType  # 8
-INTERNAL: ErrorCode.ValueType  # 9
+ERROR_CODE_INVALID_HEADER: ErrorCode.ValueType  # 1
+ERROR_CODE_UNKNOWN_CONTEXT: ErrorCode.ValueType  # 2
+ERROR_CODE_INVALID_PERIOD: ErrorCode.ValueType  # 3
+ERROR_CODE_INVALID_CHUNK: ErrorCode.ValueType  # 4
+ERROR_CODE_INVALID_BSN: ErrorCode.ValueType  # 5
+ERROR_CODE_INVALID_CIPHERTEXT: ErrorCode.ValueType  # 6
+ERROR_CODE_UNSUPPORTED_MODE: ErrorCode.ValueType  # 7
+ERROR_CODE_BUDGET_EXHAUSTED: ErrorCode.ValueType  # 8
+ERROR_CODE_INTERNAL: ErrorCode.ValueType  # 9
 Global___ErrorCode: _TypeAlias = ErrorCode  # noqa: Y015
 
 @_typing.final
@@ -91,7 +91,7 @@ class GetServerInfoRequest(_message.Message):
 Global___GetServerInfoRequest: _TypeAlias = GetServerInfoRequest  # noqa: Y015
 
 @_typing.final
-class ServerInfo(_message.Message):
+class GetServerInfoResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SERVER_VERSION_FIELD_NUMBER: _builtins.int
@@ -128,7 +128,7 @@ class ServerInfo(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ServerInfo: _TypeAlias = ServerInfo  # noqa: Y015
+Global___GetServerInfoResponse: _TypeAlias = GetServerInfoResponse  # noqa: Y015
 
 @_typing.final
 class UploadContextRequest(_message.Message):

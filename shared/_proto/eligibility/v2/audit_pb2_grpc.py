@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from shared._proto.eligibility.v1 import audit_pb2 as eligibility_dot_v1_dot_audit__pb2
+from shared._proto.eligibility.v2 import audit_pb2 as eligibility_dot_v2_dot_audit__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in eligibility/v1/audit_pb2_grpc.py depends on'
+        + ' but the generated code in eligibility/v2/audit_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class AuditLogStub:
+class AuditLogServiceStub:
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -35,33 +35,33 @@ class AuditLogStub:
             channel: A grpc.Channel.
         """
         self.GetLogKey = channel.unary_unary(
-                '/eligibility.v1.AuditLog/GetLogKey',
-                request_serializer=eligibility_dot_v1_dot_audit__pb2.GetLogKeyRequest.SerializeToString,
-                response_deserializer=eligibility_dot_v1_dot_audit__pb2.LogKey.FromString,
+                '/eligibility.v2.AuditLogService/GetLogKey',
+                request_serializer=eligibility_dot_v2_dot_audit__pb2.GetLogKeyRequest.SerializeToString,
+                response_deserializer=eligibility_dot_v2_dot_audit__pb2.GetLogKeyResponse.FromString,
                 _registered_method=True)
         self.GetCheckpoint = channel.unary_unary(
-                '/eligibility.v1.AuditLog/GetCheckpoint',
-                request_serializer=eligibility_dot_v1_dot_audit__pb2.GetCheckpointRequest.SerializeToString,
-                response_deserializer=eligibility_dot_v1_dot_audit__pb2.SignedCheckpoint.FromString,
+                '/eligibility.v2.AuditLogService/GetCheckpoint',
+                request_serializer=eligibility_dot_v2_dot_audit__pb2.GetCheckpointRequest.SerializeToString,
+                response_deserializer=eligibility_dot_v2_dot_audit__pb2.GetCheckpointResponse.FromString,
                 _registered_method=True)
         self.GetEntries = channel.unary_unary(
-                '/eligibility.v1.AuditLog/GetEntries',
-                request_serializer=eligibility_dot_v1_dot_audit__pb2.GetEntriesRequest.SerializeToString,
-                response_deserializer=eligibility_dot_v1_dot_audit__pb2.Entries.FromString,
+                '/eligibility.v2.AuditLogService/GetEntries',
+                request_serializer=eligibility_dot_v2_dot_audit__pb2.GetEntriesRequest.SerializeToString,
+                response_deserializer=eligibility_dot_v2_dot_audit__pb2.GetEntriesResponse.FromString,
                 _registered_method=True)
         self.GetInclusionProof = channel.unary_unary(
-                '/eligibility.v1.AuditLog/GetInclusionProof',
-                request_serializer=eligibility_dot_v1_dot_audit__pb2.GetInclusionProofRequest.SerializeToString,
-                response_deserializer=eligibility_dot_v1_dot_audit__pb2.Proof.FromString,
+                '/eligibility.v2.AuditLogService/GetInclusionProof',
+                request_serializer=eligibility_dot_v2_dot_audit__pb2.GetInclusionProofRequest.SerializeToString,
+                response_deserializer=eligibility_dot_v2_dot_audit__pb2.GetInclusionProofResponse.FromString,
                 _registered_method=True)
         self.GetConsistencyProof = channel.unary_unary(
-                '/eligibility.v1.AuditLog/GetConsistencyProof',
-                request_serializer=eligibility_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
-                response_deserializer=eligibility_dot_v1_dot_audit__pb2.Proof.FromString,
+                '/eligibility.v2.AuditLogService/GetConsistencyProof',
+                request_serializer=eligibility_dot_v2_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
+                response_deserializer=eligibility_dot_v2_dot_audit__pb2.GetConsistencyProofResponse.FromString,
                 _registered_method=True)
 
 
-class AuditLogServicer:
+class AuditLogServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetLogKey(self, request, context):
@@ -97,42 +97,42 @@ class AuditLogServicer:
         raise NotImplementedError('Method not implemented!')
 
 
-def add_AuditLogServicer_to_server(servicer, server):
+def add_AuditLogServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GetLogKey': grpc.unary_unary_rpc_method_handler(
                     servicer.GetLogKey,
-                    request_deserializer=eligibility_dot_v1_dot_audit__pb2.GetLogKeyRequest.FromString,
-                    response_serializer=eligibility_dot_v1_dot_audit__pb2.LogKey.SerializeToString,
+                    request_deserializer=eligibility_dot_v2_dot_audit__pb2.GetLogKeyRequest.FromString,
+                    response_serializer=eligibility_dot_v2_dot_audit__pb2.GetLogKeyResponse.SerializeToString,
             ),
             'GetCheckpoint': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCheckpoint,
-                    request_deserializer=eligibility_dot_v1_dot_audit__pb2.GetCheckpointRequest.FromString,
-                    response_serializer=eligibility_dot_v1_dot_audit__pb2.SignedCheckpoint.SerializeToString,
+                    request_deserializer=eligibility_dot_v2_dot_audit__pb2.GetCheckpointRequest.FromString,
+                    response_serializer=eligibility_dot_v2_dot_audit__pb2.GetCheckpointResponse.SerializeToString,
             ),
             'GetEntries': grpc.unary_unary_rpc_method_handler(
                     servicer.GetEntries,
-                    request_deserializer=eligibility_dot_v1_dot_audit__pb2.GetEntriesRequest.FromString,
-                    response_serializer=eligibility_dot_v1_dot_audit__pb2.Entries.SerializeToString,
+                    request_deserializer=eligibility_dot_v2_dot_audit__pb2.GetEntriesRequest.FromString,
+                    response_serializer=eligibility_dot_v2_dot_audit__pb2.GetEntriesResponse.SerializeToString,
             ),
             'GetInclusionProof': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInclusionProof,
-                    request_deserializer=eligibility_dot_v1_dot_audit__pb2.GetInclusionProofRequest.FromString,
-                    response_serializer=eligibility_dot_v1_dot_audit__pb2.Proof.SerializeToString,
+                    request_deserializer=eligibility_dot_v2_dot_audit__pb2.GetInclusionProofRequest.FromString,
+                    response_serializer=eligibility_dot_v2_dot_audit__pb2.GetInclusionProofResponse.SerializeToString,
             ),
             'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
                     servicer.GetConsistencyProof,
-                    request_deserializer=eligibility_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.FromString,
-                    response_serializer=eligibility_dot_v1_dot_audit__pb2.Proof.SerializeToString,
+                    request_deserializer=eligibility_dot_v2_dot_audit__pb2.GetConsistencyProofRequest.FromString,
+                    response_serializer=eligibility_dot_v2_dot_audit__pb2.GetConsistencyProofResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'eligibility.v1.AuditLog', rpc_method_handlers)
+            'eligibility.v2.AuditLogService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('eligibility.v1.AuditLog', rpc_method_handlers)
+    server.add_registered_method_handlers('eligibility.v2.AuditLogService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class AuditLog:
+class AuditLogService:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
@@ -149,9 +149,9 @@ class AuditLog:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/eligibility.v1.AuditLog/GetLogKey',
-            eligibility_dot_v1_dot_audit__pb2.GetLogKeyRequest.SerializeToString,
-            eligibility_dot_v1_dot_audit__pb2.LogKey.FromString,
+            '/eligibility.v2.AuditLogService/GetLogKey',
+            eligibility_dot_v2_dot_audit__pb2.GetLogKeyRequest.SerializeToString,
+            eligibility_dot_v2_dot_audit__pb2.GetLogKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -176,9 +176,9 @@ class AuditLog:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/eligibility.v1.AuditLog/GetCheckpoint',
-            eligibility_dot_v1_dot_audit__pb2.GetCheckpointRequest.SerializeToString,
-            eligibility_dot_v1_dot_audit__pb2.SignedCheckpoint.FromString,
+            '/eligibility.v2.AuditLogService/GetCheckpoint',
+            eligibility_dot_v2_dot_audit__pb2.GetCheckpointRequest.SerializeToString,
+            eligibility_dot_v2_dot_audit__pb2.GetCheckpointResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -203,9 +203,9 @@ class AuditLog:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/eligibility.v1.AuditLog/GetEntries',
-            eligibility_dot_v1_dot_audit__pb2.GetEntriesRequest.SerializeToString,
-            eligibility_dot_v1_dot_audit__pb2.Entries.FromString,
+            '/eligibility.v2.AuditLogService/GetEntries',
+            eligibility_dot_v2_dot_audit__pb2.GetEntriesRequest.SerializeToString,
+            eligibility_dot_v2_dot_audit__pb2.GetEntriesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -230,9 +230,9 @@ class AuditLog:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/eligibility.v1.AuditLog/GetInclusionProof',
-            eligibility_dot_v1_dot_audit__pb2.GetInclusionProofRequest.SerializeToString,
-            eligibility_dot_v1_dot_audit__pb2.Proof.FromString,
+            '/eligibility.v2.AuditLogService/GetInclusionProof',
+            eligibility_dot_v2_dot_audit__pb2.GetInclusionProofRequest.SerializeToString,
+            eligibility_dot_v2_dot_audit__pb2.GetInclusionProofResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -257,9 +257,9 @@ class AuditLog:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/eligibility.v1.AuditLog/GetConsistencyProof',
-            eligibility_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
-            eligibility_dot_v1_dot_audit__pb2.Proof.FromString,
+            '/eligibility.v2.AuditLogService/GetConsistencyProof',
+            eligibility_dot_v2_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
+            eligibility_dot_v2_dot_audit__pb2.GetConsistencyProofResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,7 +11,7 @@ it uses any decision. Household ids never leave SVB: the batch is positional.
 """
 
 from collections import abc as _abc
-from shared._proto.eligibility.v1 import enclave_pb2 as _enclave_pb2
+from shared._proto.eligibility.v2 import enclave_pb2 as _enclave_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
@@ -33,16 +33,16 @@ class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ig
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
-class ComputeToDataStub:
+class ComputeToDataServiceStub:
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
-    def __new__(cls, channel: _aio.Channel) -> ComputeToDataAsyncStub: ...
-    GetEnclaveInfo: _grpc.UnaryUnaryMultiCallable[_enclave_pb2.GetEnclaveInfoRequest, _enclave_pb2.EnclaveInfo]
+    def __new__(cls, channel: _aio.Channel) -> ComputeToDataServiceAsyncStub: ...
+    GetEnclaveInfo: _grpc.UnaryUnaryMultiCallable[_enclave_pb2.GetEnclaveInfoRequest, _enclave_pb2.GetEnclaveInfoResponse]
     """The snapshot, engine and runner this server runs with."""
-    SubmitRule: _grpc.UnaryUnaryMultiCallable[_enclave_pb2.SubmitRuleRequest, _enclave_pb2.RuleStatus]
+    SubmitRule: _grpc.UnaryUnaryMultiCallable[_enclave_pb2.SubmitRuleRequest, _enclave_pb2.SubmitRuleResponse]
     """Submit a signed rule bundle (DSSE envelope JSON); returns its state and verifier report."""
-    GetRule: _grpc.UnaryUnaryMultiCallable[_enclave_pb2.GetRuleRequest, _enclave_pb2.RuleStatus]
+    GetRule: _grpc.UnaryUnaryMultiCallable[_enclave_pb2.GetRuleRequest, _enclave_pb2.GetRuleResponse]
     """The state of a submitted rule (pending, approved, expired, rejected, revoked)."""
     Run: _grpc.UnaryUnaryMultiCallable[_enclave_pb2.RunRequest, _enclave_pb2.RunResponse]
     """Run an approved rule over a batch. Households refused by the differencing budget are
@@ -50,26 +50,26 @@ class ComputeToDataStub:
     """
 
 @_typing.type_check_only
-class ComputeToDataAsyncStub(ComputeToDataStub):
+class ComputeToDataServiceAsyncStub(ComputeToDataServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
-    GetEnclaveInfo: _aio.UnaryUnaryMultiCallable[_enclave_pb2.GetEnclaveInfoRequest, _enclave_pb2.EnclaveInfo]  # type: ignore[assignment]
+    GetEnclaveInfo: _aio.UnaryUnaryMultiCallable[_enclave_pb2.GetEnclaveInfoRequest, _enclave_pb2.GetEnclaveInfoResponse]  # type: ignore[assignment]
     """The snapshot, engine and runner this server runs with."""
-    SubmitRule: _aio.UnaryUnaryMultiCallable[_enclave_pb2.SubmitRuleRequest, _enclave_pb2.RuleStatus]  # type: ignore[assignment]
+    SubmitRule: _aio.UnaryUnaryMultiCallable[_enclave_pb2.SubmitRuleRequest, _enclave_pb2.SubmitRuleResponse]  # type: ignore[assignment]
     """Submit a signed rule bundle (DSSE envelope JSON); returns its state and verifier report."""
-    GetRule: _aio.UnaryUnaryMultiCallable[_enclave_pb2.GetRuleRequest, _enclave_pb2.RuleStatus]  # type: ignore[assignment]
+    GetRule: _aio.UnaryUnaryMultiCallable[_enclave_pb2.GetRuleRequest, _enclave_pb2.GetRuleResponse]  # type: ignore[assignment]
     """The state of a submitted rule (pending, approved, expired, rejected, revoked)."""
     Run: _aio.UnaryUnaryMultiCallable[_enclave_pb2.RunRequest, _enclave_pb2.RunResponse]  # type: ignore[assignment]
     """Run an approved rule over a batch. Households refused by the differencing budget are
     listed in `refusals`; the rest of the batch is evaluated.
     """
 
-class ComputeToDataServicer(metaclass=_abc_1.ABCMeta):
+class ComputeToDataServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def GetEnclaveInfo(
         self,
         request: _enclave_pb2.GetEnclaveInfoRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_enclave_pb2.EnclaveInfo, _abc.Awaitable[_enclave_pb2.EnclaveInfo]]:
+    ) -> _typing.Union[_enclave_pb2.GetEnclaveInfoResponse, _abc.Awaitable[_enclave_pb2.GetEnclaveInfoResponse]]:
         """The snapshot, engine and runner this server runs with."""
 
     @_abc_1.abstractmethod
@@ -77,7 +77,7 @@ class ComputeToDataServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _enclave_pb2.SubmitRuleRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_enclave_pb2.RuleStatus, _abc.Awaitable[_enclave_pb2.RuleStatus]]:
+    ) -> _typing.Union[_enclave_pb2.SubmitRuleResponse, _abc.Awaitable[_enclave_pb2.SubmitRuleResponse]]:
         """Submit a signed rule bundle (DSSE envelope JSON); returns its state and verifier report."""
 
     @_abc_1.abstractmethod
@@ -85,7 +85,7 @@ class ComputeToDataServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _enclave_pb2.GetRuleRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_enclave_pb2.RuleStatus, _abc.Awaitable[_enclave_pb2.RuleStatus]]:
+    ) -> _typing.Union[_enclave_pb2.GetRuleResponse, _abc.Awaitable[_enclave_pb2.GetRuleResponse]]:
         """The state of a submitted rule (pending, approved, expired, rejected, revoked)."""
 
     @_abc_1.abstractmethod
@@ -98,4 +98,4 @@ class ComputeToDataServicer(metaclass=_abc_1.ABCMeta):
         listed in `refusals`; the rest of the batch is evaluated.
         """
 
-def add_ComputeToDataServicer_to_server(servicer: ComputeToDataServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+def add_ComputeToDataServiceServicer_to_server(servicer: ComputeToDataServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

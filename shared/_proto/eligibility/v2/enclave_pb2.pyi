@@ -65,7 +65,7 @@ class GetEnclaveInfoRequest(_message.Message):
 Global___GetEnclaveInfoRequest: _TypeAlias = GetEnclaveInfoRequest  # noqa: Y015
 
 @_typing.final
-class EnclaveInfo(_message.Message):
+class GetEnclaveInfoResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SNAPSHOT_DIGEST_FIELD_NUMBER: _builtins.int
@@ -96,7 +96,7 @@ class EnclaveInfo(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___EnclaveInfo: _TypeAlias = EnclaveInfo  # noqa: Y015
+Global___GetEnclaveInfoResponse: _TypeAlias = GetEnclaveInfoResponse  # noqa: Y015
 
 @_typing.final
 class SubmitRuleRequest(_message.Message):
@@ -119,6 +119,26 @@ class SubmitRuleRequest(_message.Message):
 Global___SubmitRuleRequest: _TypeAlias = SubmitRuleRequest  # noqa: Y015
 
 @_typing.final
+class SubmitRuleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def status(self) -> Global___RuleStatus: ...
+    def __init__(
+        self,
+        *,
+        status: Global___RuleStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitRuleResponse: _TypeAlias = SubmitRuleResponse  # noqa: Y015
+
+@_typing.final
 class GetRuleRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -136,6 +156,26 @@ class GetRuleRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRuleRequest: _TypeAlias = GetRuleRequest  # noqa: Y015
+
+@_typing.final
+class GetRuleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def status(self) -> Global___RuleStatus: ...
+    def __init__(
+        self,
+        *,
+        status: Global___RuleStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRuleResponse: _TypeAlias = GetRuleResponse  # noqa: Y015
 
 @_typing.final
 class RuleStatus(_message.Message):

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from shared._proto.eligibility.v1 import enclave_pb2 as eligibility_dot_v1_dot_enclave__pb2
+from shared._proto.eligibility.v2 import enclave_pb2 as eligibility_dot_v2_dot_enclave__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in eligibility/v1/enclave_pb2_grpc.py depends on'
+        + ' but the generated code in eligibility/v2/enclave_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class ComputeToDataStub:
+class ComputeToDataServiceStub:
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -35,28 +35,28 @@ class ComputeToDataStub:
             channel: A grpc.Channel.
         """
         self.GetEnclaveInfo = channel.unary_unary(
-                '/eligibility.v1.ComputeToData/GetEnclaveInfo',
-                request_serializer=eligibility_dot_v1_dot_enclave__pb2.GetEnclaveInfoRequest.SerializeToString,
-                response_deserializer=eligibility_dot_v1_dot_enclave__pb2.EnclaveInfo.FromString,
+                '/eligibility.v2.ComputeToDataService/GetEnclaveInfo',
+                request_serializer=eligibility_dot_v2_dot_enclave__pb2.GetEnclaveInfoRequest.SerializeToString,
+                response_deserializer=eligibility_dot_v2_dot_enclave__pb2.GetEnclaveInfoResponse.FromString,
                 _registered_method=True)
         self.SubmitRule = channel.unary_unary(
-                '/eligibility.v1.ComputeToData/SubmitRule',
-                request_serializer=eligibility_dot_v1_dot_enclave__pb2.SubmitRuleRequest.SerializeToString,
-                response_deserializer=eligibility_dot_v1_dot_enclave__pb2.RuleStatus.FromString,
+                '/eligibility.v2.ComputeToDataService/SubmitRule',
+                request_serializer=eligibility_dot_v2_dot_enclave__pb2.SubmitRuleRequest.SerializeToString,
+                response_deserializer=eligibility_dot_v2_dot_enclave__pb2.SubmitRuleResponse.FromString,
                 _registered_method=True)
         self.GetRule = channel.unary_unary(
-                '/eligibility.v1.ComputeToData/GetRule',
-                request_serializer=eligibility_dot_v1_dot_enclave__pb2.GetRuleRequest.SerializeToString,
-                response_deserializer=eligibility_dot_v1_dot_enclave__pb2.RuleStatus.FromString,
+                '/eligibility.v2.ComputeToDataService/GetRule',
+                request_serializer=eligibility_dot_v2_dot_enclave__pb2.GetRuleRequest.SerializeToString,
+                response_deserializer=eligibility_dot_v2_dot_enclave__pb2.GetRuleResponse.FromString,
                 _registered_method=True)
         self.Run = channel.unary_unary(
-                '/eligibility.v1.ComputeToData/Run',
-                request_serializer=eligibility_dot_v1_dot_enclave__pb2.RunRequest.SerializeToString,
-                response_deserializer=eligibility_dot_v1_dot_enclave__pb2.RunResponse.FromString,
+                '/eligibility.v2.ComputeToDataService/Run',
+                request_serializer=eligibility_dot_v2_dot_enclave__pb2.RunRequest.SerializeToString,
+                response_deserializer=eligibility_dot_v2_dot_enclave__pb2.RunResponse.FromString,
                 _registered_method=True)
 
 
-class ComputeToDataServicer:
+class ComputeToDataServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetEnclaveInfo(self, request, context):
@@ -89,37 +89,37 @@ class ComputeToDataServicer:
         raise NotImplementedError('Method not implemented!')
 
 
-def add_ComputeToDataServicer_to_server(servicer, server):
+def add_ComputeToDataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GetEnclaveInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetEnclaveInfo,
-                    request_deserializer=eligibility_dot_v1_dot_enclave__pb2.GetEnclaveInfoRequest.FromString,
-                    response_serializer=eligibility_dot_v1_dot_enclave__pb2.EnclaveInfo.SerializeToString,
+                    request_deserializer=eligibility_dot_v2_dot_enclave__pb2.GetEnclaveInfoRequest.FromString,
+                    response_serializer=eligibility_dot_v2_dot_enclave__pb2.GetEnclaveInfoResponse.SerializeToString,
             ),
             'SubmitRule': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitRule,
-                    request_deserializer=eligibility_dot_v1_dot_enclave__pb2.SubmitRuleRequest.FromString,
-                    response_serializer=eligibility_dot_v1_dot_enclave__pb2.RuleStatus.SerializeToString,
+                    request_deserializer=eligibility_dot_v2_dot_enclave__pb2.SubmitRuleRequest.FromString,
+                    response_serializer=eligibility_dot_v2_dot_enclave__pb2.SubmitRuleResponse.SerializeToString,
             ),
             'GetRule': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRule,
-                    request_deserializer=eligibility_dot_v1_dot_enclave__pb2.GetRuleRequest.FromString,
-                    response_serializer=eligibility_dot_v1_dot_enclave__pb2.RuleStatus.SerializeToString,
+                    request_deserializer=eligibility_dot_v2_dot_enclave__pb2.GetRuleRequest.FromString,
+                    response_serializer=eligibility_dot_v2_dot_enclave__pb2.GetRuleResponse.SerializeToString,
             ),
             'Run': grpc.unary_unary_rpc_method_handler(
                     servicer.Run,
-                    request_deserializer=eligibility_dot_v1_dot_enclave__pb2.RunRequest.FromString,
-                    response_serializer=eligibility_dot_v1_dot_enclave__pb2.RunResponse.SerializeToString,
+                    request_deserializer=eligibility_dot_v2_dot_enclave__pb2.RunRequest.FromString,
+                    response_serializer=eligibility_dot_v2_dot_enclave__pb2.RunResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'eligibility.v1.ComputeToData', rpc_method_handlers)
+            'eligibility.v2.ComputeToDataService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('eligibility.v1.ComputeToData', rpc_method_handlers)
+    server.add_registered_method_handlers('eligibility.v2.ComputeToDataService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class ComputeToData:
+class ComputeToDataService:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
@@ -136,9 +136,9 @@ class ComputeToData:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/eligibility.v1.ComputeToData/GetEnclaveInfo',
-            eligibility_dot_v1_dot_enclave__pb2.GetEnclaveInfoRequest.SerializeToString,
-            eligibility_dot_v1_dot_enclave__pb2.EnclaveInfo.FromString,
+            '/eligibility.v2.ComputeToDataService/GetEnclaveInfo',
+            eligibility_dot_v2_dot_enclave__pb2.GetEnclaveInfoRequest.SerializeToString,
+            eligibility_dot_v2_dot_enclave__pb2.GetEnclaveInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -163,9 +163,9 @@ class ComputeToData:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/eligibility.v1.ComputeToData/SubmitRule',
-            eligibility_dot_v1_dot_enclave__pb2.SubmitRuleRequest.SerializeToString,
-            eligibility_dot_v1_dot_enclave__pb2.RuleStatus.FromString,
+            '/eligibility.v2.ComputeToDataService/SubmitRule',
+            eligibility_dot_v2_dot_enclave__pb2.SubmitRuleRequest.SerializeToString,
+            eligibility_dot_v2_dot_enclave__pb2.SubmitRuleResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -190,9 +190,9 @@ class ComputeToData:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/eligibility.v1.ComputeToData/GetRule',
-            eligibility_dot_v1_dot_enclave__pb2.GetRuleRequest.SerializeToString,
-            eligibility_dot_v1_dot_enclave__pb2.RuleStatus.FromString,
+            '/eligibility.v2.ComputeToDataService/GetRule',
+            eligibility_dot_v2_dot_enclave__pb2.GetRuleRequest.SerializeToString,
+            eligibility_dot_v2_dot_enclave__pb2.GetRuleResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -217,9 +217,9 @@ class ComputeToData:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/eligibility.v1.ComputeToData/Run',
-            eligibility_dot_v1_dot_enclave__pb2.RunRequest.SerializeToString,
-            eligibility_dot_v1_dot_enclave__pb2.RunResponse.FromString,
+            '/eligibility.v2.ComputeToDataService/Run',
+            eligibility_dot_v2_dot_enclave__pb2.RunRequest.SerializeToString,
+            eligibility_dot_v2_dot_enclave__pb2.RunResponse.FromString,
             options,
             channel_credentials,
             insecure,

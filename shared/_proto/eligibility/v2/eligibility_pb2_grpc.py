@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from shared._proto.eligibility.v1 import eligibility_pb2 as eligibility_dot_v1_dot_eligibility__pb2
+from shared._proto.eligibility.v2 import eligibility_pb2 as eligibility_dot_v2_dot_eligibility__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in eligibility/v1/eligibility_pb2_grpc.py depends on'
+        + ' but the generated code in eligibility/v2/eligibility_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class ScreeningStub:
+class ScreeningServiceStub:
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -35,28 +35,28 @@ class ScreeningStub:
             channel: A grpc.Channel.
         """
         self.GetServerInfo = channel.unary_unary(
-                '/eligibility.v1.Screening/GetServerInfo',
-                request_serializer=eligibility_dot_v1_dot_eligibility__pb2.GetServerInfoRequest.SerializeToString,
-                response_deserializer=eligibility_dot_v1_dot_eligibility__pb2.ServerInfo.FromString,
+                '/eligibility.v2.ScreeningService/GetServerInfo',
+                request_serializer=eligibility_dot_v2_dot_eligibility__pb2.GetServerInfoRequest.SerializeToString,
+                response_deserializer=eligibility_dot_v2_dot_eligibility__pb2.GetServerInfoResponse.FromString,
                 _registered_method=True)
         self.UploadContext = channel.unary_unary(
-                '/eligibility.v1.Screening/UploadContext',
-                request_serializer=eligibility_dot_v1_dot_eligibility__pb2.UploadContextRequest.SerializeToString,
-                response_deserializer=eligibility_dot_v1_dot_eligibility__pb2.UploadContextResponse.FromString,
+                '/eligibility.v2.ScreeningService/UploadContext',
+                request_serializer=eligibility_dot_v2_dot_eligibility__pb2.UploadContextRequest.SerializeToString,
+                response_deserializer=eligibility_dot_v2_dot_eligibility__pb2.UploadContextResponse.FromString,
                 _registered_method=True)
         self.HasContext = channel.unary_unary(
-                '/eligibility.v1.Screening/HasContext',
-                request_serializer=eligibility_dot_v1_dot_eligibility__pb2.HasContextRequest.SerializeToString,
-                response_deserializer=eligibility_dot_v1_dot_eligibility__pb2.HasContextResponse.FromString,
+                '/eligibility.v2.ScreeningService/HasContext',
+                request_serializer=eligibility_dot_v2_dot_eligibility__pb2.HasContextRequest.SerializeToString,
+                response_deserializer=eligibility_dot_v2_dot_eligibility__pb2.HasContextResponse.FromString,
                 _registered_method=True)
         self.Screen = channel.stream_stream(
-                '/eligibility.v1.Screening/Screen',
-                request_serializer=eligibility_dot_v1_dot_eligibility__pb2.ScreenRequest.SerializeToString,
-                response_deserializer=eligibility_dot_v1_dot_eligibility__pb2.ScreenResponse.FromString,
+                '/eligibility.v2.ScreeningService/Screen',
+                request_serializer=eligibility_dot_v2_dot_eligibility__pb2.ScreenRequest.SerializeToString,
+                response_deserializer=eligibility_dot_v2_dot_eligibility__pb2.ScreenResponse.FromString,
                 _registered_method=True)
 
 
-class ScreeningServicer:
+class ScreeningServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetServerInfo(self, request, context):
@@ -89,37 +89,37 @@ class ScreeningServicer:
         raise NotImplementedError('Method not implemented!')
 
 
-def add_ScreeningServicer_to_server(servicer, server):
+def add_ScreeningServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GetServerInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetServerInfo,
-                    request_deserializer=eligibility_dot_v1_dot_eligibility__pb2.GetServerInfoRequest.FromString,
-                    response_serializer=eligibility_dot_v1_dot_eligibility__pb2.ServerInfo.SerializeToString,
+                    request_deserializer=eligibility_dot_v2_dot_eligibility__pb2.GetServerInfoRequest.FromString,
+                    response_serializer=eligibility_dot_v2_dot_eligibility__pb2.GetServerInfoResponse.SerializeToString,
             ),
             'UploadContext': grpc.unary_unary_rpc_method_handler(
                     servicer.UploadContext,
-                    request_deserializer=eligibility_dot_v1_dot_eligibility__pb2.UploadContextRequest.FromString,
-                    response_serializer=eligibility_dot_v1_dot_eligibility__pb2.UploadContextResponse.SerializeToString,
+                    request_deserializer=eligibility_dot_v2_dot_eligibility__pb2.UploadContextRequest.FromString,
+                    response_serializer=eligibility_dot_v2_dot_eligibility__pb2.UploadContextResponse.SerializeToString,
             ),
             'HasContext': grpc.unary_unary_rpc_method_handler(
                     servicer.HasContext,
-                    request_deserializer=eligibility_dot_v1_dot_eligibility__pb2.HasContextRequest.FromString,
-                    response_serializer=eligibility_dot_v1_dot_eligibility__pb2.HasContextResponse.SerializeToString,
+                    request_deserializer=eligibility_dot_v2_dot_eligibility__pb2.HasContextRequest.FromString,
+                    response_serializer=eligibility_dot_v2_dot_eligibility__pb2.HasContextResponse.SerializeToString,
             ),
             'Screen': grpc.stream_stream_rpc_method_handler(
                     servicer.Screen,
-                    request_deserializer=eligibility_dot_v1_dot_eligibility__pb2.ScreenRequest.FromString,
-                    response_serializer=eligibility_dot_v1_dot_eligibility__pb2.ScreenResponse.SerializeToString,
+                    request_deserializer=eligibility_dot_v2_dot_eligibility__pb2.ScreenRequest.FromString,
+                    response_serializer=eligibility_dot_v2_dot_eligibility__pb2.ScreenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'eligibility.v1.Screening', rpc_method_handlers)
+            'eligibility.v2.ScreeningService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('eligibility.v1.Screening', rpc_method_handlers)
+    server.add_registered_method_handlers('eligibility.v2.ScreeningService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class Screening:
+class ScreeningService:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
@@ -136,9 +136,9 @@ class Screening:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/eligibility.v1.Screening/GetServerInfo',
-            eligibility_dot_v1_dot_eligibility__pb2.GetServerInfoRequest.SerializeToString,
-            eligibility_dot_v1_dot_eligibility__pb2.ServerInfo.FromString,
+            '/eligibility.v2.ScreeningService/GetServerInfo',
+            eligibility_dot_v2_dot_eligibility__pb2.GetServerInfoRequest.SerializeToString,
+            eligibility_dot_v2_dot_eligibility__pb2.GetServerInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -163,9 +163,9 @@ class Screening:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/eligibility.v1.Screening/UploadContext',
-            eligibility_dot_v1_dot_eligibility__pb2.UploadContextRequest.SerializeToString,
-            eligibility_dot_v1_dot_eligibility__pb2.UploadContextResponse.FromString,
+            '/eligibility.v2.ScreeningService/UploadContext',
+            eligibility_dot_v2_dot_eligibility__pb2.UploadContextRequest.SerializeToString,
+            eligibility_dot_v2_dot_eligibility__pb2.UploadContextResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -190,9 +190,9 @@ class Screening:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/eligibility.v1.Screening/HasContext',
-            eligibility_dot_v1_dot_eligibility__pb2.HasContextRequest.SerializeToString,
-            eligibility_dot_v1_dot_eligibility__pb2.HasContextResponse.FromString,
+            '/eligibility.v2.ScreeningService/HasContext',
+            eligibility_dot_v2_dot_eligibility__pb2.HasContextRequest.SerializeToString,
+            eligibility_dot_v2_dot_eligibility__pb2.HasContextResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -217,9 +217,9 @@ class Screening:
         return grpc.experimental.stream_stream(
             request_iterator,
             target,
-            '/eligibility.v1.Screening/Screen',
-            eligibility_dot_v1_dot_eligibility__pb2.ScreenRequest.SerializeToString,
-            eligibility_dot_v1_dot_eligibility__pb2.ScreenResponse.FromString,
+            '/eligibility.v2.ScreeningService/Screen',
+            eligibility_dot_v2_dot_eligibility__pb2.ScreenRequest.SerializeToString,
+            eligibility_dot_v2_dot_eligibility__pb2.ScreenResponse.FromString,
             options,
             channel_credentials,
             insecure,

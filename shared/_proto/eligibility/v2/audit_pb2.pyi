@@ -39,7 +39,7 @@ class GetLogKeyRequest(_message.Message):
 Global___GetLogKeyRequest: _TypeAlias = GetLogKeyRequest  # noqa: Y015
 
 @_typing.final
-class LogKey(_message.Message):
+class GetLogKeyResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ORIGIN_FIELD_NUMBER: _builtins.int
@@ -59,7 +59,7 @@ class LogKey(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___LogKey: _TypeAlias = LogKey  # noqa: Y015
+Global___GetLogKeyResponse: _TypeAlias = GetLogKeyResponse  # noqa: Y015
 
 @_typing.final
 class GetCheckpointRequest(_message.Message):
@@ -77,7 +77,7 @@ class GetCheckpointRequest(_message.Message):
 Global___GetCheckpointRequest: _TypeAlias = GetCheckpointRequest  # noqa: Y015
 
 @_typing.final
-class SignedCheckpoint(_message.Message):
+class GetCheckpointResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NOTE_FIELD_NUMBER: _builtins.int
@@ -93,7 +93,7 @@ class SignedCheckpoint(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___SignedCheckpoint: _TypeAlias = SignedCheckpoint  # noqa: Y015
+Global___GetCheckpointResponse: _TypeAlias = GetCheckpointResponse  # noqa: Y015
 
 @_typing.final
 class GetEntriesRequest(_message.Message):
@@ -118,7 +118,7 @@ class GetEntriesRequest(_message.Message):
 Global___GetEntriesRequest: _TypeAlias = GetEntriesRequest  # noqa: Y015
 
 @_typing.final
-class Entries(_message.Message):
+class GetEntriesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     LEAVES_FIELD_NUMBER: _builtins.int
@@ -135,7 +135,7 @@ class Entries(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___Entries: _TypeAlias = Entries  # noqa: Y015
+Global___GetEntriesResponse: _TypeAlias = GetEntriesResponse  # noqa: Y015
 
 @_typing.final
 class GetInclusionProofRequest(_message.Message):
@@ -182,7 +182,9 @@ class GetConsistencyProofRequest(_message.Message):
 Global___GetConsistencyProofRequest: _TypeAlias = GetConsistencyProofRequest  # noqa: Y015
 
 @_typing.final
-class Proof(_message.Message):
+class GetInclusionProofResponse(_message.Message):
+    """The audit path of leaf `index` in the tree of `tree_size` leaves (RFC 9162 §2.1.3)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HASHES_FIELD_NUMBER: _builtins.int
@@ -199,4 +201,26 @@ class Proof(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___Proof: _TypeAlias = Proof  # noqa: Y015
+Global___GetInclusionProofResponse: _TypeAlias = GetInclusionProofResponse  # noqa: Y015
+
+@_typing.final
+class GetConsistencyProofResponse(_message.Message):
+    """The consistency proof from `old_size` to `new_size` (RFC 9162 §2.1.4)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HASHES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def hashes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    def __init__(
+        self,
+        *,
+        hashes: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hashes", b"hashes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetConsistencyProofResponse: _TypeAlias = GetConsistencyProofResponse  # noqa: Y015

@@ -8,7 +8,7 @@ Amounts never travel in clear: thresholds go up encrypted, results come back enc
 """
 
 from collections import abc as _abc
-from shared._proto.eligibility.v1 import eligibility_pb2 as _eligibility_pb2
+from shared._proto.eligibility.v2 import eligibility_pb2 as _eligibility_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
@@ -30,12 +30,12 @@ class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ig
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
-class ScreeningStub:
+class ScreeningServiceStub:
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
-    def __new__(cls, channel: _aio.Channel) -> ScreeningAsyncStub: ...
-    GetServerInfo: _grpc.UnaryUnaryMultiCallable[_eligibility_pb2.GetServerInfoRequest, _eligibility_pb2.ServerInfo]
+    def __new__(cls, channel: _aio.Channel) -> ScreeningServiceAsyncStub: ...
+    GetServerInfo: _grpc.UnaryUnaryMultiCallable[_eligibility_pb2.GetServerInfoRequest, _eligibility_pb2.GetServerInfoResponse]
     """Describe what this server accepts: parameter sets, limits, modes."""
     UploadContext: _grpc.UnaryUnaryMultiCallable[_eligibility_pb2.UploadContextRequest, _eligibility_pb2.UploadContextResponse]
     """Upload a public context once; later batches refer to it by SHA-256."""
@@ -47,9 +47,9 @@ class ScreeningStub:
     """
 
 @_typing.type_check_only
-class ScreeningAsyncStub(ScreeningStub):
+class ScreeningServiceAsyncStub(ScreeningServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
-    GetServerInfo: _aio.UnaryUnaryMultiCallable[_eligibility_pb2.GetServerInfoRequest, _eligibility_pb2.ServerInfo]  # type: ignore[assignment]
+    GetServerInfo: _aio.UnaryUnaryMultiCallable[_eligibility_pb2.GetServerInfoRequest, _eligibility_pb2.GetServerInfoResponse]  # type: ignore[assignment]
     """Describe what this server accepts: parameter sets, limits, modes."""
     UploadContext: _aio.UnaryUnaryMultiCallable[_eligibility_pb2.UploadContextRequest, _eligibility_pb2.UploadContextResponse]  # type: ignore[assignment]
     """Upload a public context once; later batches refer to it by SHA-256."""
@@ -60,13 +60,13 @@ class ScreeningAsyncStub(ScreeningStub):
     The server answers each chunk with one ChunkResult (in order) and ends with a summary.
     """
 
-class ScreeningServicer(metaclass=_abc_1.ABCMeta):
+class ScreeningServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def GetServerInfo(
         self,
         request: _eligibility_pb2.GetServerInfoRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_eligibility_pb2.ServerInfo, _abc.Awaitable[_eligibility_pb2.ServerInfo]]:
+    ) -> _typing.Union[_eligibility_pb2.GetServerInfoResponse, _abc.Awaitable[_eligibility_pb2.GetServerInfoResponse]]:
         """Describe what this server accepts: parameter sets, limits, modes."""
 
     @_abc_1.abstractmethod
@@ -95,4 +95,4 @@ class ScreeningServicer(metaclass=_abc_1.ABCMeta):
         The server answers each chunk with one ChunkResult (in order) and ends with a summary.
         """
 
-def add_ScreeningServicer_to_server(servicer: ScreeningServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+def add_ScreeningServiceServicer_to_server(servicer: ScreeningServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
