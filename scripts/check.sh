@@ -6,3 +6,4 @@ scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy shared svb_client uwv_server benchmarks scripts
+scripts/lint_proto.sh
