@@ -10,11 +10,13 @@ The passphrase (for every key written, the CA's included) comes from ``--passphr
 from __future__ import annotations
 
 import argparse
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shared.crypto.registry import AccessRole, OrganisationEntry
 from shared.pki.ca import Organisation, Profile
-from shared.pki.devpki import Issued, PartySpec, init_dev_pki, issue_party
+from shared.pki.devpki import ADR, SVB, UWV, Issued, PartySpec, init_dev_pki, issue_party
 from shared.pki.keystore import PASSPHRASE_ENV, read_passphrase
 from shared.pki.layout import PkiLayout
 
@@ -32,6 +34,32 @@ def _print(issued: list[Issued], root: Path) -> None:
     )
 
 
+DEV_ROLES: dict[str, frozenset[AccessRole]] = {
+    UWV.oin: frozenset({AccessRole.OPERATOR}),
+    SVB.oin: frozenset({AccessRole.SCREENER}),
+    ADR.oin: frozenset({AccessRole.AUDITOR}),
+}
+"""The roles the demo gives the development organisations (in the registry, not in certs)."""
+
+
+def registry_snippet(issued: list[Issued]) -> str:
+    """The key registry's ``organisations:`` section for the development organisations."""
+    entries: dict[str, OrganisationEntry] = {}
+    for item in issued:
+        ident = item.identity
+        if ident.oin in DEV_ROLES and ident.oin not in entries:
+            entries[ident.oin] = OrganisationEntry(
+                name=ident.organisation, oin=ident.oin, roles=DEV_ROLES[ident.oin]
+            )
+    # JSON strings are YAML flow scalars: the OIN stays quoted (never read as a number).
+    rows = [
+        f"  - {{name: {json.dumps(e.name)}, oin: {json.dumps(e.oin)}, "
+        f"roles: [{', '.join(sorted(r.value for r in e.roles))}]}}\n"
+        for e in entries.values()
+    ]
+    return "organisations:\n" + "".join(rows)
+
+
 def _init(args: argparse.Namespace) -> int:
     passphrase = read_passphrase(args.passphrase_file)
     issued = init_dev_pki(
@@ -39,6 +67,8 @@ def _init(args: argparse.Namespace) -> int:
     )
     print(f"development CA in {PkiLayout(args.dir).ca_dir} (its key stays there)")
     _print(issued, args.dir)
+    print("\nFor the key registry (roles are UWV's configuration, not part of a certificate):")
+    print(registry_snippet(issued), end="")
     return 0
 
 

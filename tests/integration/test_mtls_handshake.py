@@ -46,8 +46,8 @@ def _whoami(request: bytes, context: grpc.ServicerContext) -> bytes:
 def pkis(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("mtls")
     ours, other = base / "ours", base / "other"
-    init_dev_pki(ours, PASSPHRASE, now=_now(), days=2)
-    init_dev_pki(other, PASSPHRASE, now=_now(), days=2)
+    init_dev_pki(ours, PASSPHRASE, now=_now(), days=30)
+    init_dev_pki(other, PASSPHRASE, now=_now(), days=30)
     return ours, other
 
 
@@ -118,6 +118,47 @@ def test_certificate_from_another_ca_is_refused(
     # The client trusts our server, but presents a certificate of the other CA.
     creds = grpc.ssl_channel_credentials(ours_ca, m.private_key, m.certificate_chain)
     _refused(server[0], creds)
+
+
+@pytest.mark.parametrize("shift_days", [-10, 10], ids=["expired", "not-yet-valid"])
+def test_expired_or_not_yet_valid_client_certificate_is_refused(
+    server: tuple[int, CertificateReloader, Path],
+    pkis: tuple[Path, Path],
+    tmp_path: Path,
+    shift_days: int,
+) -> None:
+    """Issued by the trusted CA, but valid one day from ``now + shift``: BoringSSL refuses it
+    against the wall clock; the library refuses it at an injected time with a distinct error."""
+    from datetime import timedelta
+
+    from shared.pki import (
+        CertificateExpired,
+        CertificateNotYetValid,
+        PartySpec,
+        Profile,
+        TlsMaterial,
+        issue_party,
+        load_private_key,
+        peer_identity,
+    )
+    from shared.pki.keystore import unsafe_private_pem
+
+    root = tmp_path / "pki"
+    shutil.copytree(pkis[0], root)
+    issued_at = _now() + timedelta(days=shift_days)
+    spec = PartySpec("stale", SVB, Profile.CLIENT, "svb-stale")
+    issue_party(root, PASSPHRASE, spec, now=issued_at, days=1)
+    files = PkiLayout(root).party("stale")
+    key = load_private_key(files.key, PASSPHRASE)
+    creds = grpc.ssl_channel_credentials(
+        files.ca_bundle.read_bytes(), unsafe_private_pem(key), files.cert.read_bytes()
+    )
+    _refused(server[0], creds)
+    error = CertificateExpired if shift_days < 0 else CertificateNotYetValid
+    with pytest.raises(error):
+        peer_identity(files.cert.read_bytes(), now=_now())
+    with pytest.raises(error):
+        TlsMaterial.load(files.directory, PASSPHRASE, now=_now())  # own material checked too
 
 
 def test_plaintext_client_is_refused(server: tuple[int, CertificateReloader, Path]) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 from pki_testkit import PASSPHRASE
 
-from shared.pki import PkiLayout, load_certificate
+from shared.crypto import AccessRole, Registry
+from shared.pki import PkiLayout, load_certificate, peer_identity
 from uwv_server.cli import main
 
 
@@ -20,6 +23,11 @@ def test_init_and_issue(
     assert main(["pki", "init", str(root), "--passphrase-file", str(pw), "--days", "7"]) == 0
     out = capsys.readouterr().out
     assert "svb" in out and "OIN 00000099000000000020" in out
+    # The printed registry section parses, and gives each development organisation its role.
+    section = yaml.safe_load(out[out.index("\norganisations:") :])
+    registry = Registry.parse({"keys": [], **section})
+    svb = peer_identity(PkiLayout(root).party("svb").cert.read_bytes(), now=datetime.now(UTC))
+    assert registry.roles_for(svb) == {AccessRole.SCREENER}
     assert main(["pki", "init", str(root), "--passphrase-file", str(pw)]) == 2
     assert "exists already; give --force" in capsys.readouterr().err
     monkeypatch.setenv("AIO_PKI_PASSPHRASE", PASSPHRASE.decode())
