@@ -5,7 +5,8 @@
 
 Generates a seeded synthetic polis and household file, loads the store, then times
 1. the plaintext path (benchmarks/plaintext_path.py, in this process), and
-2. ``run_enclave_screen``: a real gRPC server on localhost with the ComputeToData service,
+2. ``run_screen`` in ``--mode enclave``: a real gRPC server on localhost with the
+   ComputeToData service,
    the AIO rule signed, submitted, approved, and run in the isolated runner process, every
    run statement verified by the client, the outreach file written.
 Prints households/s of each, the ratio (target: at most 2) and checks the decisions agree.
@@ -24,7 +25,7 @@ from pathlib import Path
 from benchmarks import plaintext_path
 from shared.crypto import Role
 from shared.models import Period
-from svb_client.enclave import run_enclave_screen
+from svb_client.pipeline import ScreenJob, run_screen
 from tests.unit.enclave.enclave_testkit import (
     AIO_RULE,
     Clock,
@@ -93,14 +94,20 @@ def main(argv: list[str] | None = None) -> int:
                 plaintext_path.run(tmp / "store", households, period, tmp / "plain.csv")
                 plain_s = min(plain_s, time.perf_counter() - t)
                 t = time.perf_counter()
-                summary = run_enclave_screen(
-                    server=f"127.0.0.1:{port}",
-                    households=households,
-                    period=period,
-                    out=tmp / "enclave.csv",
-                    rule=AIO_RULE,
-                    registry=ids.registry,
-                    run_size=args.run_size,
+                summary = run_screen(
+                    ScreenJob(
+                        households=households,
+                        period=period,
+                        out=tmp / "enclave.csv",
+                        journal=tmp / "enclave.journal.sqlite",
+                        mode="enclave",
+                        registry=ids.registry,
+                        server=f"127.0.0.1:{port}",
+                        rule=AIO_RULE,
+                        chunk_size=args.run_size,
+                        fresh=True,  # every repeat is a new batch, not a resumed one
+                        progress=False,
+                    )
                 )
                 enclave_s = min(enclave_s, time.perf_counter() - t)
         finally:

@@ -19,30 +19,38 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shared.cli_support import run_command
+from shared.crypto import Registry
 from shared.errors import Error
 from shared.he.params import BFV_PARAMETER_SETS, MASKED_N8192, PARAMETER_SETS, STRICT_DEFAULT
 from shared.models import Period
 from shared.rules import cli as rules_cli
 from svb_client import enclave_cli
 from svb_client.keys import load_or_create, read_passphrase
-from svb_client.runner import DEFAULT_RULE, ScreenJob, run_screen
+from svb_client.pipeline import DEFAULT_RULE, ScreenJob, run_screen
+from svb_client.pipeline.enclave import statements_path
+from svb_client.pipeline.he import DEFAULT_IN_FLIGHT
 
 DEFAULT_PARAMETER_SET = {"masked": MASKED_N8192.name, "strict": STRICT_DEFAULT.name}
 DEFAULT_KEY = {"masked": "svb-key.enc", "strict": "svb-key-strict.enc"}
 
 
 def _screen(args: argparse.Namespace) -> int:
-    if args.mode == "enclave":
-        return enclave_cli.screen_enclave(args)
     period = Period.parse(args.period)
-    params_name = args.parameter_set or DEFAULT_PARAMETER_SET[args.mode]
-    key = args.key or Path(DEFAULT_KEY[args.mode])
-    secret, created = load_or_create(key, read_passphrase(args.passphrase_file), params_name)
-    if created:
-        print(
-            f"created a new {params_name} secret key in {key} (encrypted with your passphrase)",
-            file=sys.stderr,
-        )
+    secret = None
+    registry = None
+    if args.mode == "enclave":
+        if args.registry is None:
+            raise Error("--mode enclave needs --registry (the key registry to verify statements)")
+        registry = Registry.from_file(args.registry)
+    else:
+        params_name = args.parameter_set or DEFAULT_PARAMETER_SET[args.mode]
+        key = args.key or Path(DEFAULT_KEY[args.mode])
+        secret, created = load_or_create(key, read_passphrase(args.passphrase_file), params_name)
+        if created:
+            print(
+                f"created a new {params_name} secret key in {key} (encrypted with your passphrase)",
+                file=sys.stderr,
+            )
     journal = args.journal or args.out.with_name(args.out.name + ".journal.sqlite")
     job = ScreenJob(
         households=args.households,
@@ -50,10 +58,12 @@ def _screen(args: argparse.Namespace) -> int:
         period=period,
         out=args.out,
         journal=journal,
-        secret=secret,
         mode=args.mode,
+        secret=secret,
+        registry=registry,
         rule=args.rule,
-        chunk_size=args.chunk_size,
+        chunk_size=args.chunk_size or (args.run_size if args.mode == "enclave" else None),
+        in_flight=args.in_flight,
         fresh=args.fresh,
         progress=not args.quiet,
         deadline_s=args.deadline,
@@ -61,9 +71,12 @@ def _screen(args: argparse.Namespace) -> int:
     )
     summary = run_screen(job)
     if args.summary_json:
-        args.summary_json.write_text(json.dumps(dataclasses.asdict(summary), indent=2))
+        data = dataclasses.asdict(summary) | {"runs": summary.runs}
+        args.summary_json.write_text(json.dumps(data, indent=2))
     print(summary.text())
     print(f"outreach file: {args.out} (household_id, decision, reason)")
+    if summary.statement_digests:
+        print(f"run statements: {statements_path(args.out)}")
     return 0
 
 
@@ -128,7 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-size",
         type=int,
         default=None,
-        help="households per chunk (default: every slot; masked 4096, strict 16384)",
+        help="households per chunk (default: every slot; masked 4096, strict 16384; "
+        "enclave: one run of 1,000,000)",
+    )
+    screen.add_argument(
+        "--in-flight",
+        type=int,
+        default=DEFAULT_IN_FLIGHT,
+        help=f"HE modes: chunks sent ahead of their answers (default {DEFAULT_IN_FLIGHT}; "
+        "1 waits for each answer before sending the next chunk)",
     )
     screen.add_argument("--deadline", type=float, default=None, help="seconds for the stream")
     screen.add_argument(

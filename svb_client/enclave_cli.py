@@ -3,22 +3,18 @@
 svb-client rules submit FILE --server HOST:PORT --key FILE [--passphrase-file FILE]
 svb-client rules status FILE --server HOST:PORT
 svb-client keys signing-init | keys registry-add          (see shared.crypto.cli)
-svb-client screen --mode enclave --registry FILE ...      (:func:`screen_enclave`)
+svb-client screen --mode enclave --registry FILE ...      (the one pipeline, svb_client.pipeline)
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from shared.crypto import Registry
 from shared.crypto.cli import add_key_commands, load_key, subgroup
-from shared.errors import Error
-from shared.models import Period
 from shared.rules import digest, parse_file
-from svb_client.enclave import DEFAULT_RUN_SIZE, run_enclave_screen, sign_bundle
+from svb_client.pipeline.enclave import DEFAULT_RUN_SIZE, sign_bundle
 from svb_client.wire import GrpcTransport
 
 
@@ -62,26 +58,9 @@ def add_screen_arguments(screen: argparse.ArgumentParser) -> None:
         "--registry", type=Path, help="key registry to verify run statements (--mode enclave)"
     )
     screen.add_argument(
-        "--run-size", type=int, default=DEFAULT_RUN_SIZE, help="households per enclave run"
+        "--run-size",
+        type=int,
+        default=None,
+        help=f"households per enclave run (the --chunk-size of --mode enclave; default "
+        f"{DEFAULT_RUN_SIZE:,})",
     )
-
-
-def screen_enclave(args: argparse.Namespace) -> int:
-    """``svb-client screen --mode enclave``: uses server, households, period, out, rule,
-    registry, run_size, deadline, connect_timeout, summary_json from ``args``."""
-    if args.registry is None:
-        raise Error("--mode enclave needs --registry (the key registry to verify statements)")
-    summary = run_enclave_screen(
-        server=args.server,
-        households=Path(args.households),
-        period=Period.parse(args.period),
-        out=Path(args.out),
-        rule=Path(args.rule),
-        registry=Registry.from_file(Path(args.registry)),
-        run_size=args.run_size,
-        deadline_s=args.deadline,
-        connect_timeout_s=args.connect_timeout,
-    )
-    print(summary.text())
-    print(f"outreach file: {args.out} (household_id, decision, reason)", file=sys.stdout)
-    return 0

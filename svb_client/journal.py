@@ -1,10 +1,13 @@
 """The batch journal (SQLite): what a batch is, which chunks are done, every decision.
 
-A batch is written to the journal in full before anything is sent: accepted households with
-their chunk and slot, and rejected ones with their reason. Each chunk's decisions are then
-stored in one transaction together with marking the chunk done, so after a crash at any
+Every mode journals (masked, strict, compute-to-data). A batch is written to the journal in
+full before anything is sent: accepted households with their chunk and slot (as validated
+:class:`shared.chunk.HouseholdChunk`), what the mode sends with them (HE thresholds, a
+compute-to-data run's salt), and rejected households with their reason. Each chunk's
+decisions are then stored in one transaction together with marking the chunk done, so after
+a crash at any
 point a resumed run sends exactly the chunks that are not done: no household is lost and
-none is decided twice.
+none is decided twice. A compute-to-data chunk also keeps its signed run statement.
 
 The journal holds no key and no amount from UWV; it does hold SVB's own input (BSNs,
 thresholds), so it lives with SVB's data and is protected like it.
@@ -23,10 +26,11 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from shared.chunk import HouseholdChunk, HouseholdError
 from shared.errors import Error
 
 IntArray = npt.NDArray[np.int64]
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 ELIGIBLE: Final = 1
 NOT_ELIGIBLE: Final = 0
@@ -50,13 +54,36 @@ def _sqlite_errors(path: Path, doing: str) -> Iterator[None]:
         ) from None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class PendingChunk:
+    """A chunk of the batch plan: its households (validated), and what its mode sends."""
+
     index: int
     household_ids: list[str]
-    member_counts: IntArray
-    member_bsns: IntArray
-    thresholds: IntArray
+    households: HouseholdChunk
+    thresholds: IntArray | None = None
+    """HE modes: the total threshold per household."""
+    salt: bytes = b""
+    """Compute-to-data: the run's salt (kept, so that a resumed run is the same request)."""
+
+    def __post_init__(self) -> None:
+        if len(self.household_ids) != len(self.households):
+            raise JournalError(
+                f"chunk {self.index}: {len(self.household_ids)} ids for "
+                f"{len(self.households)} households"
+            )
+
+
+def _blob(array: npt.NDArray[np.generic] | None, dtype: str) -> bytes | None:
+    return None if array is None else np.asarray(array).astype(dtype).tobytes()
+
+
+def _ints(blob: bytes) -> IntArray:
+    return np.frombuffer(blob, dtype="<i8").astype(np.int64)
+
+
+def _ints_or_none(blob: bytes | None) -> IntArray | None:
+    return None if blob is None else _ints(blob)
 
 
 class Journal:
@@ -74,12 +101,21 @@ class Journal:
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS chunks (
               idx INTEGER PRIMARY KEY, household_ids TEXT NOT NULL, member_counts BLOB NOT NULL,
-              member_bsns BLOB NOT NULL, thresholds BLOB NOT NULL,
-              done INTEGER NOT NULL DEFAULT 0, decisions BLOB, slot_errors TEXT);
+              member_bsns BLOB NOT NULL, is_couple BLOB, known_income BLOB, thresholds BLOB,
+              salt BLOB NOT NULL DEFAULT x'',
+              done INTEGER NOT NULL DEFAULT 0, decisions BLOB, slot_errors TEXT,
+              receipt BLOB, receipt_digest TEXT);
             CREATE TABLE IF NOT EXISTS rejected (
               seq INTEGER PRIMARY KEY, household_id TEXT NOT NULL, reason TEXT NOT NULL);
             """
         )
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is not None and row[0] != str(SCHEMA_VERSION):
+            raise JournalError(
+                f"{self.path} was written by another svb-client version (journal schema "
+                f"{row[0]}, this one writes {SCHEMA_VERSION}); finish that batch with that "
+                "version, or start over with --fresh"
+            )
 
     def close(self) -> None:
         with _sqlite_errors(self.path, "close it"):
@@ -126,15 +162,18 @@ class Journal:
             db.execute("DELETE FROM chunks")
             db.execute("DELETE FROM rejected")
             db.executemany(
-                "INSERT INTO chunks (idx, household_ids, member_counts, member_bsns, thresholds) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO chunks (idx, household_ids, member_counts, member_bsns, is_couple, "
+                "known_income, thresholds, salt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     (
                         c.index,
                         "\n".join(c.household_ids),
-                        c.member_counts.astype("<i8").tobytes(),
-                        c.member_bsns.astype("<i8").tobytes(),
-                        c.thresholds.astype("<i8").tobytes(),
+                        _blob(c.households.member_counts, "<i8"),
+                        _blob(c.households.member_bsns, "<i8"),
+                        _blob(c.households.is_couple, "u1"),
+                        _blob(c.households.known_income_cents, "<i8"),
+                        _blob(c.thresholds, "<i8"),
+                        c.salt,
                     )
                     for c in chunks
                 ),
@@ -155,32 +194,64 @@ class Journal:
         return int(row[0]), int(row[1])
 
     def pending(self) -> Iterator[PendingChunk]:
+        """The chunks without a recorded result, in order; each is validated again."""
         with _sqlite_errors(self.path, "read it"):
             rows = self._db.execute(
-                "SELECT idx, household_ids, member_counts, member_bsns, thresholds FROM chunks "
-                "WHERE done = 0 ORDER BY idx"
+                "SELECT idx, household_ids, member_counts, member_bsns, is_couple, known_income, "
+                "thresholds, salt FROM chunks WHERE done = 0 ORDER BY idx"
             ).fetchall()
-        for idx, ids, counts, bsns, thresholds in rows:
+        for idx, ids, counts, bsns, couple, known, thresholds, salt in rows:
+            try:
+                households = HouseholdChunk(
+                    _ints(counts),
+                    _ints(bsns),
+                    None if couple is None else np.frombuffer(couple, dtype="u1") == 1,
+                    _ints_or_none(known),
+                )
+            except HouseholdError as exc:
+                raise JournalError(f"{self.path}: chunk {idx} is damaged: {exc}") from None
             yield PendingChunk(
                 index=int(idx),
                 household_ids=str(ids).split("\n"),
-                member_counts=np.frombuffer(counts, dtype="<i8").astype(np.int64),
-                member_bsns=np.frombuffer(bsns, dtype="<i8").astype(np.int64),
-                thresholds=np.frombuffer(thresholds, dtype="<i8").astype(np.int64),
+                households=households,
+                thresholds=_ints_or_none(thresholds),
+                salt=bytes(salt),
             )
 
     def record(
-        self, index: int, decisions: npt.NDArray[np.int8], slot_errors: dict[int, str]
+        self,
+        index: int,
+        decisions: npt.NDArray[np.int8],
+        slot_errors: dict[int, str],
+        *,
+        receipt: bytes = b"",
+        receipt_digest: str = "",
     ) -> None:
-        """Store one chunk's decisions and mark it done, atomically (fsynced)."""
+        """Store one chunk's decisions (and a mode's receipt, e.g. a signed run statement) and
+        mark it done, atomically (fsynced)."""
         with _sqlite_errors(self.path, f"record chunk {index}"):
             cur = self._db.execute(
-                "UPDATE chunks SET done = 1, decisions = ?, slot_errors = ? "
-                "WHERE idx = ? AND done = 0",
-                (decisions.astype(np.int8).tobytes(), json.dumps(slot_errors), index),
+                "UPDATE chunks SET done = 1, decisions = ?, slot_errors = ?, receipt = ?, "
+                "receipt_digest = ? WHERE idx = ? AND done = 0",
+                (
+                    decisions.astype(np.int8).tobytes(),
+                    json.dumps(slot_errors),
+                    receipt or None,
+                    receipt_digest or None,
+                    index,
+                ),
             )
         if cur.rowcount != 1:
             raise JournalError(f"chunk {index} is unknown or already decided; not recorded twice")
+
+    def receipts(self) -> Iterator[tuple[bytes, str]]:
+        """(receipt, its digest) of every done chunk that has one, in chunk order."""
+        with _sqlite_errors(self.path, "read it"):
+            for receipt, receipt_digest in self._db.execute(
+                "SELECT receipt, receipt_digest FROM chunks WHERE done = 1 AND receipt IS NOT NULL "
+                "ORDER BY idx"
+            ):
+                yield bytes(receipt), str(receipt_digest or "")
 
     def results(self) -> Iterator[tuple[str, str, str]]:
         """(household_id, decision, reason) for every household, accepted ones in file order."""

@@ -21,7 +21,7 @@ from shared.he.backend import SecretCkksContext
 from shared.models import Period
 from shared.rules import digest, parse_file
 from svb_client.households import read_households
-from svb_client.runner import ScreenJob, run_screen
+from svb_client.pipeline import ScreenJob, run_screen
 from tests.conftest import AIO_RULE
 from uwv_server.store import import_polis
 from uwv_server.synth import generate

@@ -17,7 +17,7 @@ from shared._proto.eligibility.v2 import audit_pb2 as apb
 from shared._proto.eligibility.v2 import audit_pb2_grpc as apb_grpc
 from shared.he.backend import SecretCkksContext
 from shared.models import Period
-from svb_client.runner import ScreenJob, run_screen
+from svb_client.pipeline import ScreenJob, run_screen
 from tests.conftest import AIO_RULE, HOUSEHOLD_COLUMNS, POLIS_COLUMNS, bsn_from, write_csv
 from uwv_server.budget import SqliteBudget
 from uwv_server.store import import_polis

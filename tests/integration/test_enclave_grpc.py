@@ -19,14 +19,14 @@ from shared._proto.eligibility.v2 import enclave_pb2 as pb
 from shared._proto.eligibility.v2 import enclave_pb2_grpc as pb_grpc
 from shared.crypto import Envelope, Role, RuleBundle, sign
 from shared.oracle import oracle_decisions
-from svb_client.enclave import (
+from svb_client.households import read_households
+from svb_client.pipeline import ScreenJob, run_screen
+from svb_client.pipeline.enclave import (
     ResultRefused,
-    run_enclave_screen,
-    run_request,
+    run_batch,
     sign_bundle,
     verified_outcomes,
 )
-from svb_client.households import read_households
 from svb_client.wire import GrpcTransport, RunReply, ServerError
 from tests.unit.enclave.enclave_testkit import (
     AIO_RULE,
@@ -123,16 +123,21 @@ def test_full_flow_agrees_with_the_oracle(world: World) -> None:
         info = conn.enclave_info()
         assert info.snapshot_digest == w.service.snapshot_digest
     out = w.tmp / "enclave-out.csv"
-    summary = run_enclave_screen(
-        server=w.target,
-        households=w.households,
-        period=PERIOD,
-        out=out,
-        rule=AIO_RULE,
-        registry=w.ids.registry,
-        run_size=120,  # three runs, three statements
+    summary = run_screen(
+        ScreenJob(
+            households=w.households,
+            period=PERIOD,
+            out=out,
+            journal=w.tmp / "enclave.journal",
+            mode="enclave",
+            registry=w.ids.registry,
+            server=w.target,
+            rule=AIO_RULE,
+            chunk_size=120,  # three runs, three statements
+            progress=False,
+        )
     )
-    assert summary.runs == 3 and summary.refused_by_budget == 0
+    assert summary.runs == 3 and summary.refused_by_uwv == 0
     batch = read_households(w.households)
     expected = oracle_decisions(
         Snapshot.open_current(w.store).directory / "records.parquet", batch.households, PERIOD
@@ -194,10 +199,8 @@ def test_approval_refusals(world: World) -> None:
 
 def _run(w: World, d: str, period: str = str(PERIOD), run_id: str | None = None) -> None:
     batch = read_households(w.households)
-    request, _ = run_request(
-        batch,
-        0,
-        10,
+    request, _ = run_batch(
+        batch.chunk(0, 10, attributes=True),
         run_id=run_id or os.urandom(6).hex(),
         rule_digest=d,
         period=PERIOD
@@ -272,8 +275,12 @@ def test_client_refuses_unsigned_or_mismatching_results(world: World) -> None:
     _approve_both(w, d)
     batch = read_households(w.households)
     salt = os.urandom(32)
-    request, expected = run_request(
-        batch, 0, 50, run_id="mismatch-1", rule_digest=d, period=PERIOD, salt=salt
+    request, expected = run_batch(
+        batch.chunk(0, 50, attributes=True),
+        run_id="mismatch-1",
+        rule_digest=d,
+        period=PERIOD,
+        salt=salt,
     )
     with GrpcTransport(w.target) as conn:
         response = conn.run(request, 60)

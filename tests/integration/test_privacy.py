@@ -22,7 +22,7 @@ from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared.errors import CryptoError
 from shared.he.backend import SecretCkksContext
 from shared.models import Period
-from svb_client.runner import ScreenJob, run_screen
+from svb_client.pipeline import ScreenJob, run_screen
 from tests.conftest import AIO_RULE
 from uwv_server.grpc.screening import ScreeningServicer
 from uwv_server.store import import_polis

@@ -26,7 +26,7 @@ from shared.he.params import MASKED_N8192
 from shared.models import Period
 from shared.oracle import oracle_decisions
 from svb_client.households import read_households
-from svb_client.runner import ScreenJob, run_screen
+from svb_client.pipeline import ScreenJob, run_screen
 from tests.conftest import AIO_RULE, HOUSEHOLD_COLUMNS, POLIS_COLUMNS, bsn_from, write_csv
 from uwv_server.store import Snapshot, import_polis
 from uwv_server.synth import generate

@@ -17,7 +17,7 @@ from shared.he.backend import SecretCkksContext
 from shared.models import Period
 from shared.oracle import oracle_decisions
 from svb_client.households import read_households
-from svb_client.runner import ScreenJob, run_screen
+from svb_client.pipeline import ScreenJob, run_screen
 from tests.integration.test_screen_grpc import _edge_case_data, _outreach
 from tests.integration.test_screen_grpc import _job as masked_job
 from uwv_server.store import Snapshot, import_polis

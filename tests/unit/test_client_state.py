@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shared.chunk import HouseholdChunk
 from shared.errors import CryptoError
 from shared.he.backend import SecretCkksContext
 from svb_client.journal import Journal, JournalError, PendingChunk
 from svb_client.keys import load_or_create, load_secret_key, read_passphrase, save_secret_key
+from tests.conftest import bsn_from
 
 
 def test_key_roundtrip_and_refusals(tmp_path: Path, secret_context: SecretCkksContext) -> None:
@@ -59,8 +61,9 @@ def _chunk(i: int) -> PendingChunk:
     return PendingChunk(
         index=i,
         household_ids=[f"h{i}a", f"h{i}b"],
-        member_counts=np.array([1, 2]),
-        member_bsns=np.array([1, 2, 3]),
+        households=HouseholdChunk(
+            np.array([1, 2]), np.array([int(bsn_from(3 * i + k)) for k in range(3)])
+        ),
         thresholds=np.array([10, -10]),
     )
 

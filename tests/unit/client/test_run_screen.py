@@ -20,7 +20,7 @@ from shared.models import Period
 from shared.oracle import oracle_decisions
 from svb_client.households import read_households
 from svb_client.journal import JournalError
-from svb_client.runner import ScreenJob, run_screen
+from svb_client.pipeline import ScreenJob, run_screen
 from svb_client.wire import BatchOpen, ChunkAnswer, EncryptedChunk
 from svb_client.wire.memory import InMemoryTransport
 from tests.conftest import AIO_RULE
@@ -128,9 +128,11 @@ def test_masked_batch_agrees_with_the_oracle(
 def test_strict_batch_agrees_with_the_oracle(
     data: Data, tmp_path: Path, uwv: ScreeningService, strict_secret_small: SecretBfvContext
 ) -> None:
-    summary = run_screen(_job(data, tmp_path, strict_secret_small, InMemoryTransport(uwv)))
+    """A strict client that waits for each answer before sending the next chunk."""
+    job = _job(data, tmp_path, strict_secret_small, InMemoryTransport(uwv), in_flight=1)
+    summary = run_screen(job)
     _agrees(tmp_path / "out.csv", data.expected)
-    assert summary.screened == len(data.expected)
+    assert summary.screened == len(data.expected) and summary.mode == "strict"
 
 
 class Interrupted(Exception):
