@@ -11,6 +11,7 @@ import pytest
 
 from shared.errors import Error
 from shared.oracle import oracle_decisions
+from svb_client import cli as svb_main
 from svb_client import enclave_cli as svb_cli
 from svb_client.households import read_households
 from tests.unit.enclave.enclave_testkit import AIO_RULE, PERIOD, make_store
@@ -21,21 +22,13 @@ from uwv_server.service import ScreeningService
 from uwv_server.store import Snapshot
 
 
-def _parser(add: object, with_screen: bool = False) -> argparse.ArgumentParser:
+def _parser(add: object) -> argparse.ArgumentParser:
     """A CLI like uwv-server/svb-client: an existing ``rules`` group, then ``add_commands``."""
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
     rules = sub.add_parser("rules").add_subparsers(dest="rules_command", required=True)
     rules.add_parser("verify").add_argument("file")
     add(sub)  # type: ignore[operator]
-    if with_screen:
-        screen = sub.add_parser("screen")
-        for name in ("--server", "--households", "--period", "--out", "--rule"):
-            screen.add_argument(name)
-        screen.add_argument("--deadline", type=float)
-        screen.add_argument("--connect-timeout", type=float, default=10.0)
-        svb_cli.add_screen_arguments(screen)
-        screen.set_defaults(func=svb_cli.screen_enclave)  # the lead: when --mode enclave
     return parser
 
 
@@ -49,7 +42,8 @@ def test_operator_flow(
 ) -> None:
     monkeypatch.setenv("AIO_SIGNING_PASSPHRASE", "test passphrase")
     uwv = _parser(uwv_cli.add_commands)
-    svb = _parser(svb_cli.add_commands, with_screen=True)
+    svb = _parser(svb_cli.add_commands)
+    svb_client = svb_main.build_parser()  # screen --mode enclave is the one pipeline's
     registry = tmp_path / "registry.yaml"
     for name, org, role in (
         ("svb", "SVB", "author"),
@@ -123,6 +117,9 @@ def test_operator_flow(
         assert "What it decides" in capsys.readouterr().out
         screen = [
             "screen",
+            "--mode",
+            "enclave",
+            "--quiet",
             "--server",
             target,
             "--households",
@@ -137,13 +134,13 @@ def test_operator_flow(
             str(registry),
         ]
         with pytest.raises(Error, match="pending"):
-            _run(svb, *screen)
+            _run(svb_client, *screen)
         assert (
             _run(uwv, "rules", "approve", digest, *common, "--key", str(tmp_path / "uwv.key")) == 0
         )
         _run(svb, "rules", "status", str(AIO_RULE), "--server", target)
         assert "approved" in capsys.readouterr().out
-        assert _run(svb, *screen) == 0
+        assert _run(svb_client, *screen) == 0
         with (tmp_path / "out.csv").open(newline="") as f:
             got = {r["household_id"]: r["decision"] == "eligible" for r in csv.DictReader(f)}
         batch = read_households(households)
@@ -152,7 +149,7 @@ def test_operator_flow(
         )
         assert _run(uwv, "rules", "revoke", digest, *common, "--reason", "superseded") == 0
         with pytest.raises(Error, match="revoked"):
-            _run(svb, *screen)
+            _run(svb_client, *screen, "--fresh")  # the same command again only resumes
     finally:
         server.stop(grace=None)
         screening.contexts.close()
