@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import (
@@ -50,8 +50,10 @@ from pydantic import (
 from shared.crypto.errors import RegistryError, RoleError
 from shared.crypto.keys import PublicKey
 from shared.pki.errors import OinError
-from shared.pki.identity import Identity
 from shared.pki.oin import check_oin
+
+if TYPE_CHECKING:
+    from shared.pki.identity import Identity
 
 
 class Role(enum.StrEnum):

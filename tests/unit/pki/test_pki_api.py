@@ -65,3 +65,13 @@ def test_every_error_is_a_domain_error() -> None:
         obj = getattr(errors, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, Error), name
+
+
+def test_the_registry_does_not_load_grpc() -> None:
+    """The key registry needs only the OIN check; shared.pki loads its gRPC part on use."""
+    import subprocess
+    import sys
+
+    code = "import sys, shared.crypto.registry; print('grpc' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
