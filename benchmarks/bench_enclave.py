@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks import plaintext_path
+from shared.client_channel import ChannelSecurity
 from shared.crypto import Role
 from shared.models import Period
 from svb_client.pipeline import ScreenJob, run_screen
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 t = time.perf_counter()
                 summary = run_screen(
                     ScreenJob(
+                        security=ChannelSecurity.unsafe_plaintext(),
                         households=households,
                         period=period,
                         out=tmp / "enclave.csv",

@@ -28,7 +28,10 @@ PORT=$(cat "$WORK/port")
 echo "== SVB: screen $HOUSEHOLDS households (masked mode)"
 # A demo passphrase; a real operator keeps it in a secret store or types it in.
 head -c 24 /dev/urandom | base64 > "$WORK/passphrase"
-"$BIN/svb-client" screen --server "127.0.0.1:$PORT" --households "$WORK/data/households.parquet" \
+# The client's default is mutual TLS (--tls-dir DIR); until `uwv-server serve` serves mTLS,
+# the demo's loopback channel is plaintext, named as such.
+"$BIN/svb-client" screen --server "127.0.0.1:$PORT" --unsafe-insecure \
+  --households "$WORK/data/households.parquet" \
   --period "$PERIOD" --mode masked --out "$WORK/outreach.csv" \
   --key "$WORK/svb-key.enc" --passphrase-file "$WORK/passphrase"
 

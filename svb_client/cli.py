@@ -1,12 +1,17 @@
 """``svb-client``: SVB's operator commands.
 
-    svb-client screen --server HOST:PORT --households FILE --period YYYY-MM..YYYY-MM \\
-                      --mode masked --out FILE
+    svb-client screen --server HOST:PORT --tls-dir pki/svb --households FILE \\
+                      --period YYYY-MM..YYYY-MM --mode masked --out FILE
     svb-client keys init --key FILE
     svb-client rules check FILE | rules digest FILE
 
 The secret key lives encrypted in ``--key`` (created on first use); its passphrase comes
 from ``--passphrase-file`` or the ``SVB_KEY_PASSPHRASE`` environment variable.
+
+UWV is reached over mutual TLS: ``--tls-dir`` is SVB's party directory (``cert.pem``,
+``key.pem``, ``ca.pem``), its key's passphrase from ``--tls-passphrase-file`` or
+``AIO_PKI_PASSPHRASE``. ``--unsafe-insecure`` is plaintext, for a server on this machine only.
+Who is asking comes from SVB's certificate, not from the command line.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shared.cli_support import run_command
+from shared.client_channel import add_channel_arguments, channel_security
 from shared.crypto import Registry
 from shared.errors import Error
 from shared.he.params import BFV_PARAMETER_SETS, MASKED_N8192, PARAMETER_SETS, STRICT_DEFAULT
@@ -68,6 +74,7 @@ def _screen(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         deadline_s=args.deadline,
         connect_timeout_s=args.connect_timeout,
+        security=channel_security(args),
     )
     summary = run_screen(job)
     if args.summary_json:
@@ -108,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     screen = sub.add_parser("screen", help="screen a household file at UWV")
     screen.add_argument("--server", default="127.0.0.1:50051", help="UWV server HOST:PORT")
+    add_channel_arguments(screen)
     screen.add_argument("--households", type=Path, required=True, help="CSV or Parquet")
     screen.add_argument("--period", required=True, help="YYYY-MM..YYYY-MM")
     screen.add_argument(

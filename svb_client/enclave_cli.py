@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from shared.client_channel import add_channel_arguments, channel_security
 from shared.crypto.cli import add_key_commands, load_key, subgroup
 from shared.rules import digest, parse_file
 from svb_client.pipeline.enclave import DEFAULT_RUN_SIZE, sign_bundle
@@ -20,7 +21,7 @@ from svb_client.wire import GrpcTransport
 
 def _submit(args: argparse.Namespace) -> int:
     d, envelope = sign_bundle(args.file, load_key(args.key, args.passphrase_file))
-    with GrpcTransport(args.server, args.connect_timeout) as conn:
+    with GrpcTransport(args.server, channel_security(args), timeout=args.connect_timeout) as conn:
         status = conn.submit_rule(envelope)
     print(status.report_text, end="")
     print(f"submitted {d}: {status.state} ({status.reason})")
@@ -29,7 +30,7 @@ def _submit(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     d = digest(parse_file(args.file))
-    with GrpcTransport(args.server, args.connect_timeout) as conn:
+    with GrpcTransport(args.server, channel_security(args), timeout=args.connect_timeout) as conn:
         status = conn.rule_status(d)
     print(f"{d}: {status.state} ({status.reason or 'may run'})")
     return 0
@@ -49,6 +50,7 @@ def add_commands(subparsers: Any) -> None:
     for p in (submit, status):
         p.add_argument("--server", default="127.0.0.1:50051")
         p.add_argument("--connect-timeout", type=float, default=30.0)
+        add_channel_arguments(p)
     add_key_commands(subparsers)
 
 

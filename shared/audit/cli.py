@@ -36,6 +36,7 @@ from shared.audit.note import (
 )
 from shared.audit.proofs import consistency_proof
 from shared.audit.witness import Witness
+from shared.client_channel import add_channel_arguments
 from shared.errors import Error
 
 EXIT_OK = 0
@@ -167,8 +168,11 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
     from shared.audit.fetch import fetch_export  # gRPC only for this command
+    from shared.client_channel import channel_security
 
-    size = fetch_export(args.server, Path(args.out), timeout=args.timeout)
+    size = fetch_export(
+        args.server, Path(args.out), security=channel_security(args), timeout=args.timeout
+    )
     print(f"fetched {size} entries and the signed checkpoint into {args.out}")
     print("next: aio-audit verify " + args.out + " --log-key KEY (a key you got out of band)")
     return EXIT_OK
@@ -220,6 +224,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--server", required=True, help="UWV server HOST:PORT")
     p.add_argument("--out", required=True, help="export file to write (JSON lines)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
+    add_channel_arguments(p)  # mutual TLS with the auditor's certificate by default
     p.set_defaults(run=_cmd_fetch)
 
     p = sub.add_parser("keygen", help="make a new Ed25519 signer key file, print its vkey")

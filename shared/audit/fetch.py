@@ -21,6 +21,7 @@ from shared.audit.errors import AuditError
 from shared.audit.export import export_log
 from shared.audit.log import AuditLog
 from shared.audit.note import parse_note, parse_vkey
+from shared.client_channel import ChannelSecurity
 
 PAGE = 1000
 
@@ -29,9 +30,14 @@ class FetchError(AuditError):
     """The log server could not be reached or answered something unusable."""
 
 
-def fetch_export(target: str, out: Path, *, timeout: float = 30.0) -> int:
-    """Write an export of the log at ``target`` (HOST:PORT) to ``out``; returns its size."""
-    channel = grpc.insecure_channel(target)
+def fetch_export(
+    target: str, out: Path, *, security: ChannelSecurity, timeout: float = 30.0
+) -> int:
+    """Write an export of the log at ``target`` (HOST:PORT) to ``out``; returns its size.
+
+    ``security``: mutual TLS with the auditor's certificate (the default of ``aio-audit
+    fetch``), or plaintext to a loopback address only."""
+    channel = security.open(target)
     stub = apb_grpc.AuditLogServiceStub(channel)
     try:
         key = stub.GetLogKey(apb.GetLogKeyRequest(), timeout=timeout, wait_for_ready=True)

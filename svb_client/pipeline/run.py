@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from shared.client_channel import ChannelSecurity
 from shared.crypto import Registry
 from shared.digests import file_sha256
 from shared.errors import Error
@@ -61,10 +62,12 @@ class ScreenJob:
     connect_timeout_s: float = 30.0
     requester: str = "SVB svb-client"
     on_chunk_recorded: Callable[[int], None] | None = None
+    security: ChannelSecurity = field(default_factory=ChannelSecurity)
+    """How the gRPC channel to ``server`` is protected (default: mutual TLS, which needs a
+    TLS directory; :meth:`ChannelSecurity.unsafe_plaintext` for a loopback test server)."""
     transport: Transport | None = None
-    """How to reach UWV; default: a gRPC channel to ``server`` (opened and closed here)."""
-    connect: Callable[[], Transport] | None = None
-    """Opens the default transport (e.g. a gRPC channel over mutual TLS); ``transport`` wins."""
+    """How to reach UWV instead (a test's in-memory UWV, a file transport); the caller
+    closes it. Default: a gRPC channel to ``server``, opened and closed here."""
 
 
 def method_for(job: ScreenJob) -> Method:
@@ -138,13 +141,9 @@ def _exchange(
     ctx: BatchContext,
 ) -> None:
     summary = ctx.summary
-    transport = job.transport
-    if transport is None:
-        transport = (
-            job.connect()
-            if job.connect is not None
-            else GrpcTransport(job.server, timeout=job.connect_timeout_s)
-        )
+    transport = job.transport or GrpcTransport(
+        job.server, job.security, timeout=job.connect_timeout_s
+    )
     sent, received = transport.stats.bytes_sent, transport.stats.bytes_received
     progress = Progress(sum(len(c.household_ids) for c in pending), enabled=job.progress)
     try:

@@ -17,8 +17,9 @@ from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
 from shared._proto.eligibility.v2 import enclave_pb2 as epb
 from shared._proto.eligibility.v2 import enclave_pb2_grpc as epb_grpc
+from shared.client_channel import ChannelSecurity
 from shared.models import SourceKind
-from shared.wire import CHANNEL_OPTIONS, ERROR_METADATA_KEY
+from shared.wire import ERROR_METADATA_KEY
 from svb_client.wire.errors import ErrorInfo, ServerError
 from svb_client.wire.messages import (
     RULE_STATES,
@@ -67,11 +68,6 @@ def server_error(exc: grpc.RpcError, doing: str) -> ServerError:
             return ServerError(f"{doing}: UWV server unreachable ({text})", detail, code.name)
         return ServerError(f"{doing}: {code.name}: {text}", detail, code.name)
     return ServerError(f"{doing}: {exc}", detail)
-
-
-def open_channel(target: str) -> grpc.Channel:
-    """A channel to a UWV server with message limits set to the contract's."""
-    return grpc.insecure_channel(target, options=list(CHANNEL_OPTIONS))
 
 
 def _rule_status(status: epb.RuleStatus) -> RuleStatus:
@@ -143,15 +139,23 @@ def run_message(batch: RunBatch) -> epb.RunRequest:
 
 
 class GrpcTransport:
-    """One channel to a UWV server, for the Screening and ComputeToData services."""
+    """One channel to a UWV server, for the Screening and ComputeToData services.
 
-    def __init__(self, target: str, timeout: float = 30.0) -> None:
+    ``security`` says how the channel is protected: mutual TLS from a party directory, or
+    (:meth:`unsafe_insecure`) plaintext to a loopback address."""
+
+    def __init__(self, target: str, security: ChannelSecurity, *, timeout: float = 30.0) -> None:
         self.target = target
         self.timeout = timeout
         self.stats = WireStats()
-        self._channel = open_channel(target)
+        self._channel = security.open(target)
         self._screening = pb_grpc.ScreeningServiceStub(self._channel)
         self._enclave = epb_grpc.ComputeToDataServiceStub(self._channel)
+
+    @classmethod
+    def unsafe_insecure(cls, target: str, *, timeout: float = 30.0) -> GrpcTransport:
+        """A plaintext channel, refused unless ``target`` is a loopback address."""
+        return cls(target, ChannelSecurity.unsafe_plaintext(), timeout=timeout)
 
     def close(self) -> None:
         self._channel.close()
@@ -170,13 +174,27 @@ class GrpcTransport:
 
     # -- Screening ---------------------------------------------------------------------------
 
+    def _first_contact(self, doing: str, exc: grpc.RpcError) -> ServerError:
+        """The first call waits for the channel; if it never became ready, say why it may not."""
+        error = server_error(exc, doing)
+        if error.status in ("DEADLINE_EXCEEDED", "UNAVAILABLE"):
+            return ServerError(
+                f"{doing}: UWV server unreachable within {self.timeout:g} s (nothing listening "
+                "there, or the TLS handshake failed: check --tls-dir and that both sides trust "
+                "the same CA)",
+                error.detail,
+                error.status,
+            )
+        return error
+
     def server_info(self) -> ServerInfo:
-        info: pb.GetServerInfoResponse = self._call(
-            f"asking {self.target} for its parameters",
-            lambda: self._screening.GetServerInfo(
+        doing = f"asking {self.target} for its parameters"
+        try:
+            info: pb.GetServerInfoResponse = self._screening.GetServerInfo(
                 pb.GetServerInfoRequest(), timeout=self.timeout, wait_for_ready=True
-            ),
-        )
+            )
+        except grpc.RpcError as exc:
+            raise self._first_contact(doing, exc) from None
         return ServerInfo(
             server_version=info.server_version,
             parameter_sets=tuple(info.parameter_sets),
@@ -260,14 +278,14 @@ class GrpcTransport:
         return _rule_status(reply.status)
 
     def rule_status(self, rule_digest: str) -> RuleStatus:
-        reply: epb.GetRuleResponse = self._call(
-            "rule state",
-            lambda: self._enclave.GetRule(
+        try:
+            reply: epb.GetRuleResponse = self._enclave.GetRule(
                 epb.GetRuleRequest(rule_digest=rule_digest),
                 timeout=self.timeout,
                 wait_for_ready=True,
-            ),
-        )
+            )
+        except grpc.RpcError as exc:
+            raise self._first_contact("rule state", exc) from None
         return _rule_status(reply.status)
 
     def run(self, batch: RunBatch, deadline_s: float | None) -> RunReply:

@@ -17,6 +17,7 @@ from shared.audit import RunEntry, load_export, verify_export
 from shared.audit.fetch import fetch_export
 from shared.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from shared.audit.note import parse_vkey
+from shared.client_channel import ChannelSecurity
 from shared.he.backend import SecretCkksContext
 from shared.models import Period
 from shared.rules import digest, parse_file
@@ -38,6 +39,7 @@ def audited(tmp_path: Path, start_server: Any, secret_context: SecretCkksContext
     def screen(name: str) -> None:
         run_screen(
             ScreenJob(
+                security=ChannelSecurity.unsafe_plaintext(),
                 households=synth.households_path,
                 server=server.target,
                 period=PERIOD,
@@ -115,6 +117,7 @@ def test_auditor_fetches_and_verifies_offline(audited: Any, tmp_path: Path) -> N
             "-m",
             "shared.audit.cli",
             "fetch",
+            "--unsafe-insecure",
             "--server",
             server.target,
             "--out",
@@ -125,7 +128,7 @@ def test_auditor_fetches_and_verifies_offline(audited: Any, tmp_path: Path) -> N
     )
     assert fetched.returncode == 0, fetched.stderr
     assert "fetched 2 entries" in fetched.stdout
-    assert fetch_export(server.target, export) == 2
+    assert fetch_export(server.target, export, security=ChannelSecurity.unsafe_plaintext()) == 2
     key = server.service.audit.signer.verifier
     verified = verify_export(load_export(export), key)
     assert len(verified.entries) == 2
@@ -152,6 +155,7 @@ def test_auditor_fetches_and_verifies_offline(audited: Any, tmp_path: Path) -> N
             "-m",
             "shared.audit.cli",
             "fetch",
+            "--unsafe-insecure",
             "--server",
             "127.0.0.1:1",
             "--out",

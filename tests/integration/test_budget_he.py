@@ -15,6 +15,7 @@ from typing import Any
 
 from shared._proto.eligibility.v2 import audit_pb2 as apb
 from shared._proto.eligibility.v2 import audit_pb2_grpc as apb_grpc
+from shared.client_channel import ChannelSecurity
 from shared.he.backend import SecretCkksContext
 from shared.models import Period
 from svb_client.pipeline import ScreenJob, run_screen
@@ -42,6 +43,7 @@ def _query(
     )
     run_screen(
         ScreenJob(
+            security=ChannelSecurity.unsafe_plaintext(),
             households=hh,
             server=target,
             period=PERIOD,

@@ -38,6 +38,7 @@ def test_screen_errors_are_messages(tmp_path: Path) -> None:
     base = [
         "svb_client.cli",
         "screen",
+        "--unsafe-insecure",
         "--households",
         str(hh),
         "--out",

@@ -101,6 +101,7 @@ def test_operator_flow(
                 "rules",
                 "submit",
                 str(AIO_RULE),
+                "--unsafe-insecure",
                 "--server",
                 target,
                 "--key",
@@ -120,6 +121,7 @@ def test_operator_flow(
             "--mode",
             "enclave",
             "--quiet",
+            "--unsafe-insecure",
             "--server",
             target,
             "--households",
@@ -138,7 +140,7 @@ def test_operator_flow(
         assert (
             _run(uwv, "rules", "approve", digest, *common, "--key", str(tmp_path / "uwv.key")) == 0
         )
-        _run(svb, "rules", "status", str(AIO_RULE), "--server", target)
+        _run(svb, "rules", "status", str(AIO_RULE), "--server", target, "--unsafe-insecure")
         assert "approved" in capsys.readouterr().out
         assert _run(svb_client, *screen) == 0
         with (tmp_path / "out.csv").open(newline="") as f:

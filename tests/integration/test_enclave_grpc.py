@@ -17,6 +17,7 @@ import pytest
 
 from shared._proto.eligibility.v2 import enclave_pb2 as pb
 from shared._proto.eligibility.v2 import enclave_pb2_grpc as pb_grpc
+from shared.client_channel import ChannelSecurity
 from shared.crypto import Envelope, Role, RuleBundle, sign
 from shared.oracle import oracle_decisions
 from svb_client.households import read_households
@@ -111,7 +112,7 @@ def _outreach(path: Path) -> dict[str, tuple[str, str]]:
 def test_full_flow_agrees_with_the_oracle(world: World) -> None:
     w = world
     d, envelope = sign_bundle(AIO_RULE, w.ids.svb)
-    with GrpcTransport(w.target) as conn:
+    with GrpcTransport.unsafe_insecure(w.target) as conn:
         status = conn.submit_rule(envelope)
         assert status.state == "pending" and status.verifier_accepted
         assert "VERDICT: ACCEPTED" in status.report_text
@@ -125,6 +126,7 @@ def test_full_flow_agrees_with_the_oracle(world: World) -> None:
     out = w.tmp / "enclave-out.csv"
     summary = run_screen(
         ScreenJob(
+            security=ChannelSecurity.unsafe_plaintext(),
             households=w.households,
             period=PERIOD,
             out=out,
@@ -153,7 +155,7 @@ def test_full_flow_agrees_with_the_oracle(world: World) -> None:
 
 
 def _submit_refused(w: World, envelope: bytes) -> str:
-    with GrpcTransport(w.target) as conn, pytest.raises(ServerError) as err:
+    with GrpcTransport.unsafe_insecure(w.target) as conn, pytest.raises(ServerError) as err:
         conn.submit_rule(envelope)
     assert "PERMISSION_DENIED" in str(err.value)
     return str(err.value)
@@ -208,7 +210,7 @@ def _run(w: World, d: str, period: str = str(PERIOD), run_id: str | None = None)
         else __import__("shared.models").models.Period.parse(period),
         salt=os.urandom(32),
     )
-    with GrpcTransport(w.target) as conn:
+    with GrpcTransport.unsafe_insecure(w.target) as conn:
         conn.run(request, 60)
 
 
@@ -282,7 +284,7 @@ def test_client_refuses_unsigned_or_mismatching_results(world: World) -> None:
         period=PERIOD,
         salt=salt,
     )
-    with GrpcTransport(w.target) as conn:
+    with GrpcTransport.unsafe_insecure(w.target) as conn:
         response = conn.run(request, 60)
 
     def check(resp: RunReply, *, batch_digest: str = expected, s: bytes = salt) -> None:

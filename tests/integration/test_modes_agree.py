@@ -18,6 +18,7 @@ import pytest
 from shared.audit import RunMode, load_export, verify_export
 from shared.audit.fetch import fetch_export
 from shared.audit.note import parse_vkey
+from shared.client_channel import ChannelSecurity
 from tests.conftest import AIO_RULE, ROOT
 from uwv_server.store import import_polis
 from uwv_server.synth import generate
@@ -113,6 +114,7 @@ def test_masked_strict_and_enclave_agree_and_are_audited(
     base = [
         "svb_client.cli",
         "screen",
+        "--unsafe-insecure",
         "--server",
         target,
         "--households",
@@ -153,6 +155,7 @@ def test_masked_strict_and_enclave_agree_and_are_audited(
         "rules",
         "submit",
         str(AIO_RULE),
+        "--unsafe-insecure",
         "--server",
         target,
         "--key",
@@ -177,7 +180,7 @@ def test_masked_strict_and_enclave_agree_and_are_audited(
     assert _decisions(tmp_path / "enclave.csv") == masked
 
     export = tmp_path / "export.jsonl"
-    assert fetch_export(target, export) == 3
+    assert fetch_export(target, export, security=ChannelSecurity.unsafe_plaintext()) == 3
     log_key = (tmp_path / "state").parent / "store" / "keys" / "log.skey"
     from shared.audit.note import parse_skey
 

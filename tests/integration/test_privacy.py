@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from shared._proto.eligibility.v2 import eligibility_pb2 as pb
+from shared.client_channel import ChannelSecurity
 from shared.errors import CryptoError
 from shared.he.backend import SecretCkksContext
 from shared.models import Period
@@ -71,6 +72,7 @@ def recorded_run(
     caplog.set_level(logging.DEBUG, logger="uwv_server")
     run_screen(
         ScreenJob(
+            security=ChannelSecurity.unsafe_plaintext(),
             households=synth.households_path,
             server=server.target,
             period=PERIOD,
@@ -150,6 +152,7 @@ def test_unknown_bsn_is_indistinguishable_from_no_income(
     )
     run_screen(
         ScreenJob(
+            security=ChannelSecurity.unsafe_plaintext(),
             households=hh,
             server=server.target,
             period=PERIOD,

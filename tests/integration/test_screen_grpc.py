@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
+from shared.client_channel import ChannelSecurity
 from shared.digests import sha256_hex
 from shared.he.backend import SecretCkksContext
 from shared.he.masked import encode_thresholds
@@ -100,6 +101,7 @@ def _edge_case_data(tmp_path: Path) -> tuple[Path, Path, dict[str, bool]]:
 
 def _job(hh: Path, target: str, tmp_path: Path, secret: SecretCkksContext, **kw: Any) -> ScreenJob:
     return ScreenJob(
+        security=ChannelSecurity.unsafe_plaintext(),
         households=hh,
         server=target,
         period=PERIOD,
@@ -350,6 +352,7 @@ def test_resume_after_kill_loses_and_duplicates_nothing(
         "-m",
         "svb_client.cli",
         "screen",
+        "--unsafe-insecure",
         "--server",
         server.target,
         "--households",
@@ -420,6 +423,7 @@ def test_journal_of_another_batch_is_refused(
     with pytest.raises(Error, match="belongs to a different batch"):
         run_screen(
             ScreenJob(
+                security=ChannelSecurity.unsafe_plaintext(),
                 households=hh,
                 server=server.target,
                 period=Period.parse("2025-01..2025-06"),
