@@ -1,7 +1,7 @@
 """``uwv-server pki``: make a development PKI (CA, server and organisation certificates).
 
 uwv-server pki init DIR [--days N] [--passphrase-file F] [--force]
-uwv-server pki issue DIR --name NAME --organisation ORG --oin OIN [--server] [--days N]
+uwv-server pki issue DIR --name NAME --organisation ORG --oin OIN [--server [--dns H] [--ip A]]
 
 The passphrase (for every key written, the CA's included) comes from ``--passphrase-file`` or
 ``AIO_PKI_PASSPHRASE``. The OINs ``init`` uses are fictitious (see docs/identity.md).
@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.crypto.registry import AccessRole, OrganisationEntry
-from shared.pki.ca import Organisation, Profile
+from shared.pki.ca import DEFAULT_DNS_NAMES, DEFAULT_IP_ADDRESSES, Organisation, Profile
 from shared.pki.devpki import ADR, SVB, UWV, Issued, PartySpec, init_dev_pki, issue_party
+from shared.pki.errors import PkiLayoutError
 from shared.pki.keystore import PASSPHRASE_ENV, read_passphrase
 from shared.pki.layout import PkiLayout
 
@@ -79,7 +80,11 @@ def _issue(args: argparse.Namespace) -> int:
         Organisation(args.organisation, args.oin),
         Profile.SERVER if args.server else Profile.CLIENT,
         args.common_name or args.name,
+        dns_names=tuple(args.dns) if args.dns else DEFAULT_DNS_NAMES,
+        ip_addresses=tuple(args.ip) if args.ip else DEFAULT_IP_ADDRESSES,
     )
+    if (args.dns or args.ip) and not args.server:
+        raise PkiLayoutError("--dns and --ip name a server's addresses; add --server")
     issued = issue_party(
         args.dir, passphrase, spec, now=datetime.now(UTC), days=args.days, force=args.force
     )
@@ -107,6 +112,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     issue.add_argument("--oin", required=True, help="20 digits, subject serialNumber")
     issue.add_argument("--common-name", help="subject CN (default: --name)")
     issue.add_argument("--server", action="store_true", help="server profile (default client)")
+    issue.add_argument(
+        "--dns", action="append", help="server host name for the SAN (repeat; default localhost)"
+    )
+    issue.add_argument(
+        "--ip", action="append", help="server IP address for the SAN (default 127.0.0.1, ::1)"
+    )
     issue.add_argument("--days", type=int, default=90)
     issue.add_argument("--passphrase-file", type=Path, help=pw_help)
     issue.add_argument("--force", action="store_true", help="replace an existing party dir")

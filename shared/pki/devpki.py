@@ -16,7 +16,13 @@ from typing import Final
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from shared.pki.ca import CertificateAuthority, Organisation, Profile
+from shared.pki.ca import (
+    DEFAULT_DNS_NAMES,
+    DEFAULT_IP_ADDRESSES,
+    CertificateAuthority,
+    Organisation,
+    Profile,
+)
 from shared.pki.errors import PkiLayoutError
 from shared.pki.identity import Identity, identity_of, load_certificate
 from shared.pki.keystore import generate_key, load_private_key, save_private_key
@@ -30,12 +36,15 @@ ADR: Final = Organisation("ADR", "00000099000000000030")
 
 @dataclass(frozen=True)
 class PartySpec:
-    """One certificate ``init`` issues: directory name, organisation, profile, common name."""
+    """One certificate to issue: directory name, organisation, profile, common name, and for
+    the server profile the host names and addresses of its subjectAltName."""
 
     name: str
     organisation: Organisation
     profile: Profile
     common_name: str
+    dns_names: tuple[str, ...] = DEFAULT_DNS_NAMES
+    ip_addresses: tuple[str, ...] = DEFAULT_IP_ADDRESSES
 
 
 DEV_PARTIES: Final = (
@@ -125,6 +134,8 @@ def _issue(
         now=now,
         days=days,
         common_name=spec.common_name,
+        dns_names=spec.dns_names,
+        ip_addresses=spec.ip_addresses,
     )
     save_private_key(key, files.key, passphrase, overwrite=overwrite)
     _write_public(files.cert, _pem(cert))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
 from pki_testkit import PASSPHRASE
 
 from shared.crypto import AccessRole, Registry
@@ -37,6 +38,23 @@ def test_init_and_issue(
     assert main([*args, "--oin", "00000099000000000099"]) == 0
     cert = load_certificate(PkiLayout(root).party("gem").cert.read_bytes())
     assert "Gemeente X" in cert.subject.rfc4514_string()
+    server = ["pki", "issue", str(root), "--name", "edge", "--organisation", "UWV"]
+    server += [
+        "--oin",
+        "00000099000000000010",
+        "--server",
+        "--dns",
+        "uwv.example",
+        "--ip",
+        "10.0.0.5",
+    ]
+    assert main(server) == 0
+    cert = load_certificate(PkiLayout(root).party("edge").cert.read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["uwv.example"]
+    assert [str(a) for a in san.get_values_for_type(x509.IPAddress)] == ["10.0.0.5"]
+    assert main([*args, "--oin", "00000099000000000097", "--dns", "x"]) == 2
+    assert "add --server" in capsys.readouterr().err
     monkeypatch.setenv("AIO_PKI_PASSPHRASE", "wrong passphrase")
     assert main([*args, "--oin", "00000099000000000098", "--force"]) == 2
     assert "wrong passphrase" in capsys.readouterr().err
