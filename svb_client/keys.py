@@ -6,7 +6,8 @@ File format (one file, binary)::
 
 The AES key is derived from a passphrase with scrypt (n=2**15, r=8, p=1); the header (KDF
 parameters, salt, nonce, parameter set name) is bound to the ciphertext as associated data,
-so changing any of it makes decryption fail.
+so changing any of it makes decryption fail. Sealing, the bounds on the KDF parameters a file
+may ask for, and the passphrase reader are :mod:`shared.crypto.at_rest`'s.
 """
 
 from __future__ import annotations
@@ -17,10 +18,16 @@ import os
 from pathlib import Path
 from typing import Final
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
+from shared.crypto import at_rest
+from shared.crypto.at_rest import (
+    NONCE_BYTES,
+    SALT_BYTES,
+    AtRestError,
+    ScryptParams,
+    Sealed,
+    open_sealed,
+    seal,
+)
 from shared.errors import CryptoError
 from shared.he.backend import SecretBfvContext, SecretCkksContext
 from shared.he.params import BFV_PARAMETER_SETS, bfv_parameter_set, parameter_set
@@ -28,62 +35,66 @@ from shared.he.params import BFV_PARAMETER_SETS, bfv_parameter_set, parameter_se
 SecretContext = SecretCkksContext | SecretBfvContext
 
 MAGIC: Final = b"SVBKEY1\n"
-_SCRYPT_N: Final = 2**15
-
-
-def _derive(passphrase: bytes, salt: bytes, n: int) -> bytes:
-    return Scrypt(salt=salt, length=32, n=n, r=8, p=1).derive(passphrase)
+PASSPHRASE_ENV: Final = "SVB_KEY_PASSPHRASE"
 
 
 def save_secret_key(ctx: SecretContext, path: Path, passphrase: bytes) -> None:
     """Encrypt the secret context under ``passphrase`` and write it (mode 0600) atomically."""
-    if len(passphrase) < 8:
-        raise CryptoError("the key passphrase must be at least 8 characters")
-    salt, nonce = os.urandom(16), os.urandom(12)
+    params = ScryptParams()
+    salt, nonce = os.urandom(SALT_BYTES), os.urandom(NONCE_BYTES)
     header = json.dumps(
         {
             "kdf": "scrypt",
-            "n": _SCRYPT_N,
-            "r": 8,
-            "p": 1,
+            **params.to_json(),
             "salt": base64.b64encode(salt).decode(),
             "nonce": base64.b64encode(nonce).decode(),
             "params": ctx.params.name,
         },
         sort_keys=True,
     ).encode()
-    sealed = AESGCM(_derive(passphrase, salt, _SCRYPT_N)).encrypt(
-        nonce, ctx.secret_bytes(), MAGIC + header
+    sealed = seal(
+        ctx.secret_bytes(),
+        passphrase,
+        associated_data=MAGIC + header,
+        params=params,
+        salt=salt,
+        nonce=nonce,
     )
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
-        f.write(MAGIC + header + b"\n" + sealed)
+        f.write(MAGIC + header + b"\n" + sealed.ciphertext)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
 def load_secret_key(path: Path, passphrase: bytes) -> SecretContext:
-    """Read and decrypt a key file; a wrong passphrase or altered file raises CryptoError."""
+    """Read and decrypt a key file; a wrong passphrase, an altered file or KDF parameters
+    outside the bounds raise CryptoError."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise CryptoError(f"{path}: cannot read key file: {exc.strerror}") from None
     if not data.startswith(MAGIC):
         raise CryptoError(f"{path}: not an SVB key file")
-    header, _, sealed = data[len(MAGIC) :].partition(b"\n")
+    header, _, ciphertext = data[len(MAGIC) :].partition(b"\n")
     try:
         meta = json.loads(header)
-        salt = base64.b64decode(meta["salt"])
-        nonce = base64.b64decode(meta["nonce"])
-        key = _derive(passphrase, salt, int(meta["n"]))
-        plain = AESGCM(key).decrypt(nonce, sealed, MAGIC + header)
-    except InvalidTag:
-        raise CryptoError(f"{path}: wrong passphrase, or the key file was altered") from None
-    except (ValueError, KeyError, TypeError) as exc:
+        if meta.get("kdf") != "scrypt":
+            raise AtRestError(f"unsupported key derivation {meta.get('kdf')!r}")
+        sealed = Sealed(
+            params=ScryptParams.from_json(meta),
+            salt=base64.b64decode(meta["salt"], validate=True),
+            nonce=base64.b64decode(meta["nonce"], validate=True),
+            ciphertext=ciphertext,
+        )
+        name = str(meta["params"])
+    except AtRestError as exc:
+        raise CryptoError(f"{path}: {exc}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CryptoError(f"{path}: key file header is corrupt: {exc}") from None
-    name = str(meta["params"])
+    plain = open_sealed(sealed, passphrase, associated_data=MAGIC + header, where=str(path))
     if name in BFV_PARAMETER_SETS:
         return SecretBfvContext.from_secret_bytes(plain, name)
     return SecretCkksContext.from_secret_bytes(plain, name)
@@ -108,17 +119,5 @@ def load_or_create(path: Path, passphrase: bytes, params_name: str) -> tuple[Sec
 
 
 def read_passphrase(passphrase_file: Path | None) -> bytes:
-    """The passphrase from ``--passphrase-file`` or the ``SVB_KEY_PASSPHRASE`` variable."""
-    if passphrase_file is not None:
-        try:
-            return passphrase_file.read_bytes().strip()
-        except OSError as exc:
-            raise CryptoError(
-                f"{passphrase_file}: cannot read passphrase: {exc.strerror}"
-            ) from None
-    value = os.environ.get("SVB_KEY_PASSPHRASE")
-    if not value:
-        raise CryptoError(
-            "no key passphrase: pass --passphrase-file FILE or set SVB_KEY_PASSPHRASE"
-        )
-    return value.encode()
+    """The passphrase from ``--passphrase-file`` (first line) or ``$SVB_KEY_PASSPHRASE``."""
+    return at_rest.read_passphrase(passphrase_file, variable=PASSPHRASE_ENV)

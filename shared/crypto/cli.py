@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from shared.crypto import at_rest
 from shared.crypto.errors import KeyFileError
 from shared.crypto.keys import SigningKey, read_public
 from shared.crypto.registry import KeyEntry, Registry, Role
@@ -23,17 +24,10 @@ PASSPHRASE_ENV = "AIO_SIGNING_PASSPHRASE"
 
 def read_passphrase(path: Path | None) -> bytes:
     """The passphrase from a file (first line) or from ``AIO_SIGNING_PASSPHRASE``."""
-    if path is not None:
-        try:
-            lines = path.read_text().splitlines()
-        except OSError as exc:
-            raise KeyFileError(f"{path}: cannot read the passphrase: {exc.strerror}") from None
-        text = lines[0] if lines else ""
-    else:
-        text = os.environ.get(PASSPHRASE_ENV, "")
-    if not text:
-        raise KeyFileError(f"no passphrase: give --passphrase-file or set {PASSPHRASE_ENV}")
-    return text.encode("utf-8")
+    try:
+        return at_rest.read_passphrase(path, variable=PASSPHRASE_ENV)
+    except at_rest.AtRestError as exc:
+        raise KeyFileError(str(exc)) from None
 
 
 def load_key(path: Path, passphrase_file: Path | None) -> SigningKey:

@@ -2,8 +2,10 @@
 
 A key file is JSON: the public key in clear (so tools can show its id without the
 passphrase) and the raw 32-byte private key sealed with AES-256-GCM under a key derived from
-the passphrase with scrypt. The header (format, owner, public key, KDF parameters) is the
-AES-GCM associated data, so changing any of it makes the file fail to open.
+the passphrase with scrypt (:mod:`shared.crypto.at_rest`: the project's one sealing helper,
+which refuses KDF parameters outside its bounds). The header (format, owner, public key, KDF
+parameters) is the AES-GCM associated data, so changing any of it makes the file fail to
+open.
 
 A key's id is the first 16 hex digits of SHA-256 over its raw public key: short enough to
 show, long enough that two keys of one registry do not collide by accident (the registry
@@ -20,19 +22,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from shared.crypto.at_rest import (
+    SALT_BYTES,
+    SCRYPT_N,
+    AtRestError,
+    ScryptParams,
+    Sealed,
+    open_sealed,
+    seal,
+)
 from shared.crypto.errors import KeyFileError, SignatureInvalid
 
 KEY_FILE_FORMAT: Final = "aio-ed25519-key/v1"
-SCRYPT_N: Final = 2**15
-"""scrypt cost (RFC 7914 §2): 2^15 with r=8 takes ~32 MiB and ~0.1 s, OWASP's interactive level."""
-SCRYPT_R: Final = 8
-SCRYPT_P: Final = 1
 
 
 def key_id_of(public_raw: bytes) -> str:
@@ -124,22 +129,32 @@ class SigningKey:
         """Write the key encrypted under ``passphrase``; refuses to overwrite a file."""
         if not passphrase:
             raise KeyFileError("an empty passphrase would leave the key unprotected")
-        salt, nonce = os.urandom(16), os.urandom(12)
-        header = {
-            "format": KEY_FILE_FORMAT,
-            "owner": self.owner,
-            "key_id": self.key_id,
-            "public_key": self.public.to_b64(),
-            "kdf": {"name": "scrypt", "n": scrypt_n, "r": SCRYPT_R, "p": SCRYPT_P},
-            "salt": base64.b64encode(salt).decode("ascii"),
-        }
-        sealed = AESGCM(_derive(passphrase, salt, scrypt_n)).encrypt(
-            nonce, self.unsafe_raw(), _aad(header)
-        )
+        if path.exists():
+            raise KeyFileError(f"{path} exists already; refusing to overwrite a key")
+        try:
+            params = ScryptParams(n=scrypt_n)
+            salt = os.urandom(SALT_BYTES)
+            header = {
+                "format": KEY_FILE_FORMAT,
+                "owner": self.owner,
+                "key_id": self.key_id,
+                "public_key": self.public.to_b64(),
+                "kdf": {"name": "scrypt", **params.to_json()},
+                "salt": base64.b64encode(salt).decode("ascii"),
+            }
+            sealed = seal(
+                self.unsafe_raw(),
+                passphrase,
+                associated_data=_aad(header),
+                params=params,
+                salt=salt,
+            )
+        except AtRestError as exc:
+            raise KeyFileError(str(exc)) from None
         doc = {
             **header,
-            "nonce": base64.b64encode(nonce).decode("ascii"),
-            "ciphertext": base64.b64encode(sealed).decode("ascii"),
+            "nonce": base64.b64encode(sealed.nonce).decode("ascii"),
+            "ciphertext": base64.b64encode(sealed.ciphertext).decode("ascii"),
         }
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -150,26 +165,28 @@ class SigningKey:
 
     @classmethod
     def load(cls, path: Path, passphrase: bytes) -> SigningKey:
-        """Open a key file; a wrong passphrase or a changed file raises :class:`KeyFileError`."""
+        """Open a key file; a wrong passphrase, a changed file or KDF parameters outside the
+        bounds raise :class:`KeyFileError`."""
         doc = _read_doc(path)
         try:
             header = {k: doc[k] for k in ("format", "owner", "key_id", "public_key", "kdf", "salt")}
             kdf = doc["kdf"]
-            if kdf.get("name") != "scrypt" or not 2**10 <= int(kdf["n"]) <= 2**20:
+            if not isinstance(kdf, dict) or kdf.get("name") != "scrypt":
                 raise KeyFileError(f"{path}: unsupported key derivation {kdf!r}")
-            salt = base64.b64decode(doc["salt"], validate=True)
-            nonce = base64.b64decode(doc["nonce"], validate=True)
-            sealed = base64.b64decode(doc["ciphertext"], validate=True)
+            sealed = Sealed(
+                params=ScryptParams.from_json(kdf),
+                salt=base64.b64decode(doc["salt"], validate=True),
+                nonce=base64.b64decode(doc["nonce"], validate=True),
+                ciphertext=base64.b64decode(doc["ciphertext"], validate=True),
+            )
+        except AtRestError as exc:
+            raise KeyFileError(f"{path}: {exc}") from None
         except (KeyError, TypeError, ValueError):
             raise KeyFileError(f"{path}: not a key file of format {KEY_FILE_FORMAT}") from None
         try:
-            raw = AESGCM(_derive(passphrase, salt, int(kdf["n"]))).decrypt(
-                nonce, sealed, _aad(header)
-            )
-        except InvalidTag:
-            raise KeyFileError(
-                f"{path}: wrong passphrase, or the file was changed after it was written"
-            ) from None
+            raw = open_sealed(sealed, passphrase, associated_data=_aad(header), where=str(path))
+        except AtRestError as exc:
+            raise KeyFileError(str(exc)) from None
         key = cls.unsafe_from_raw(raw, str(doc["owner"]))
         if key.public.to_b64() != doc["public_key"]:
             raise KeyFileError(f"{path}: the public key does not belong to the private key")
@@ -199,7 +216,3 @@ def _read_doc(path: Path) -> dict[str, Any]:
 
 def _aad(header: dict[str, Any]) -> bytes:
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
-
-
-def _derive(passphrase: bytes, salt: bytes, n: int) -> bytes:
-    return Scrypt(salt=salt, length=32, n=n, r=SCRYPT_R, p=SCRYPT_P).derive(passphrase)

@@ -21,6 +21,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from shared.crypto import at_rest
 from shared.pki.errors import KeyAtRestError
 
 PASSPHRASE_ENV: Final = "AIO_PKI_PASSPHRASE"
@@ -40,27 +41,12 @@ def generate_key() -> PrivateKey:
 def read_passphrase(
     path: Path | None, *, env: Mapping[str, str] | None = None, variable: str = PASSPHRASE_ENV
 ) -> bytes:
-    """The passphrase from ``path`` (first line) or else from the environment ``variable``."""
-    if path is not None:
-        try:
-            with path.open("rb") as f:
-                data = f.read(MAX_PASSPHRASE_BYTES + 2)
-        except OSError as exc:
-            raise KeyAtRestError(f"{path}: cannot read the passphrase: {exc.strerror}") from None
-        source = str(path)
-    else:
-        value = (os.environ if env is None else env).get(variable)
-        if value is None:
-            raise KeyAtRestError(f"no passphrase: give --passphrase-file or set {variable}")
-        data, source = value.encode("utf-8"), f"${variable}"
-    line = data.split(b"\n", 1)[0].rstrip(b"\r")
-    if len(line) > MAX_PASSPHRASE_BYTES:
-        raise KeyAtRestError(
-            f"{source}: the passphrase is longer than {MAX_PASSPHRASE_BYTES} bytes"
-        )
-    if not line:
-        raise KeyAtRestError(f"{source}: the passphrase is empty")
-    return line
+    """The passphrase from ``path`` (first line) or else from the environment ``variable``
+    (the project's one reader, :func:`shared.crypto.at_rest.read_passphrase`)."""
+    try:
+        return at_rest.read_passphrase(path, variable=variable, env=env)
+    except at_rest.AtRestError as exc:
+        raise KeyAtRestError(str(exc)) from None
 
 
 def save_private_key(

@@ -28,7 +28,7 @@ def test_key_roundtrip_and_refusals(tmp_path: Path, secret_context: SecretCkksCo
     data = bytearray(path.read_bytes())
     data[-5] ^= 1
     path.write_bytes(bytes(data))
-    with pytest.raises(CryptoError, match="altered"):
+    with pytest.raises(CryptoError, match="changed after it was written"):
         load_secret_key(path, b"correct horse")
     with pytest.raises(CryptoError, match="at least 8"):
         save_secret_key(secret_context, tmp_path / "x", b"short")
