@@ -134,6 +134,9 @@ def main() -> int:
             "0",
             "--port-file",
             str(port_file),
+            # no rule register in the benchmark: UWV pins the default rule itself
+            "--unsafe-pinned-rule",
+            str(Path(__file__).resolve().parent.parent / "rules" / "aio.yaml"),
         ],
         env=env,
         stderr=subprocess.DEVNULL,

@@ -16,14 +16,36 @@ echo "== UWV: generate a synthetic polis and SVB's matching household file"
 echo "== UWV: load the polis into the store"
 "$BIN/uwv-server" load --polis "$WORK/data/polis.parquet" --store "$WORK/store"
 
+echo "== keys: SVB's rule author, UWV's approver (operator) and runner; one registry"
+# Demo passphrases; a real operator keeps them in a secret store or types them in.
+export AIO_SIGNING_PASSPHRASE
+AIO_SIGNING_PASSPHRASE=$(head -c 24 /dev/urandom | base64)
+for who in svb:SVB:author uwv:UWV:approver runner:UWV:runner; do
+  IFS=: read -r name org role <<< "$who"
+  "$BIN/uwv-server" keys signing-init --key "$WORK/$name.key" --owner "$name" > /dev/null
+  "$BIN/uwv-server" keys registry-add --registry "$WORK/registry.yaml" --key "$WORK/$name.key" \
+    --name "$name" --organisation "$org" --role "$role" > /dev/null
+done
+
 echo "== UWV: serve on localhost (log: $WORK/server.log)"
+# UWV computes only rules it approved, in every mode: the register lives in --enclave-state.
 "$BIN/uwv-server" serve --store "$WORK/store" --port 0 --port-file "$WORK/port" \
-  2> "$WORK/server.log" &
+  --enclave-state "$WORK/state" --registry "$WORK/registry.yaml" \
+  --runner-key "$WORK/runner.key" 2> "$WORK/server.log" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
 [ -s "$WORK/port" ] || { echo "server did not start:"; cat "$WORK/server.log"; exit 1; }
 PORT=$(cat "$WORK/port")
+
+RULE=${RULE:-rules/aio.yaml}
+echo "== SVB submits the signed rule; UWV's operator approves it with the UWV key"
+"$BIN/svb-client" rules submit "$RULE" --unsafe-insecure --server "127.0.0.1:$PORT" \
+  --key "$WORK/svb.key" > /dev/null
+STATE=(--state "$WORK/state" --registry "$WORK/registry.yaml")
+DIGEST=$("$BIN/uwv-server" rules list "${STATE[@]}" | awk '$2 == "pending" {print $1; exit}')
+[ -n "$DIGEST" ] || { echo "the rule was not submitted"; exit 1; }
+"$BIN/uwv-server" rules approve "$DIGEST" "${STATE[@]}" --key "$WORK/uwv.key"
 
 echo "== SVB: screen $HOUSEHOLDS households (masked mode)"
 # A demo passphrase; a real operator keeps it in a secret store or types it in.
@@ -32,7 +54,7 @@ head -c 24 /dev/urandom | base64 > "$WORK/passphrase"
 # the demo's loopback channel is plaintext, named as such.
 "$BIN/svb-client" screen --server "127.0.0.1:$PORT" --unsafe-insecure \
   --households "$WORK/data/households.parquet" \
-  --period "$PERIOD" --mode masked --out "$WORK/outreach.csv" \
+  --period "$PERIOD" --mode masked --rule "$RULE" --out "$WORK/outreach.csv" \
   --key "$WORK/svb-key.enc" --passphrase-file "$WORK/passphrase"
 
 echo "== check: every decision against the plaintext oracle (test tool: it sees both sides' data)"

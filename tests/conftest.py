@@ -55,22 +55,36 @@ class RunningServer:
 def start_server() -> Iterator[object]:
     """Start a real UWV gRPC server on a free localhost port for a given store."""
     from uwv_server.audit_trail import AuditTrail
+    from uwv_server.budget import SqliteBudget
     from uwv_server.contexts import ContextRegistry
     from uwv_server.grpc.audit import audit_registrar
     from uwv_server.grpc.server import build_server
-    from uwv_server.service import BudgetPolicy, ScreeningService
+    from uwv_server.he_rules import ApprovedRules, PinnedRules
+    from uwv_server.service import ScreeningService
     from uwv_server.store import Snapshot
 
     servers = []
 
-    def _start(store: Path, budget: BudgetPolicy | None = None) -> RunningServer:
-        trail = AuditTrail.open(store)
+    def _start(
+        store: Path,
+        budget: SqliteBudget | None = None,
+        rules: ApprovedRules | None = None,
+        modes: tuple[str, ...] = ("masked", "strict"),
+    ) -> RunningServer:
+        """``budget`` defaults to the store's ledger; ``rules`` to UWV computing the default
+        rule only (the register's role in ``uwv-server serve``)."""
+        if budget is None:
+            budget = SqliteBudget(store / "budget.sqlite")
+        trail = AuditTrail.open(store, ledger=budget)
         service = ScreeningService(
             Snapshot.open_current(store),
             ContextRegistry(store / "contexts"),
             budget=budget,
             audit=trail,
+            rules=rules if rules is not None else PinnedRules.from_files([AIO_RULE]),
+            modes=modes,
         )
+        service.recover()
         server, port = build_server(service, 0, extra_services=[audit_registrar(trail)])
         server.start()
         servers.append((server, service))

@@ -1,19 +1,33 @@
-"""UWV's audit trail: every screening batch becomes one entry in the transparency log.
+"""UWV's audit trail: every charge becomes part of an entry in the transparency log.
 
 Layout inside the store directory::
 
     audit/log.sqlite      the Merkle log (shared.audit): entries, tree, checkpoints
-    audit/salts.sqlite    the per-batch salt secrets, kept by UWV only
+    audit/salts.sqlite    the salt secret of every entry, by its commitment, kept by UWV only
     keys/log.skey         the log's Ed25519 signer key (mode 0600)
+    budget.sqlite         the charge ledger (uwv_server.budget): what the entries are made of
+
+Entries are built from the durable charge ledger, not from memory: when a stream ends, its
+batch's charges and refused id reuses that no entry holds yet become one entry (a stream that
+charged nothing and reused nothing appends nothing). A chunk answered from storage (a retry)
+was charged once and is in the entry that recorded that charge, so counts are exact. At
+start-up, :meth:`AuditTrail.recover` logs what a crash left over (``recovered: true``). An
+entry of a batch that has one already names it (``resumes``); nothing is ever overwritten —
+each entry has its own salt, stored under its commitment.
 
 An entry holds digests only. For a homomorphic batch:
 
-- ``batch_digest``: salted SHA-256 over, per chunk in index order,
+- ``batch_digest``: salted digest over, per chunk of the entry in index order,
   ``SHA-256(index ‖ member counts ‖ member BSNs ‖ SHA-256 of each uploaded ciphertext)``;
-- ``result_digest``: salted SHA-256 over the SHA-256 of each result ciphertext, per chunk;
-- ``salt_commitment``: commits to the batch's salt, which stays in ``salts.sqlite`` so UWV can
+- ``result_digest``: salted digest over, per chunk, the SHA-256 over the SHA-256 of each result
+  ciphertext (``SHA-256("")`` for a chunk charged but never answered: a crash in between);
+- ``salt_commitment``: commits to the entry's salt, which stays in ``salts.sqlite`` so UWV can
   later open a digest to an auditor it grants access, while nobody can test a guessed BSN
   against the public log.
+
+To append without ever losing or doubling a charge across two databases, the entry's bytes
+are first recorded as *pending* in the ledger with its rows, then appended, then the rows are
+marked with the entry's index; recovery finds a pending entry in the log's tail or appends it.
 
 UWV never learns HE decisions, so an HE entry cannot carry a digest of them: replaying an HE
 run means SVB shows its outreach decisions and the auditor recomputes them with the plaintext
@@ -29,7 +43,6 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -47,66 +60,52 @@ from shared.audit import (
     RunEntry,
     RunMode,
 )
+from shared.audit.merkle import leaf_hash
 from shared.audit.note import NoteSigner, parse_skey
 from shared.crypto.dsse import Envelope
 from shared.crypto.statement import RunStatement
+from uwv_server.budget import SqliteBudget, Unlogged
 
 IntArray = npt.NDArray[np.int64]
 log = logging.getLogger("uwv_server")
 Clock = Callable[[], datetime]
 
 LOG_ORIGIN: Final = "uwv.nl/aio-screening/log"
-_MODES: Final = {"masked": RunMode.HE_MASKED, "strict": RunMode.HE_STRICT}
+ENCLAVE_PREFIX: Final = "enclave:"
+"""Ledger batch ids of compute-to-data runs: ``enclave:<run_id>``."""
+_MODES: Final = {
+    "masked": RunMode.HE_MASKED,
+    "strict": RunMode.HE_STRICT,
+    "enclave": RunMode.COMPUTE_TO_DATA,
+}
+_TAIL: Final = 10_000
+"""How far back recovery looks for an entry whose append a crash may have interrupted."""
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
-class RunRecord:
-    """What a batch accumulates for its audit entry while it runs (thread-safe)."""
+def chunk_audit_digest(
+    index: int, member_counts: IntArray, member_bsns: IntArray, ciphertexts: list[bytes]
+) -> bytes:
+    """``SHA-256(index ‖ member counts ‖ member BSNs ‖ SHA-256 of each ciphertext)``."""
+    h = hashlib.sha256()
+    h.update(index.to_bytes(8, "big"))
+    h.update(np.asarray(member_counts).astype(">i8").tobytes())
+    h.update(np.asarray(member_bsns).astype(">i8").tobytes())
+    for ct in ciphertexts:
+        h.update(hashlib.sha256(ct).digest())
+    return h.digest()
 
-    run_id: str
-    requester: str
-    rule_digest: str
-    mode: str
-    parameter_set: str
-    period: str
-    requested_at: datetime
-    salt: BatchSalt
-    households: int = 0
-    bsns_charged: int = 0
-    refused: int = 0
-    chunk_digests: dict[int, bytes] = field(default_factory=dict)
-    result_digests: dict[int, bytes] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def chunk_in(
-        self, index: int, member_counts: IntArray, member_bsns: IntArray, ciphertexts: list[bytes]
-    ) -> None:
-        h = hashlib.sha256()
-        h.update(index.to_bytes(8, "big"))
-        h.update(member_counts.astype(">i8").tobytes())
-        h.update(member_bsns.astype(">i8").tobytes())
-        for ct in ciphertexts:
-            h.update(hashlib.sha256(ct).digest())
-        with self.lock:
-            self.chunk_digests[index] = h.digest()
-
-    def chunk_out(
-        self, index: int, households: int, members: int, refused: int, results: list[bytes]
-    ) -> None:
-        digest = hashlib.sha256(b"".join(hashlib.sha256(r).digest() for r in results)).digest()
-        with self.lock:
-            self.result_digests[index] = digest
-            self.households += households
-            self.bsns_charged += members
-            self.refused += refused
+def _time(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class AuditTrail:
-    """Appends one :class:`RunEntry` per batch and serves the log (via :class:`LogService`)."""
+    """Appends the entries of the charge ledger and serves the log (via :class:`LogService`)."""
 
     def __init__(
         self,
@@ -115,77 +114,135 @@ class AuditTrail:
         salts: Path,
         clock: Clock,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        ledger: SqliteBudget | None = None,
     ) -> None:
         self.service = LogService(log, signer, clock)
         self.signer = signer
+        self.ledger = ledger
         self._clock = clock
         self._random_bytes = random_bytes
         self._salts = sqlite3.connect(salts, isolation_level=None, check_same_thread=False)
         self._salts.execute("PRAGMA journal_mode=WAL")
         self._salts.execute("PRAGMA synchronous=FULL")
         self._salts.execute(
-            "CREATE TABLE IF NOT EXISTS salts (run_id TEXT PRIMARY KEY, secret BLOB NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS entry_salts (commitment TEXT PRIMARY KEY,"
+            " run_id TEXT NOT NULL, secret BLOB NOT NULL)"
         )
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, store: Path, clock: Clock = utc_now) -> AuditTrail:
+    def open(
+        cls, store: Path, clock: Clock = utc_now, ledger: SqliteBudget | None = None
+    ) -> AuditTrail:
         """Open (or create) the store's audit log and log signer key."""
         (store / "audit").mkdir(parents=True, exist_ok=True)
         signer = _load_or_create_signer(store / "keys" / "log.skey")
         log = AuditLog.open(store / "audit" / "log.sqlite", LOG_ORIGIN)
-        return cls(log, signer, store / "audit" / "salts.sqlite", clock)
+        return cls(log, signer, store / "audit" / "salts.sqlite", clock, ledger=ledger)
 
-    def start(
-        self,
-        *,
-        run_id: str,
-        requester: str,
-        rule_digest: str,
-        mode: str,
-        parameter_set: str,
-        period: str,
-    ) -> RunRecord:
-        return RunRecord(
-            run_id=run_id,
-            requester=requester,
-            rule_digest=rule_digest,
-            mode=mode,
-            parameter_set=parameter_set,
-            period=period,
-            requested_at=self._clock(),
-            salt=BatchSalt(self._random_bytes(32)),
-        )
+    def _ledger(self) -> SqliteBudget:
+        if self.ledger is None:
+            raise RuntimeError("this audit trail has no charge ledger")
+        return self.ledger
 
-    def finish(self, record: RunRecord) -> int:
-        """Append the batch's entry (durably) and keep its salt; returns the entry's index."""
-        with record.lock:
-            batch = b"".join(record.chunk_digests[i] for i in sorted(record.chunk_digests))
-            result = b"".join(record.result_digests[i] for i in sorted(record.result_digests))
-        finished = self._clock()
-        entry = RunEntry.create(
-            run_id=record.run_id,
-            requester=record.requester,
-            rule_digest=record.rule_digest,
-            mode=_MODES[record.mode],
-            parameter_set=record.parameter_set,
-            period=record.period,
-            household_count=record.households,
-            salt_commitment=record.salt.commitment(),
-            batch_digest=record.salt.digest("batch", batch),
-            result_digest=record.salt.digest("result", result),
-            budget=BudgetUse(bsns_charged=record.bsns_charged, refused=record.refused),
-            requested_at=record.requested_at,
-            started_at=record.requested_at,
-            finished_at=finished,
-        )
+    # --- appending -------------------------------------------------------------------------
+
+    def _append(self, work: Unlogged, entry: RunEntry, salt: BatchSalt) -> int:
+        """Salt, pending mark, append, mark logged: see the module docstring."""
+        ledger = self._ledger()
+        leaf = entry.canonical_bytes()
+        lh = leaf_hash(leaf).hex()
         with self._lock:
             self._salts.execute(
-                "INSERT OR REPLACE INTO salts VALUES (?, ?)",
-                (record.run_id, record.salt.unsafe_secret()),
+                "INSERT INTO entry_salts VALUES (?, ?, ?)",
+                (salt.commitment(), entry.run_id, salt.unsafe_secret()),
             )
-            appended = self.service.append([entry])
-        return appended.start
+            ledger.prepare_log(work, leaf, lh)
+            index = self.service.append([entry]).start
+            ledger.logged(lh, index)
+        return index
+
+    def _entry(
+        self,
+        work: Unlogged,
+        *,
+        requester: str,
+        since: datetime | None,
+        recovered: bool,
+    ) -> tuple[RunEntry, BatchSalt]:
+        salt = BatchSalt(self._random_bytes(32))
+        meta = work.meta
+        batch = b"".join(r.audit_digest for r in work.rows)
+        result = b"".join(r.result_digest or hashlib.sha256(b"").digest() for r in work.rows)
+        times = [_time(r.at) for r in work.rows]
+        if since is not None:
+            times.append(since)
+        if not times:
+            times.append(_time(work.opened_at) if work.opened_at else self._clock())
+        started = min(times)
+        finished = max([*times, self._clock()])
+        run_id = work.batch_id.removeprefix(ENCLAVE_PREFIX)
+        entry = RunEntry.create(
+            run_id=run_id,
+            requester=requester or meta.get("requester", "unnamed client"),
+            rule_digest=meta.get("rule_digest", "0" * 64),
+            mode=_MODES[meta.get("mode", "masked")],
+            parameter_set=meta.get("parameter_set", "unknown"),
+            period=meta.get("period") or None,
+            household_count=sum(r.households for r in work.rows),
+            salt_commitment=salt.commitment(),
+            batch_digest=salt.digest("batch", batch),
+            result_digest=salt.digest("result", result),
+            budget=BudgetUse(
+                bsns_charged=sum(r.charged for r in work.rows),
+                refused=sum(r.refused for r in work.rows),
+            ),
+            requested_at=started,
+            started_at=started,
+            finished_at=finished,
+            resumes=work.last_entry,
+            recovered=True if recovered else None,
+            replays_refused=len(work.conflicts) or None,
+        )
+        return entry, salt
+
+    def log_batch(
+        self, batch_id: str, *, requester: str = "", since: datetime | None = None
+    ) -> int | None:
+        """Append one entry with the batch's charges and refusals not yet logged (None: none)."""
+        work = self._ledger().unlogged(batch_id)
+        if work is None:
+            return None
+        entry, salt = self._entry(work, requester=requester, since=since, recovered=False)
+        return self._append(work, entry, salt)
+
+    def recover(self) -> list[int]:
+        """Start-up: settle interrupted appends, then log every charge no entry holds."""
+        ledger = self._ledger()
+        log_ = self.service.log
+        pending = ledger.pending_entries()
+        if pending:
+            start = max(0, log_.size - _TAIL)
+            tail = {
+                leaf_hash(leaf).hex(): start + i
+                for i, leaf in enumerate(log_.leaves(start, log_.size))
+            }
+            for lh, _leaf in pending:
+                ledger.logged(lh, tail.get(lh))  # found: it is logged; not found: log it below
+        indices = []
+        for batch_id in ledger.batches_unlogged():
+            work = ledger.unlogged(batch_id)
+            if work is None:
+                continue
+            entry, salt = self._entry(work, requester="", since=None, recovered=True)
+            index = self._append(work, entry, salt)
+            log.warning(
+                "batch %s: charges a crash left unlogged are now audit log entry %d",
+                batch_id,
+                index,
+            )
+            indices.append(index)
+        return indices
 
     def record_statement(self, run_id: str, envelope_json: bytes, digest: str) -> None:
         """Append a compute-to-data run from the runner's signed statement (the enclave hook).
@@ -193,7 +250,7 @@ class AuditTrail:
         The entry carries the statement itself (``statement``, ``statement_digest``) and the
         digests of its predicate; the runner's signed envelope stays in the enclave register
         and with SVB. Its digests are salted with SVB's per-run salt, whose commitment is
-        in the statement.
+        in the statement. The run's charges in the ledger are marked as recorded by it.
         """
         payload = Envelope.from_json(envelope_json).payload
         p = RunStatement.model_validate_json(payload).predicate
@@ -207,6 +264,9 @@ class AuditTrail:
                     signature=base64.b64encode(signatures[0][1]).decode() if signatures else "",
                 )
             )
+        ledger = self.ledger
+        work = None if ledger is None else ledger.unlogged(ENCLAVE_PREFIX + run_id)
+        charged = sum(r.charged for r in work.rows) if work is not None else p.evaluated_count
         entry = RunEntry.create(
             run_id=run_id,
             requester="SVB compute-to-data",
@@ -221,23 +281,43 @@ class AuditTrail:
             snapshot_digest=p.snapshot_digest,
             engine_digest=p.engine_digest,
             result_digest=p.output_digest,
-            # households evaluated; the rest were refused by the budget
-            budget=BudgetUse(
-                bsns_charged=p.evaluated_count, refused=p.household_count - p.evaluated_count
-            ),
+            # members charged; households refused (budget spent or already in the run)
+            budget=BudgetUse(bsns_charged=charged, refused=p.household_count - p.evaluated_count),
             requested_at=p.started_at,
             started_at=p.started_at,
             finished_at=p.finished_at,
             statement_digest=digest,
             statement=base64.b64encode(payload).decode(),
+            resumes=None if work is None else work.last_entry,
+            replays_refused=None if work is None else (len(work.conflicts) or None),
         )
-        with self._lock:
-            index = self.service.append([entry]).start
+        if work is None or ledger is None:
+            with self._lock:
+                index = self.service.append([entry]).start
+        else:
+            leaf = entry.canonical_bytes()
+            lh = leaf_hash(leaf).hex()
+            with self._lock:
+                ledger.prepare_log(work, leaf, lh)
+                index = self.service.append([entry]).start
+                ledger.logged(lh, index)
         log.info("compute-to-data run %s recorded as audit log entry %d", run_id, index)
 
+    # --- opening ---------------------------------------------------------------------------
+
+    def salt_for(self, commitment: str) -> BatchSalt | None:
+        """The salt of the entry with this commitment (to open its digests to an auditor)."""
+        row = self._salts.execute(
+            "SELECT secret FROM entry_salts WHERE commitment = ?", (commitment,)
+        ).fetchone()
+        return None if row is None else BatchSalt(bytes(row[0]))
+
     def salt(self, run_id: str) -> BatchSalt | None:
-        """The salt of a run, for opening its digests to an auditor UWV grants access."""
-        row = self._salts.execute("SELECT secret FROM salts WHERE run_id = ?", (run_id,)).fetchone()
+        """The salt of the latest entry of a run (see :meth:`salt_for` for a given entry)."""
+        row = self._salts.execute(
+            "SELECT secret FROM entry_salts WHERE run_id = ? ORDER BY rowid DESC LIMIT 1",
+            (run_id,),
+        ).fetchone()
         return None if row is None else BatchSalt(bytes(row[0]))
 
     def close(self) -> None:

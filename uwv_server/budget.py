@@ -1,84 +1,265 @@
-"""Differencing protection: a durable budget of evaluations per BSN per budget year.
+"""Differencing protection: the durable charge ledger (budget per BSN per year, retries, batches).
 
 A yes/no per household still leaks income when SVB may ask again and again with a moving
-threshold (a binary search on one person's income takes ~20 questions). UWV therefore counts,
-per BSN, how many evaluations the person took part in, and refuses a household once any
-member has used up the budget. In the homomorphic mode UWV cannot see the thresholds at all,
-so this budget is the whole defence there; in the compute-to-data mode thresholds can also
-only come from approved rules.
+threshold (a binary search on one person's income takes ~20 questions), and SVB need not use
+our client: every rule below holds against messages crafted by hand (DESIGN §4).
 
-Budget window: a reference period is charged against every *calendar year* it touches. A
-per-period key would let SVB reset the count by shifting the period by one month; a calendar
-year cannot be shifted. A period 2024-11..2025-01 charges one evaluation in 2024 and one in
-2025. The limit is configurable (``limit`` evaluations per BSN per year).
+- **Budget.** Every member of every evaluated household is charged one evaluation per calendar
+  year the reference period touches (a period 2024-11..2025-01 costs one in 2024 and one in
+  2025; a per-period key would let SVB reset the count by shifting the period a month). A
+  household is refused once any member has used ``limit`` evaluations in a year, all modes
+  together, or ``mode_limits[mode]`` in that mode.
+- **Once per batch.** A BSN takes part in at most one household per batch: a later occurrence
+  (in the same chunk, another chunk, or a re-sent chunk of the same batch) is a refused
+  household, not charged. The batch's BSNs are the durable ``members`` of its charge rows, so
+  the rule survives a restart.
+- **Retries.** A chunk is identified by ``(batch_id, chunk_index)`` *and* the digest of its
+  content (:func:`uwv_server.service.chunk_digest`: header, households, members). The same id
+  with the same digest gets the stored refusals and answer back, byte for
+  byte, and is not charged again (a fresh masked sample of the same difference would leak
+  more); the same id with another digest raises :class:`ReplayConflict` and is recorded in
+  ``conflicts`` for the audit log. A batch id is bound to its header the same way.
+- **Charges are the record.** One append-only row per charged chunk, written (``synchronous=
+  FULL``) before the chunk is evaluated; its answer is stored before it is sent. The audit
+  trail logs every row exactly once (``entry``), crash or not (:mod:`uwv_server.audit_trail`).
 
-Durability: SQLite in WAL mode with ``synchronous=FULL``; every chunk is one appended row, so
-a restart (or a crash) never resets or half-applies a charge. Idempotence: the outcome of
-each ``(batch_id, chunk_index)`` is stored with it, so a resumed batch re-sending a chunk
-gets the same refusals and is not charged again.
+The per-BSN counts are rebuilt from the rows at start-up and kept in memory: charging a
+national batch writes one small row per chunk instead of rewriting thousands of randomly
+placed B-tree pages (measured: 1M households, ~8 s of budget time down to ~1 s).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
+import struct
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import repeat
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
-from shared.errors import Error
+from shared.errors import Error, InputError
 from shared.models import Period
 
 IntArray = npt.NDArray[np.int64]
 
 DEFAULT_LIMIT: Final = 12
-"""Evaluations per BSN per calendar year: monthly screening fits, a binary search does not."""
+"""Evaluations per BSN per calendar year, all modes: monthly screening fits, a search does not."""
+MODES: Final = ("masked", "strict", "enclave")
 
 _SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id    TEXT PRIMARY KEY,
+    header      TEXT NOT NULL,
+    meta        TEXT NOT NULL,
+    opened_at   TEXT NOT NULL,
+    last_entry  INTEGER
+);
 CREATE TABLE IF NOT EXISTS charges (
     batch_id    TEXT    NOT NULL,
     chunk_index INTEGER NOT NULL,
+    digest      TEXT    NOT NULL,
+    mode        TEXT    NOT NULL,
     years       TEXT    NOT NULL,
+    members     BLOB    NOT NULL,
     charged     BLOB    NOT NULL,
     refused     TEXT    NOT NULL,
+    households  INTEGER NOT NULL,
+    audit       BLOB    NOT NULL,
+    at          TEXT    NOT NULL,
+    entry       INTEGER,
+    pending     TEXT,
     PRIMARY KEY (batch_id, chunk_index)
 );
+CREATE TABLE IF NOT EXISTS answers (
+    batch_id    TEXT    NOT NULL,
+    chunk_index INTEGER NOT NULL,
+    digest      TEXT    NOT NULL,
+    answer      BLOB    NOT NULL,
+    PRIMARY KEY (batch_id, chunk_index)
+);
+CREATE TABLE IF NOT EXISTS conflicts (
+    id          INTEGER PRIMARY KEY,
+    batch_id    TEXT    NOT NULL,
+    chunk_index INTEGER NOT NULL,
+    at          TEXT    NOT NULL,
+    entry       INTEGER,
+    pending     TEXT
+);
+CREATE TABLE IF NOT EXISTS pending_entries (
+    leaf_hash   TEXT PRIMARY KEY,
+    batch_id    TEXT NOT NULL,
+    leaf        BLOB NOT NULL
+);
 """
-"""One append-only row per charged chunk: the BSNs it charged (sorted int64, little-endian)
-and the years. The per-BSN counts are rebuilt from these rows at start-up and kept in memory:
-charging a national batch then writes one small row per chunk instead of rewriting thousands
-of randomly placed B-tree pages (measured: 1M households, ~8 s of budget time down to ~1 s)."""
+"""``charges``: one row per charged chunk; ``members`` every BSN of the chunk (the batch's
+once-only set), ``charged`` those charged (sorted int64 little-endian), ``audit`` the chunk's
+digest for the audit entry, ``entry`` the log index of the entry that recorded it (``pending``
+while that entry is being appended). ``answers``: the answer sent, stored before sending."""
+
+_OPEN_BATCHES: Final = 16
+"""Batches whose BSN sets are kept in memory (others are reloaded from their rows)."""
 
 
 class BudgetError(Error):
     """The budget database cannot be opened or written."""
 
 
-def budget_reason(members: list[int], years: list[int], limit: int) -> str:
+class ReplayConflict(InputError):
+    """An id that was already used, now with other content: refused (and logged)."""
+
+    code = "replay"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why one household of a chunk is not evaluated: ``code`` is ``budget`` or ``duplicate``."""
+
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What a chunk id already has: its refusals and (once evaluated) the answer sent."""
+
+    refused: dict[int, Refusal]
+    answer: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRow:
+    """One charged chunk as the audit trail sees it."""
+
+    chunk_index: int
+    households: int
+    charged: int
+    refused: int
+    audit_digest: bytes
+    result_digest: bytes | None
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unlogged:
+    """The charges and conflicts of a batch that no audit entry records yet."""
+
+    batch_id: str
+    meta: dict[str, str]
+    opened_at: str
+    rows: list[ChargeRow]
+    conflicts: list[int]
+    last_entry: int | None
+
+
+def budget_reason(members: list[int], years: list[int], limit: int, mode: str = "") -> str:
     """The text a refused household gets (positions of the members, never their BSNs)."""
     who = ", ".join(str(m) for m in members)
+    what = f"{limit} {mode} evaluations" if mode else f"{limit} evaluations"
     return (
         f"budget exhausted: member(s) at position {who} of this household already took part "
-        f"in {limit} evaluations in {', '.join(str(y) for y in years)}; "
+        f"in {what} in {', '.join(str(y) for y in years)}; "
         "no further screening of this household is allowed in that year"
     )
 
 
-class SqliteBudget:
-    """A durable :class:`uwv_server.service.BudgetPolicy` (also used by the enclave runs)."""
+def duplicate_reason(members: list[int]) -> str:
+    who = ", ".join(str(m) for m in members)
+    return (
+        f"member(s) at position {who} of this household already appear in an earlier household "
+        "of this batch; a person is evaluated at most once per batch"
+    )
 
-    def __init__(self, path: Path, *, limit: int = DEFAULT_LIMIT) -> None:
+
+def pack_blobs(items: Sequence[bytes]) -> bytes:
+    """Length-prefixed concatenation (u32 count, then u64 length + bytes per item)."""
+    out = [struct.pack("<I", len(items))]
+    for item in items:
+        out.append(struct.pack("<Q", len(item)))
+        out.append(item)
+    return b"".join(out)
+
+
+def unpack_blobs(data: bytes) -> list[bytes]:
+    (count,) = struct.unpack_from("<I", data, 0)
+    pos, items = 4, []
+    for _ in range(count):
+        (n,) = struct.unpack_from("<Q", data, pos)
+        items.append(data[pos + 8 : pos + 8 + n])
+        pos += 8 + n
+    return items
+
+
+class _SeenBsns:
+    """A growing set of BSNs as sorted arrays of geometric sizes (merge like a binary counter):
+    membership of a chunk costs a few ``searchsorted`` calls, no Python int per BSN."""
+
+    def __init__(self) -> None:
+        self._levels: list[IntArray] = []
+
+    def add(self, bsns: IntArray) -> None:
+        self._levels.append(np.unique(bsns))
+        while len(self._levels) > 1 and len(self._levels[-2]) <= 2 * len(self._levels[-1]):
+            top = self._levels.pop()
+            self._levels[-1] = np.union1d(self._levels[-1], top)
+
+    def contains(self, bsns: IntArray) -> npt.NDArray[np.bool_]:
+        hit = np.zeros(len(bsns), dtype=np.bool_)
+        for level in self._levels:
+            if len(level):
+                idx = np.minimum(np.searchsorted(level, bsns), len(level) - 1)
+                hit |= level[idx] == bsns
+        return hit
+
+
+@dataclass
+class _Counts:
+    total: dict[int, Counter[int]] = field(default_factory=dict)  # year -> bsn -> evaluations
+    per_mode: dict[tuple[str, int], Counter[int]] = field(default_factory=dict)
+
+    def add(self, mode: str, years: Sequence[int], bsns: list[int], sign: int = 1) -> None:
+        for year in years:
+            for counter in (
+                self.total.setdefault(year, Counter()),
+                self.per_mode.setdefault((mode, year), Counter()),
+            ):
+                if sign > 0:
+                    counter.update(bsns)
+                else:
+                    counter.subtract(bsns)
+
+
+class SqliteBudget:
+    """The durable ledger behind :class:`uwv_server.service.BudgetPolicy` (every mode)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        limit: int = DEFAULT_LIMIT,
+        mode_limits: Mapping[str, int] | None = None,
+    ) -> None:
         if limit < 1:
             raise BudgetError(f"budget limit must be at least 1, got {limit}")
         self.limit = limit
+        self.mode_limits = dict(mode_limits or {})
+        for mode, n in self.mode_limits.items():
+            if mode not in MODES:
+                raise BudgetError(f"budget for unknown mode {mode!r}; modes are {MODES}")
+            if not 1 <= n <= limit:
+                raise BudgetError(f"budget of mode {mode} must be 1..{limit} (the total), got {n}")
         self.path = path
         self._lock = threading.Lock()
-        self._used: dict[int, Counter[int]] = {}  # year -> bsn -> evaluations
+        self._counts = _Counts()
+        self._seen: OrderedDict[str, _SeenBsns] = OrderedDict()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -89,100 +270,382 @@ class SqliteBudget:
         except sqlite3.Error as exc:
             raise BudgetError(f"{path}: cannot open the budget database: {exc}") from None
 
+    def limit_of(self, mode: str) -> int:
+        return self.mode_limits.get(mode, self.limit)
+
     def _replay(self) -> None:
         """Rebuild the in-memory counts from the durable charges (start-up)."""
-        per_year: dict[int, list[npt.NDArray[np.int64]]] = {}
-        for years, charged in self._db.execute("SELECT years, charged FROM charges"):
+        per: dict[tuple[str, int], list[IntArray]] = {}
+        for mode, years, charged in self._db.execute("SELECT mode, years, charged FROM charges"):
             bsns = np.frombuffer(charged, dtype="<i8").astype(np.int64)
             for year in json.loads(years):
-                per_year.setdefault(int(year), []).append(bsns)
-        for year, arrays in per_year.items():
+                per.setdefault((str(mode), int(year)), []).append(bsns)
+        for (mode, year), arrays in per.items():
             values, counts = np.unique(np.concatenate(arrays), return_counts=True)
-            self._used[year] = Counter(dict(zip(values.tolist(), counts.tolist(), strict=True)))
+            c = Counter(dict(zip(values.tolist(), counts.tolist(), strict=True)))
+            self._counts.per_mode[(mode, year)] = c
+            self._counts.total.setdefault(year, Counter()).update(c)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def _run(self, what: str, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return [tuple(r) for r in self._db.execute(sql, args).fetchall()]
+        except sqlite3.Error as exc:
+            raise BudgetError(f"{self.path}: {what}: {exc}") from None
+
+    # --- batches ---------------------------------------------------------------------------
+
+    def open_batch(
+        self, batch_id: str, header_digest: str, meta: Mapping[str, str], at: datetime
+    ) -> bool:
+        """Bind ``batch_id`` to its header; True if the batch was opened before (a resume).
+
+        :class:`ReplayConflict` (recorded) if the id was used with another header.
+        """
+        with self._lock:
+            row = self._run(
+                "batch not opened", "SELECT header FROM batches WHERE batch_id = ?", (batch_id,)
+            )
+            if row and row[0][0] != header_digest:
+                self._conflict(batch_id, -1, at)
+                raise ReplayConflict(
+                    f"batch_id {batch_id!r} was used before with another header (context, mode, "
+                    "period or rule); a batch id names one batch: use a new id"
+                )
+            if not row:
+                self._run(
+                    "batch not opened",
+                    "INSERT INTO batches (batch_id, header, meta, opened_at) VALUES (?, ?, ?, ?)",
+                    (batch_id, header_digest, json.dumps(dict(meta)), at.isoformat()),
+                )
+            return bool(row)
+
+    def conflict(self, batch_id: str, chunk_index: int, at: datetime) -> None:
+        """Record a refused reuse of an id (for the audit log)."""
+        with self._lock:
+            self._conflict(batch_id, chunk_index, at)
+
+    def _conflict(self, batch_id: str, chunk_index: int, at: datetime) -> None:
+        self._run(
+            "conflict not recorded",
+            "INSERT INTO conflicts (batch_id, chunk_index, at) VALUES (?, ?, ?)",
+            (batch_id, chunk_index, at.isoformat()),
+        )
+
+    # --- chunks ----------------------------------------------------------------------------
+
+    def lookup(self, batch_id: str, chunk_index: int, digest: str, at: datetime) -> Stored | None:
+        """What this chunk id already has; None if it is new.
+
+        :class:`ReplayConflict` (recorded) if it was charged with other content.
+        """
+        with self._lock:
+            row = self._run(
+                "lookup failed",
+                "SELECT digest, refused FROM charges WHERE batch_id = ? AND chunk_index = ?",
+                (batch_id, chunk_index),
+            )
+            if not row:
+                return None
+            if row[0][0] != digest:
+                self._conflict(batch_id, chunk_index, at)
+                raise ReplayConflict(
+                    f"chunk {chunk_index} of batch {batch_id!r} was answered before with other "
+                    "content; a retry must re-send exactly the same chunk (refused and logged)"
+                )
+            answer = self._run(
+                "lookup failed",
+                "SELECT answer FROM answers WHERE batch_id = ? AND chunk_index = ?",
+                (batch_id, chunk_index),
+            )
+        refused = {
+            int(k): Refusal(str(v[0]), str(v[1])) for k, v in json.loads(str(row[0][1])).items()
+        }
+        return Stored(refused, bytes(answer[0][0]) if answer else None)
 
     def charge(
         self,
         *,
         batch_id: str,
         chunk_index: int,
+        digest: str,
+        mode: str,
         period: Period,
         member_bsns: IntArray,
         member_counts: IntArray,
-    ) -> dict[int, str]:
-        """Charge one evaluation per member and year of ``period``; ``{slot: reason}`` refused.
+        audit_digest: bytes,
+        at: datetime,
+    ) -> dict[int, Refusal]:
+        """Charge one evaluation per member of every household that may be evaluated.
 
-        Refused households are not charged. Idempotent per ``(batch_id, chunk_index)``.
+        Returns ``{slot: refusal}`` for households that must not be evaluated (a member
+        already in this batch, or a member's budget spent); those are not charged. Call
+        :meth:`lookup` first: charging an id twice is a :class:`BudgetError`.
         """
+        if mode not in MODES:
+            raise BudgetError(f"unknown mode {mode!r}")
         years = list(range(period.start.year, period.end.year + 1))
         with self._lock:
             try:
-                return self._charge(batch_id, chunk_index, years, member_bsns, member_counts)
+                return self._charge(
+                    batch_id, chunk_index, digest, mode, years, member_bsns, member_counts,
+                    audit_digest, at,
+                )  # fmt: skip
+            except sqlite3.IntegrityError:
+                raise BudgetError(
+                    f"chunk {chunk_index} of batch {batch_id!r} is already charged"
+                ) from None
             except sqlite3.Error as exc:
                 raise BudgetError(f"{self.path}: budget not charged: {exc}") from None
+
+    def _seen_of(self, batch_id: str) -> _SeenBsns:
+        seen = self._seen.get(batch_id)
+        if seen is None:
+            seen = _SeenBsns()
+            for (members,) in self._db.execute(
+                "SELECT members FROM charges WHERE batch_id = ?", (batch_id,)
+            ):
+                seen.add(np.frombuffer(members, dtype="<i8").astype(np.int64))
+            self._seen[batch_id] = seen
+            while len(self._seen) > _OPEN_BATCHES:
+                self._seen.popitem(last=False)
+        self._seen.move_to_end(batch_id)
+        return seen
 
     def _charge(
         self,
         batch_id: str,
         chunk_index: int,
+        digest: str,
+        mode: str,
         years: list[int],
         member_bsns: IntArray,
         member_counts: IntArray,
-    ) -> dict[int, str]:
-        db = self._db
-        row = db.execute(
-            "SELECT refused FROM charges WHERE batch_id = ? AND chunk_index = ?",
-            (batch_id, chunk_index),
-        ).fetchone()
-        if row is not None:  # a resumed batch re-sent this chunk: same answer, no new charge
-            return {int(k): str(v) for k, v in json.loads(row[0]).items()}
+        audit_digest: bytes,
+        at: datetime,
+    ) -> dict[int, Refusal]:
         bsns = np.asarray(member_bsns, dtype=np.int64)
         counts = np.asarray(member_counts, dtype=np.int64)
         slot_of = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
         position = np.arange(len(bsns), dtype=np.int64) - np.repeat(
             np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64), counts
         )
+        seen = self._seen_of(batch_id)
+        # Once per batch: earlier chunks of the batch, then earlier slots of this chunk.
+        duplicate = seen.contains(bsns)
+        first = np.zeros(len(bsns), dtype=np.bool_)
+        first[np.unique(bsns, return_index=True)[1]] = True
+        duplicate |= ~first
         spent_in: dict[int, list[int]] = {}
         blocked = np.zeros(len(bsns), dtype=np.bool_)
         as_list = bsns.tolist()
+        mode_limit = self.limit_of(mode)
         for year in years:
-            used = self._used.get(year, Counter())
-            # map(dict.get) runs in C: a national chunk of a million members stays sub-second
-            hit = (
-                np.fromiter(map(used.get, as_list, repeat(0)), dtype=np.int64, count=len(as_list))
-                >= self.limit
-            )
-            for i in np.flatnonzero(hit):
-                spent_in.setdefault(int(i), []).append(year)
-            blocked |= hit
-        refused_slots = np.unique(slot_of[blocked])
-        refused: dict[int, str] = {}
-        for slot in refused_slots.tolist():
+            for used, limit in (
+                (self._counts.total.get(year, Counter()), self.limit),
+                (self._counts.per_mode.get((mode, year), Counter()), mode_limit),
+            ):
+                # map(dict.get) runs in C: a national chunk of a million members stays sub-second
+                hit = (
+                    np.fromiter(map(used.get, as_list, repeat(0)), np.int64, count=len(as_list))
+                    >= limit
+                )
+                for i in np.flatnonzero(hit & ~blocked):
+                    spent_in.setdefault(int(i), []).append(year)
+                blocked |= hit
+        refused: dict[int, Refusal] = {}
+        for slot in np.unique(slot_of[duplicate]).tolist():
+            members = np.flatnonzero(duplicate & (slot_of == slot))
+            refused[slot] = Refusal("duplicate", duplicate_reason(position[members].tolist()))
+        for slot in np.unique(slot_of[blocked]).tolist():
+            if slot in refused:
+                continue
             members = np.flatnonzero(blocked & (slot_of == slot))
-            yrs = sorted({y for m in members.tolist() for y in spent_in[m]})
-            refused[slot] = budget_reason(position[members].tolist(), yrs, self.limit)
+            yrs = sorted({y for m in members.tolist() for y in spent_in.get(m, [])})
+            per_mode = self.mode_limits.get(mode, self.limit) < self.limit
+            refused[slot] = Refusal(
+                "budget",
+                budget_reason(
+                    position[members].tolist(),
+                    yrs,
+                    mode_limit if per_mode else self.limit,
+                    mode if per_mode else "",
+                ),
+            )
+        refused_slots = np.array(sorted(refused), dtype=np.int64)
         charged = np.sort(bsns[~np.isin(slot_of, refused_slots)])
         # Durable first: the row is the charge; memory follows once it is committed.
-        db.execute(
-            "INSERT INTO charges (batch_id, chunk_index, years, charged, refused) "
-            "VALUES (?, ?, ?, ?, ?)",
+        self._db.execute(
+            "INSERT INTO charges (batch_id, chunk_index, digest, mode, years, members, charged,"
+            " refused, households, audit, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 batch_id,
                 chunk_index,
+                digest,
+                mode,
                 json.dumps(years),
+                bsns.astype("<i8").tobytes(),
                 charged.astype("<i8").tobytes(),
-                json.dumps({str(k): v for k, v in refused.items()}),
+                json.dumps({str(k): [v.code, v.reason] for k, v in refused.items()}),
+                len(counts),
+                audit_digest,
+                at.isoformat(),
             ),
         )
-        charged_list = charged.tolist()
-        for year in years:
-            self._used.setdefault(year, Counter()).update(charged_list)
+        seen.add(bsns)
+        self._counts.add(mode, years, charged.tolist())
         return refused
 
-    def used(self, bsn: int, year: int) -> int:
-        """Evaluations charged to ``bsn`` in ``year`` (operators and tests)."""
+    def store_answer(self, batch_id: str, chunk_index: int, digest: str, answer: bytes) -> None:
+        """Keep the answer of a charged chunk (durably, before it is sent)."""
         with self._lock:
-            return self._used.get(year, Counter())[int(bsn)]
+            self._run(
+                "answer not stored",
+                "INSERT INTO answers (batch_id, chunk_index, digest, answer) VALUES (?, ?, ?, ?)",
+                (batch_id, chunk_index, digest, answer),
+            )
+
+    def refund(self, batch_id: str, chunk_index: int) -> None:
+        """Undo the charge of a chunk whose evaluation failed (no answer was ever sent)."""
+        with self._lock:
+            row = self._run(
+                "refund failed",
+                "SELECT mode, years, charged FROM charges WHERE batch_id = ? AND chunk_index = ?"
+                " AND entry IS NULL AND pending IS NULL AND NOT EXISTS (SELECT 1 FROM answers a"
+                " WHERE a.batch_id = charges.batch_id AND a.chunk_index = charges.chunk_index)",
+                (batch_id, chunk_index),
+            )
+            if not row:
+                return
+            mode, years, charged = row[0]
+            self._run(
+                "refund failed",
+                "DELETE FROM charges WHERE batch_id = ? AND chunk_index = ?",
+                (batch_id, chunk_index),
+            )
+            bsns = np.frombuffer(charged, dtype="<i8").tolist()
+            self._counts.add(str(mode), json.loads(str(years)), bsns, sign=-1)
+            self._seen.pop(batch_id, None)  # rebuilt from the remaining rows when next needed
+
+    def used(self, bsn: int, year: int, mode: str | None = None) -> int:
+        """Evaluations charged to ``bsn`` in ``year`` (in ``mode``, or all modes)."""
+        with self._lock:
+            if mode is None:
+                return self._counts.total.get(year, Counter())[int(bsn)]
+            return self._counts.per_mode.get((mode, year), Counter())[int(bsn)]
+
+    # --- the audit trail's view ------------------------------------------------------------
+
+    def unlogged(self, batch_id: str) -> Unlogged | None:
+        """The batch's charges and conflicts that no audit entry holds yet (None: nothing)."""
+        with self._lock:
+            meta = self._run(
+                "read failed",
+                "SELECT meta, opened_at, last_entry FROM batches WHERE batch_id = ?",
+                (batch_id,),
+            )
+            rows = self._run(
+                "read failed",
+                "SELECT c.chunk_index, c.households, length(c.charged) / 8, c.refused, c.audit,"
+                " c.at, a.answer FROM charges c LEFT JOIN answers a ON a.batch_id = c.batch_id"
+                " AND a.chunk_index = c.chunk_index WHERE c.batch_id = ? AND c.entry IS NULL"
+                " AND c.pending IS NULL ORDER BY c.chunk_index",
+                (batch_id,),
+            )
+            conflicts = self._run(
+                "read failed",
+                "SELECT id FROM conflicts WHERE batch_id = ? AND entry IS NULL"
+                " AND pending IS NULL ORDER BY id",
+                (batch_id,),
+            )
+        if not rows and not conflicts:
+            return None
+        out = [
+            ChargeRow(
+                chunk_index=int(r[0]),
+                households=int(r[1]),
+                charged=int(r[2]),
+                refused=len(json.loads(str(r[3]))),
+                audit_digest=bytes(r[4]),
+                result_digest=None
+                if r[6] is None
+                else hashlib.sha256(
+                    b"".join(hashlib.sha256(x).digest() for x in unpack_blobs(bytes(r[6])))
+                ).digest(),
+                at=str(r[5]),
+            )
+            for r in rows
+        ]
+        m, opened, last = meta[0] if meta else ("{}", out[0].at if out else "", None)
+        return Unlogged(
+            batch_id=batch_id,
+            meta={str(k): str(v) for k, v in json.loads(str(m)).items()},
+            opened_at=str(opened),
+            rows=out,
+            conflicts=[int(c[0]) for c in conflicts],
+            last_entry=None if last is None else int(last),
+        )
+
+    def batches_unlogged(self) -> list[str]:
+        """Batch ids with charges or conflicts that no audit entry holds (crash recovery)."""
+        with self._lock:
+            rows = self._run(
+                "read failed",
+                "SELECT batch_id FROM charges WHERE entry IS NULL AND pending IS NULL UNION "
+                "SELECT batch_id FROM conflicts WHERE entry IS NULL AND pending IS NULL",
+            )
+        return sorted(str(r[0]) for r in rows)
+
+    def prepare_log(self, work: Unlogged, leaf: bytes, leaf_hash: str) -> None:
+        """Mark ``work`` as being appended as ``leaf`` (so a crash mid-append is resolved)."""
+        chunks = [r.chunk_index for r in work.rows]
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "INSERT INTO pending_entries VALUES (?, ?, ?)", (leaf_hash, work.batch_id, leaf)
+                )
+                self._db.executemany(
+                    "UPDATE charges SET pending = ? WHERE batch_id = ? AND chunk_index = ?",
+                    [(leaf_hash, work.batch_id, c) for c in chunks],
+                )
+                self._db.executemany(
+                    "UPDATE conflicts SET pending = ? WHERE id = ?",
+                    [(leaf_hash, c) for c in work.conflicts],
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._db.execute("ROLLBACK")
+                raise BudgetError(f"{self.path}: audit entry not prepared: {exc}") from None
+
+    def logged(self, leaf_hash: str, index: int | None) -> None:
+        """The pending entry ``leaf_hash`` is in the log at ``index`` (None: it is not)."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                row = self._db.execute(
+                    "SELECT batch_id FROM pending_entries WHERE leaf_hash = ?", (leaf_hash,)
+                ).fetchone()
+                for table in ("charges", "conflicts"):
+                    self._db.execute(
+                        f"UPDATE {table} SET entry = ?, pending = NULL WHERE pending = ?",
+                        (index, leaf_hash),
+                    )
+                if row is not None and index is not None:
+                    self._db.execute(
+                        "UPDATE batches SET last_entry = ? WHERE batch_id = ?", (index, row[0])
+                    )
+                self._db.execute("DELETE FROM pending_entries WHERE leaf_hash = ?", (leaf_hash,))
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._db.execute("ROLLBACK")
+                raise BudgetError(f"{self.path}: audit entry not recorded: {exc}") from None
+
+    def pending_entries(self) -> list[tuple[str, bytes]]:
+        """(leaf hash, leaf) of entries whose append may not have completed."""
+        with self._lock:
+            rows = self._run("read failed", "SELECT leaf_hash, leaf FROM pending_entries")
+        return [(str(h), bytes(b)) for h, b in rows]

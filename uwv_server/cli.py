@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -28,8 +29,13 @@ from uwv_server.audit_trail import AuditTrail
 from uwv_server.contexts import ContextRegistry
 from uwv_server.grpc.audit import audit_registrar
 from uwv_server.grpc.server import build_server
+from uwv_server.he_rules import ApprovedRules, PinnedRules, RegisterRules
 from uwv_server.service import ScreeningService
 from uwv_server.store import Snapshot, import_polis
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -66,11 +72,31 @@ def _serve(args: argparse.Namespace) -> int:
     snapshot = Snapshot.open_current(args.store)
     trail = AuditTrail.open(args.store)
     parts = enclave_cli.serve_components(
-        args, args.store, snapshot, on_statement=trail.record_statement
+        args,
+        args.store,
+        snapshot,
+        on_statement=trail.record_statement,
+        on_unlogged=trail.log_batch,
     )
+    trail.ledger = parts.budget
+    # UWV computes only rules it approved: the HE modes read the compute-to-data register.
+    rules: ApprovedRules | None = (
+        None if parts.enclave is None else RegisterRules.of(parts.enclave.register, _utc_now)
+    )
+    if args.unsafe_pinned_rule:
+        if rules is not None:
+            raise SystemExit("uwv-server serve: --unsafe-pinned-rule replaces the register")
+        rules = PinnedRules.from_files(args.unsafe_pinned_rule)
     service = ScreeningService(
-        snapshot, ContextRegistry(args.store / "contexts"), budget=parts.budget, audit=trail
+        snapshot,
+        ContextRegistry(args.store / "contexts"),
+        budget=parts.budget,
+        audit=trail if parts.budget is not None else None,
+        rules=rules,
+        modes=parts.modes,
     )
+    for index in service.recover():
+        log.warning("audit log entry %d written for charges a crash left unlogged", index)
     server, port = build_server(
         service,
         args.port,

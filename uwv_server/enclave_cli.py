@@ -26,10 +26,15 @@ from typing import Any
 
 from shared.crypto import Approval, Registry, Role
 from shared.crypto.cli import add_key_commands, load_key, subgroup
-from uwv_server.budget import DEFAULT_LIMIT, SqliteBudget
+from uwv_server.budget import DEFAULT_LIMIT, MODES, SqliteBudget
 from uwv_server.enclave.approvals import RuleRegister, info_json
 from uwv_server.enclave.sandbox import Limits
-from uwv_server.enclave.service import EnclaveConfig, EnclaveService, StatementHook
+from uwv_server.enclave.service import (
+    EnclaveConfig,
+    EnclaveService,
+    StatementHook,
+    UnloggedHook,
+)
 from uwv_server.grpc.compute_to_data import enclave_registrar
 from uwv_server.store import Snapshot
 
@@ -138,9 +143,30 @@ def add_serve_arguments(serve: argparse.ArgumentParser) -> None:
         help=f"evaluations per BSN per calendar year, all modes (default {DEFAULT_LIMIT})",
     )
     serve.add_argument(
+        "--mode-budget",
+        action="append",
+        default=[],
+        metavar="MODE=N",
+        help="a lower yearly budget for one mode (masked, strict, enclave); repeatable",
+    )
+    serve.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help=f"the modes this server serves, comma-separated (default {','.join(MODES)})",
+    )
+    serve.add_argument(
         "--unsafe-no-budget",
         action="store_true",
         help="no differencing protection (benchmarks only)",
+    )
+    serve.add_argument(
+        "--unsafe-pinned-rule",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="compute this rule file in the HE modes without the register's approval trail "
+        "(benchmarks, offline set-ups); repeatable",
     )
     serve.add_argument(
         "--require-isolation",
@@ -156,6 +182,7 @@ class ServeComponents:
     budget: SqliteBudget | None
     enclave: EnclaveService | None
     registrars: list[Any] = field(default_factory=list)
+    modes: tuple[str, ...] = MODES
 
     def close(self) -> None:
         if self.budget is not None:
@@ -164,20 +191,44 @@ class ServeComponents:
             self.enclave.register.close()
 
 
+def parse_modes(text: str) -> tuple[str, ...]:
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise SystemExit(f"uwv-server serve: --modes takes some of {', '.join(MODES)}")
+    return modes
+
+
+def parse_mode_budgets(items: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        mode, _, n = item.partition("=")
+        if mode not in MODES or not n.isdigit():
+            raise SystemExit(f"uwv-server serve: --mode-budget {item!r}: expected MODE=N")
+        out[mode] = int(n)
+    return out
+
+
 def serve_components(
     args: argparse.Namespace,
     store: Path,
     snapshot: Snapshot,
     on_statement: StatementHook | None = None,
+    on_unlogged: UnloggedHook | None = None,
 ) -> ServeComponents:
     """Build the budget (``store/budget.sqlite``) and, with ``--enclave-state``, the service."""
+    modes = parse_modes(getattr(args, "modes", ",".join(MODES)))
     budget = (
         None
         if args.unsafe_no_budget
-        else SqliteBudget(store / "budget.sqlite", limit=args.budget_limit)
+        else SqliteBudget(
+            store / "budget.sqlite",
+            limit=args.budget_limit,
+            mode_limits=parse_mode_budgets(getattr(args, "mode_budget", [])),
+        )
     )
     if args.enclave_state is None:
-        return ServeComponents(budget, None)
+        return ServeComponents(budget, None, modes=modes)
     if args.registry is None or args.runner_key is None:
         raise SystemExit("uwv-server serve: --enclave-state needs --registry and --runner-key")
     registry = Registry.from_file(args.registry)
@@ -194,6 +245,8 @@ def serve_components(
         budget=budget,
         clock=_now,
         on_statement=on_statement,
+        on_unlogged=on_unlogged,
+        serve_runs="enclave" in modes,
     )
     registrar: Any = enclave_registrar(service)
-    return ServeComponents(budget, service, [registrar])
+    return ServeComponents(budget, service, [registrar], modes=modes)

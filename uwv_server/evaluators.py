@@ -37,6 +37,11 @@ class ChunkEvaluator(Protocol):
     slots: int
     parameter_set: str
 
+    def validate(self, ciphertexts: list[bytes], households: int) -> None:
+        """Raise ``CryptoError`` unless the chunk's ciphertexts parse for this context and hold
+        ``households`` slots: called before the budget is charged."""
+        ...
+
     def submit(
         self, totals: IntArray, months: int, ciphertexts: list[bytes], refused: list[int]
     ) -> Future[list[bytes]]:
@@ -63,6 +68,11 @@ class MaskedEvaluator:
         self.slots = context.params.slots
         self.parameter_set = context.params.name
 
+    def validate(self, ciphertexts: list[bytes], households: int) -> None:
+        if len(ciphertexts) != 1:
+            raise CryptoError(f"masked mode takes 1 ciphertext per chunk, got {len(ciphertexts)}")
+        self._context.check_ciphertext(ciphertexts[0], households)
+
     def submit(
         self, totals: IntArray, months: int, ciphertexts: list[bytes], refused: list[int]
     ) -> Future[list[bytes]]:
@@ -85,11 +95,21 @@ class StrictEvaluator:
 
     def __init__(self, context: PublicBfvContext, data: bytes, workers: int | None = None) -> None:
         self._params = context.params
+        self._context = context
         self.slots = context.params.slots
         self.parameter_set = context.params.name
         self._pool = StrictEvaluatorPool(
             data, context.params.name, workers=workers or max(1, os.cpu_count() or 1)
         )
+
+    def validate(self, ciphertexts: list[bytes], households: int) -> None:
+        if len(ciphertexts) != self._params.ciphertexts_per_chunk:
+            raise CryptoError(
+                f"strict mode takes {self._params.ciphertexts_per_chunk} ciphertexts per chunk, "
+                f"got {len(ciphertexts)}"
+            )
+        for ct in ciphertexts:
+            self._context.load(ct, households)
 
     def submit(
         self, totals: IntArray, months: int, ciphertexts: list[bytes], refused: list[int]

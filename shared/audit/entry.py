@@ -175,9 +175,9 @@ class BudgetUse(_Frozen):
     """What the run cost in differencing budget."""
 
     bsns_charged: Annotated[int, Field(ge=0)]
-    """Number of BSNs whose per-period budget this run used."""
+    """Number of evaluations charged: members of evaluated households, each once per run."""
     refused: Annotated[int, Field(ge=0)] = 0
-    """Number of BSNs refused because their budget was spent."""
+    """Number of households refused: a member's budget was spent, or already in the run."""
 
 
 def _format_time(value: datetime) -> str:
@@ -219,6 +219,12 @@ class RunEntry(_Frozen):
     """SHA-256 of the signed run statement (compute-to-data mode)."""
     statement: str | None = None
     """The run statement itself, base64, if it is to be kept in the log."""
+    resumes: Annotated[int, Field(ge=0)] | None = None
+    """Index of the previous entry of the same run (a resumed batch), if there is one."""
+    recovered: Literal[True] | None = None
+    """Written at start-up from the durable charge record: the run was cut off by a crash."""
+    replays_refused: Annotated[int, Field(ge=1)] | None = None
+    """How many times an id of this run was re-sent with other content and refused."""
 
     @field_validator("run_id", "requester", "parameter_set", "period")
     @classmethod
@@ -265,8 +271,13 @@ class RunEntry(_Frozen):
             raise EntryError(_describe(exc)) from None
 
     def canonical_bytes(self) -> bytes:
-        """The canonical JSON of this entry: the leaf data that is hashed into the log."""
-        return _canonical_json(self.model_dump(mode="json"))
+        """The canonical JSON of this entry: the leaf data that is hashed into the log.
+
+        The fields added after the first release (:data:`_LATER_FIELDS`) are left out while
+        unset, so every entry written before them keeps its exact bytes.
+        """
+        absent = {f for f in _LATER_FIELDS if getattr(self, f) is None}
+        return _canonical_json(self.model_dump(mode="json", exclude=absent))
 
     @classmethod
     def from_canonical_bytes(cls, data: bytes) -> RunEntry:
@@ -288,6 +299,9 @@ class RunEntry(_Frozen):
     def statement_bytes(self) -> bytes | None:
         """The run statement's bytes, if recorded."""
         return None if self.statement is None else base64.b64decode(self.statement)
+
+
+_LATER_FIELDS: Final = ("resumes", "recovered", "replays_refused")
 
 
 def _describe(exc: ValidationError) -> str:

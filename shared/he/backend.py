@@ -149,6 +149,25 @@ class PublicCkksContext:
         """Always False (checked at construction); exposed so tests can assert it."""
         return bool(self._ctx.has_secret_key())
 
+    def check_ciphertext(self, ciphertext: bytes, count: int) -> None:
+        """Refuse a ciphertext that would not evaluate: it must parse under this context, hold
+        ``count`` slots and take the masked affine map (a trial run with neutral operands).
+        Cheap next to the budget it protects: validate, then charge, then evaluate."""
+        if len(ciphertext) > MAX_CIPHERTEXT_BYTES:
+            raise CryptoError(
+                f"ciphertext of {len(ciphertext)} bytes exceeds {MAX_CIPHERTEXT_BYTES}"
+            )
+        try:
+            vec = ts.ckks_vector_from(self._ctx, ciphertext)
+        except (ValueError, RuntimeError, TypeError) as exc:
+            raise CryptoError(f"ciphertext does not parse under this context: {exc}") from None
+        if vec.size() != count:
+            raise CryptoError(f"ciphertext holds {vec.size()} slots, the chunk has {count}")
+        try:
+            vec.sub([0.0] * count).mul([1.0] * count).add([0.0] * count)
+        except (ValueError, RuntimeError, TypeError) as exc:
+            raise CryptoError(f"ciphertext cannot be evaluated: {exc}") from None
+
     def masked_affine(
         self, ciphertext: bytes, subtract: FloatArray, multiply: FloatArray, add: FloatArray
     ) -> bytes:

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from shared.digests import sha256_hex
 from shared.errors import CryptoError, Error
-from shared.models import IncomeWeights, NormCategory, Period
+from shared.models import NormCategory, Period
 from shared.rules import HePlan, check, compile_he, parse_file
 from svb_client.households import HouseholdBatch, IntArray
 from svb_client.journal import ELIGIBLE, NO_DECISION, NOT_ELIGIBLE, Journal, PendingChunk
@@ -130,7 +130,6 @@ class HeMethod:
             rule_digest=self.rule_digest,
             requester=ctx.requester,
             chunk_count=ctx.total_chunks,
-            weights=IncomeWeights.of(dict(self.plan.gross_weight), dict(self.plan.tax_weight)),
         )
         by_index = {c.index: c for c in pending}
         window = _Window(self.in_flight)

@@ -18,7 +18,6 @@ from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
 from shared._proto.eligibility.v2 import enclave_pb2 as epb
 from shared._proto.eligibility.v2 import enclave_pb2_grpc as epb_grpc
 from shared.client_channel import ChannelSecurity
-from shared.models import SourceKind
 from shared.wire import ERROR_METADATA_KEY
 from svb_client.wire.errors import ErrorInfo, ServerError
 from svb_client.wire.messages import (
@@ -84,8 +83,6 @@ def _rule_status(status: epb.RuleStatus) -> RuleStatus:
 
 def header_message(header: BatchOpen) -> pb.ScreenRequest:
     """The first message of a screening stream."""
-    gross = dict(header.weights.gross)
-    tax = dict(header.weights.tax)
     return pb.ScreenRequest(
         header=pb.BatchHeader(
             batch_id=header.batch_id,
@@ -95,9 +92,6 @@ def header_message(header: BatchOpen) -> pb.ScreenRequest:
             rule_digest=header.rule_digest,
             requester=header.requester,
             chunk_count=header.chunk_count,
-            income_weights=[
-                pb.IncomeWeight(kind=k.value, gross=gross[k], tax=tax[k]) for k in SourceKind
-            ],
         )
     )
 

@@ -119,7 +119,6 @@ class InMemoryTransport:
                     period=header.period,
                     rule_digest=header.rule_digest,
                     chunk_count=header.chunk_count,
-                    weights=header.weights,
                     requester=header.requester,
                 )
             )
@@ -145,7 +144,7 @@ class InMemoryTransport:
                 yield ChunkAnswer(
                     index=chunk.index,
                     ciphertexts=tuple(output.ciphertexts),
-                    slot_errors=dict(output.refused_slots),
+                    slot_errors={k: v.reason for k, v in output.refused_slots.items()},
                 )
         finally:
             service.close_batch(batch)
@@ -202,8 +201,8 @@ class InMemoryTransport:
             statement=outcome.statement,
             statement_digest=outcome.statement_digest,
             refusals=tuple(
-                Refusal(position=pos, code="budget", reason=reason)
-                for pos, reason in sorted(outcome.refused.items())
+                Refusal(position=pos, code=refusal.code, reason=refusal.reason)
+                for pos, refusal in sorted(outcome.refused.items())
             ),
         )
 

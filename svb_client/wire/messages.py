@@ -13,7 +13,7 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from shared.models import IncomeWeights, Period
+from shared.models import Period
 
 IntArray = npt.NDArray[np.int64]
 HeMode = Literal["masked", "strict"]
@@ -43,7 +43,6 @@ class BatchOpen:
     rule_digest: str
     requester: str
     chunk_count: int
-    weights: IncomeWeights
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -126,6 +126,22 @@ def test_masked_strict_and_enclave_agree_and_are_audited(
         "--quiet",
     ]
     keyed = ["--passphrase-file", str(tmp_path / "pass")]
+    # SVB submits the signed rule, UWV's operator approves it: from then on UWV computes it
+    # in every mode (the HE modes take the income definition from the approved rule too)
+    _cli(
+        "svb_client.cli",
+        "rules",
+        "submit",
+        str(AIO_RULE),
+        "--unsafe-insecure",
+        "--server",
+        target,
+        "--key",
+        str(tmp_path / "svb.key"),
+    )
+    state = ["--state", str(tmp_path / "state"), "--registry", str(registry)]
+    digest = _cli("uwv_server.cli", "rules", "list", *state).split()[0]
+    _cli("uwv_server.cli", "rules", "approve", digest, *state, "--key", str(tmp_path / "uwv.key"))
 
     _cli(
         *base,
@@ -149,21 +165,6 @@ def test_masked_strict_and_enclave_agree_and_are_audited(
         str(tmp_path / "s.key"),
         *keyed,
     )
-    # compute-to-data: SVB submits the signed rule, UWV's operator approves it, SVB runs it
-    _cli(
-        "svb_client.cli",
-        "rules",
-        "submit",
-        str(AIO_RULE),
-        "--unsafe-insecure",
-        "--server",
-        target,
-        "--key",
-        str(tmp_path / "svb.key"),
-    )
-    state = ["--state", str(tmp_path / "state"), "--registry", str(registry)]
-    digest = _cli("uwv_server.cli", "rules", "list", *state).split()[0]
-    _cli("uwv_server.cli", "rules", "approve", digest, *state, "--key", str(tmp_path / "uwv.key"))
     _cli(
         *base,
         "--mode",

@@ -26,6 +26,8 @@ from shared.he.masked import encode_thresholds
 from shared.he.params import MASKED_N8192
 from shared.models import Period
 from shared.oracle import oracle_decisions
+from shared.rules import digest as rule_digest_of
+from shared.rules import parse_file
 from svb_client.households import read_households
 from svb_client.pipeline import ScreenJob, run_screen
 from tests.conftest import AIO_RULE, HOUSEHOLD_COLUMNS, POLIS_COLUMNS, bsn_from, write_csv
@@ -174,11 +176,11 @@ def wire(tmp_path: Path, start_server: Any, secret_context: SecretCkksContext) -
     channel.close()
 
 
-NET = [pb.IncomeWeight(kind=k, gross=1, tax=-1) for k in ("wage", "benefit", "pension", "other")]
+RULE_DIGEST = rule_digest_of(parse_file(AIO_RULE))
 
 
 def _header(
-    digest: str, period: str = "2025-01..2025-12", weights: list[pb.IncomeWeight] = NET
+    digest: str, period: str = "2025-01..2025-12", rule: str = RULE_DIGEST
 ) -> pb.ScreenRequest:
     return pb.ScreenRequest(
         header=pb.BatchHeader(
@@ -186,8 +188,7 @@ def _header(
             context_sha256=digest,
             mode=pb.MODE_MASKED,
             period=period,
-            income_weights=weights,
-            rule_digest="ab" * 32,
+            rule_digest=rule,
         )
     )
 
@@ -262,23 +263,37 @@ def test_malformed_period_is_refused(wire: Any, period: str) -> None:
     assert _error_detail(info.value).field == "header"
 
 
-@pytest.mark.parametrize(
-    ("weights", "message"),
-    [
-        ([], "no income_weights"),
-        (NET[:3], "no weight for other"),
-        ([*NET, pb.IncomeWeight(kind="wage", gross=1, tax=-1)], "given twice"),
-        ([*NET[:3], pb.IncomeWeight(kind="lottery", gross=1, tax=-1)], "unknown source kind"),
-        ([*NET[:3], pb.IncomeWeight(kind="other", gross=99, tax=-1)], "-16..16"),
-    ],
-)
-def test_bad_income_weights_are_refused(
-    wire: Any, weights: list[pb.IncomeWeight], message: str
-) -> None:
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def test_client_income_weights_are_refused(wire: Any) -> None:
+    """Field 7 (the client's income weights) is gone from the contract; a hand-made header
+    that still carries it is refused, so an old or dishonest client cannot choose the income."""
+    stub, _, digest = wire
+    raw = _header(digest).SerializeToString()
+    # ScreenRequest.header (field 1, length-delimited) holding BatchHeader + field 7 bytes
+    header = pb.ScreenRequest.FromString(raw).header.SerializeToString()
+    extra = bytes([7 << 3 | 2, 8]) + bytes([10, 4]) + b"wage" + bytes([16, 2])
+    body = header + extra
+    forged = bytes([1 << 3 | 2]) + _varint(len(body)) + body
+    channel_call = stub.Screen
+    with pytest.raises(grpc.RpcError) as info:
+        list(channel_call(iter([pb.ScreenRequest.FromString(forged)])))
+    assert "field 7" in info.value.details()  # type: ignore[attr-defined]
+
+
+def test_unapproved_rule_is_refused(wire: Any) -> None:
     stub, _, digest = wire
     with pytest.raises(grpc.RpcError) as info:
-        list(stub.Screen(iter([_header(digest, weights=weights)])))
-    assert message in info.value.details()  # type: ignore[attr-defined]
+        list(stub.Screen(iter([_header(digest, rule="ab" * 32)])))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION  # type: ignore[attr-defined]
+    assert _error_detail(info.value).code == pb.RULE_NOT_APPROVED
 
 
 def test_missing_header_is_refused(wire: Any, secret_context: SecretCkksContext) -> None:

@@ -16,8 +16,10 @@ from shared.errors import Error
 from shared.he.backend import SecretCkksContext
 from shared.models import Period
 from shared.oracle import oracle_decisions
+from shared.rules import digest, parse_file
 from svb_client.households import read_households
 from svb_client.pipeline import ScreenJob, run_screen
+from tests.conftest import AIO_RULE
 from tests.integration.test_screen_grpc import _edge_case_data, _outreach
 from tests.integration.test_screen_grpc import _job as masked_job
 from uwv_server.store import Snapshot, import_polis
@@ -85,16 +87,12 @@ def test_mixing_modes_within_a_batch_is_refused(
     stub.UploadContext(
         pb.UploadContextRequest(parameter_set=secret_context.params.name, context=masked_ctx)
     )
-    weights = [
-        pb.IncomeWeight(kind=k, gross=1, tax=-1) for k in ("wage", "benefit", "pension", "other")
-    ]
     header = pb.BatchHeader(
         batch_id="x",
         context_sha256=sha256_hex(masked_ctx),
         mode=pb.MODE_STRICT,
         period=str(PERIOD),
-        income_weights=weights,
-        rule_digest="ab" * 32,
+        rule_digest=digest(parse_file(AIO_RULE)),
     )
     with pytest.raises(grpc.RpcError) as info:
         list(stub.Screen(iter([pb.ScreenRequest(header=header)])))

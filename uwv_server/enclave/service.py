@@ -12,8 +12,11 @@ Time comes from the injected clock; keys from the caller; nothing reads globals.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import logging
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,9 +31,10 @@ from shared.crypto import Envelope, Registry, Role, SigningKey, open_statement
 from shared.crypto.statement import output_digest, statement_digest
 from shared.errors import Error
 from shared.models import Period
+from uwv_server.budget import Refusal, pack_blobs, unpack_blobs
 from uwv_server.enclave.approvals import RuleInfo, RuleRegister
 from uwv_server.enclave.engine import engine_digest
-from uwv_server.enclave.errors import BatchRefused, RunFailed
+from uwv_server.enclave.errors import BatchRefused, NotRunnable, RunFailed
 from uwv_server.enclave.runner import launch
 from uwv_server.enclave.sandbox import Limits
 from uwv_server.enclave.snapshot import cached_snapshot_digest
@@ -94,15 +98,53 @@ class RunRequest:
             raise BatchRefused(str(exc)) from None
         return cls(run_id, rule_digest, parsed_period, salt, counts, bsns, couple, known)
 
+    def content_digest(self) -> str:
+        """What identifies the run next to its id: rule, period, salt and the whole batch."""
+        h = hashlib.sha256(b"aio-enclave-run/v1\x00")
+        h.update(self.rule_digest.encode() + b"\x00" + str(self.period).encode() + b"\x00")
+        h.update(self.salt)
+        for array, dtype in (
+            (self.member_counts, ">i8"),
+            (self.member_bsns, ">i8"),
+            (self.is_couple, "u1"),
+            (self.known_income_cents, ">i8"),
+        ):
+            data = np.asarray(array).astype(dtype).tobytes()
+            h.update(len(data).to_bytes(8, "big") + data)
+        return h.hexdigest()
+
 
 @dataclass(frozen=True)
 class RunOutcome:
     """Per household: 0 not eligible, 1 eligible, 2 refused; reasons by position; statement."""
 
     outcomes: npt.NDArray[np.uint8]
-    refused: dict[int, str]
+    refused: dict[int, Refusal]
     statement: bytes
     statement_digest: str
+    replayed: bool = False
+
+    def pack(self) -> bytes:
+        refused = {str(k): [v.code, v.reason] for k, v in self.refused.items()}
+        return pack_blobs(
+            [
+                self.outcomes.astype(np.uint8).tobytes(),
+                json.dumps(refused).encode(),
+                self.statement,
+                self.statement_digest.encode(),
+            ]
+        )
+
+    @classmethod
+    def unpack(cls, data: bytes) -> RunOutcome:
+        outcomes, refused, statement, digest = unpack_blobs(data)
+        return cls(
+            np.frombuffer(outcomes, dtype=np.uint8).copy(),
+            {int(k): Refusal(str(v[0]), str(v[1])) for k, v in json.loads(refused).items()},
+            statement,
+            digest.decode(),
+            replayed=True,
+        )
 
 
 @dataclass
@@ -118,6 +160,11 @@ class EnclaveConfig:
 StatementHook = Callable[[str, bytes, str], None]
 """Called with (run_id, statement envelope bytes, statement digest) after each run: the audit
 log's seam (the lead connects :mod:`shared.audit`)."""
+UnloggedHook = Callable[[str], object]
+"""Called with the ledger id (``enclave:<run_id>``) of a run refused after it was recorded
+(an id reused with other content), so the refusal reaches the audit log now."""
+
+LEDGER_PREFIX: Final = "enclave:"
 
 
 class EnclaveService:
@@ -134,6 +181,8 @@ class EnclaveService:
         budget: BudgetPolicy | None = None,
         clock: Callable[[], datetime],
         on_statement: StatementHook | None = None,
+        on_unlogged: UnloggedHook | None = None,
+        serve_runs: bool = True,
     ) -> None:
         registry.require(runner_key.key_id, Role.RUNNER)
         self.snapshot = snapshot
@@ -144,6 +193,10 @@ class EnclaveService:
         self.budget: BudgetPolicy = budget if budget is not None else NoBudget()
         self.clock = clock
         self.on_statement = on_statement
+        self.on_unlogged = on_unlogged
+        self.serve_runs = serve_runs
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
         self.engine_digest = engine_digest()
         config.state_dir.mkdir(parents=True, exist_ok=True)
         self.snapshot_digest = cached_snapshot_digest(
@@ -160,16 +213,61 @@ class EnclaveService:
         return self.register.list(self.clock())
 
     def run(self, request: RunRequest) -> RunOutcome:
-        """Run an approved rule over the batch (see the module docstring)."""
+        """Run an approved rule over the batch (see the module docstring).
+
+        A run id is bound to its content: the same id and content gets the stored outcome
+        and statement back, byte for byte, with no new charge; the same id with other content
+        is refused and logged.
+        """
+        if not self.serve_runs:
+            raise NotRunnable("this server does not serve the compute-to-data mode (--modes)")
         now = self.clock()
+        key = LEDGER_PREFIX + request.run_id
+        digest = request.content_digest()
+        with self._lock:
+            if key in self._running:
+                raise BatchRefused(f"run {request.run_id} is already running; wait for it")
+            self._running.add(key)
+        try:
+            return self._run(request, key, digest, now)
+        finally:
+            with self._lock:
+                self._running.discard(key)
+
+    def _run(self, request: RunRequest, key: str, digest: str, now: datetime) -> RunOutcome:
         rule = self.register.runnable(request.rule_digest, now)
-        refused = self.budget.charge(
-            batch_id=f"enclave:{request.run_id}",
-            chunk_index=0,
-            period=request.period,
-            member_bsns=request.member_bsns,
-            member_counts=request.member_counts,
-        )
+        meta = {
+            "requester": "SVB compute-to-data",
+            "rule_digest": rule.digest,
+            "mode": "enclave",
+            "parameter_set": "compute-to-data",
+            "period": str(request.period),
+        }
+        try:
+            self.budget.open_batch(key, digest, meta, now)
+        except Error:
+            self.register.event(now, "run-refused", rule.digest, f"run id {request.run_id} reused")
+            if self.on_unlogged is not None:
+                self.on_unlogged(key)
+            raise
+        stored = self.budget.lookup(key, 0, digest, now)
+        if stored is not None and stored.answer is not None:
+            log.info("run %s: same id and content as before, stored outcome returned", key)
+            return RunOutcome.unpack(stored.answer)
+        if stored is None:
+            refused = self.budget.charge(
+                batch_id=key,
+                chunk_index=0,
+                digest=digest,
+                mode="enclave",
+                period=request.period,
+                member_bsns=request.member_bsns,
+                member_counts=request.member_counts,
+                audit_digest=bytes.fromhex(digest),
+                at=now,
+            )
+        else:  # charged before a crash that lost the outcome: run now, no new charge
+            refused = stored.refused
         if refused:
             self.register.event(
                 now,
@@ -202,25 +300,28 @@ class EnclaveService:
             out = launch(header, arrays, self.config.limits, cwd=self.snapshot.directory)
             self._check(request, rule.digest, out.outcomes, out.statement)
         except RunFailed as exc:
+            self.budget.refund(key, 0)  # nothing left the building
             self.register.record_run(request.run_id, rule.digest, self.clock(), "failed", str(exc))
             self.register.event(self.clock(), "run-failed", rule.digest, str(exc))
             log.warning("run %s failed: %s", request.run_id, exc)
             raise
-        digest = statement_digest(Envelope.from_json(out.statement).payload)
+        digest_ = statement_digest(Envelope.from_json(out.statement).payload)
+        outcome = RunOutcome(out.outcomes, refused, out.statement, digest_)
+        self.budget.store_answer(key, 0, digest, outcome.pack())  # before it is sent
         self.register.record_run(
-            request.run_id, rule.digest, self.clock(), "done", digest, out.statement
+            request.run_id, rule.digest, self.clock(), "done", digest_, out.statement
         )
         if self.on_statement is not None:
-            self.on_statement(request.run_id, out.statement, digest)
+            self.on_statement(request.run_id, out.statement, digest_)
         log.info(
-            "run %s: rule %s…, %d households, %d refused by budget, statement %s…",
+            "run %s: rule %s…, %d households, %d refused, statement %s…",
             request.run_id,
             rule.digest[:12],
             len(out.outcomes),
             len(refused),
-            digest[:12],
+            digest_[:12],
         )
-        return RunOutcome(out.outcomes, refused, out.statement, digest)
+        return outcome
 
     def _check(
         self, request: RunRequest, rule_digest: str, outcomes: npt.NDArray[np.uint8], stmt: bytes

@@ -112,8 +112,8 @@ class ComputeToDataServicer(pb_grpc.ComputeToDataServiceServicer):
         return pb.RunResponse(
             outcomes=outcome.outcomes.tobytes(),
             refusals=[
-                pb.Refusal(position=pos, code="budget", reason=reason)
-                for pos, reason in sorted(outcome.refused.items())
+                pb.Refusal(position=pos, code=refusal.code, reason=refusal.reason)
+                for pos, refusal in sorted(outcome.refused.items())
             ],
             statement=outcome.statement,
             statement_digest=outcome.statement_digest,

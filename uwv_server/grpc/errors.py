@@ -26,6 +26,7 @@ from shared.audit import ProofError, StorageError
 from shared.crypto.errors import SigningError
 from shared.errors import CryptoError, Error
 from shared.wire import ERROR_METADATA_KEY
+from uwv_server.budget import ReplayConflict
 from uwv_server.contexts import UnknownContext
 from uwv_server.enclave.errors import (
     ApprovalRefused,
@@ -35,7 +36,8 @@ from uwv_server.enclave.errors import (
     SubmissionRefused,
     UnknownRule,
 )
-from uwv_server.service import ChunkError
+from uwv_server.he_rules import RuleNotApproved
+from uwv_server.service import ChunkError, ModeNotServed
 
 log = logging.getLogger("uwv_server")
 
@@ -44,6 +46,10 @@ Code: TypeAlias = pb.ErrorCode.ValueType
 STATUS_OF: Final[tuple[tuple[type[Exception], grpc.StatusCode, Code], ...]] = (
     # screening
     (UnknownContext, grpc.StatusCode.FAILED_PRECONDITION, pb.ERROR_CODE_UNKNOWN_CONTEXT),
+    (RuleNotApproved, grpc.StatusCode.FAILED_PRECONDITION, pb.ERROR_CODE_RULE_NOT_APPROVED),
+    (ModeNotServed, grpc.StatusCode.FAILED_PRECONDITION, pb.ERROR_CODE_UNSUPPORTED_MODE),
+    # an id (batch, chunk, run) re-sent with other content: refused and logged (every mode)
+    (ReplayConflict, grpc.StatusCode.ALREADY_EXISTS, pb.ERROR_CODE_REPLAY_CONFLICT),
     (CryptoError, grpc.StatusCode.INVALID_ARGUMENT, pb.ERROR_CODE_INVALID_CIPHERTEXT),
     # compute-to-data
     (SubmissionRefused, grpc.StatusCode.PERMISSION_DENIED, pb.ERROR_CODE_UNSPECIFIED),

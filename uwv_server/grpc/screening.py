@@ -16,12 +16,13 @@ from typing import Final
 
 import grpc
 import numpy as np
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
 from shared.errors import Error, InputError
 from shared.he.params import BFV_PARAMETER_SETS, PARAMETER_SETS
-from shared.models import MAX_HOUSEHOLD_MEMBERS, IncomeWeights, Period, SourceKind
+from shared.models import MAX_HOUSEHOLD_MEMBERS, Period
 from shared.wire import MAX_MESSAGE_BYTES
 from uwv_server.grpc.errors import abort, detail_of
 from uwv_server.service import Batch, BatchRequest, ChunkOutput, ScreeningService
@@ -32,6 +33,11 @@ SERVER_VERSION: Final = "0.1.0"
 IN_FLIGHT: Final = 4
 """Chunks evaluated concurrently per stream (strict mode keeps both worker processes busy)."""
 _MODE_NAMES: Final = {pb.MODE_MASKED: "masked", pb.MODE_STRICT: "strict"}
+_MODE_OF: Final = {name: mode for mode, name in _MODE_NAMES.items()}
+_SLOT_CODE: Final = {
+    "budget": pb.ERROR_CODE_BUDGET_EXHAUSTED,
+    "duplicate": pb.ERROR_CODE_DUPLICATE_BSN,
+}
 
 
 _LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9 ._:/@-]{0,63}$")
@@ -55,24 +61,13 @@ def _digest(text: str, field: str) -> str:
     return text
 
 
-def _weights(header: pb.BatchHeader) -> IncomeWeights:
-    """The header's income weights as a domain object (every kind exactly once)."""
-    if not header.income_weights:
-        raise InputError("the header carries no income_weights (the rule's HE plan)")
-    gross: dict[SourceKind, int] = {}
-    tax: dict[SourceKind, int] = {}
-    for w in header.income_weights:
-        try:
-            kind = SourceKind(w.kind)
-        except ValueError:
-            raise InputError(f"income_weights: unknown source kind {w.kind!r}") from None
-        if kind in gross:
-            raise InputError(f"income_weights: source kind {w.kind!r} given twice")
-        gross[kind], tax[kind] = w.gross, w.tax
-    missing = [k.value for k in SourceKind if k not in gross]
-    if missing:
-        raise InputError(f"income_weights: no weight for {', '.join(missing)}")
-    return IncomeWeights.of(gross, tax)
+def _no_unknown_fields(header: pb.BatchHeader) -> None:
+    """Refuse fields the contract no longer has (field 7, the client's income weights)."""
+    if UnknownFieldSet(header):
+        raise InputError(
+            "the header carries fields this server does not know (field 7 was income_weights: "
+            "UWV now computes the income the approved rule defines; drop the field)"
+        )
 
 
 class ScreeningServicer(pb_grpc.ScreeningServiceServicer):
@@ -85,7 +80,7 @@ class ScreeningServicer(pb_grpc.ScreeningServiceServicer):
         return pb.GetServerInfoResponse(
             server_version=SERVER_VERSION,
             parameter_sets=sorted([*PARAMETER_SETS, *BFV_PARAMETER_SETS]),
-            modes=[pb.MODE_MASKED, pb.MODE_STRICT],
+            modes=[_MODE_OF[m] for m in self._service.modes],
             max_households_per_chunk=max(
                 [p.slots for p in PARAMETER_SETS.values()]
                 + [p.slots for p in BFV_PARAMETER_SETS.values()]
@@ -128,10 +123,10 @@ class ScreeningServicer(pb_grpc.ScreeningServiceServicer):
                 period=Period.parse(header.period),
                 rule_digest=header.rule_digest,
                 chunk_count=header.chunk_count,
-                weights=_weights(header),
                 requester=_label(header.requester or "unnamed client", "requester"),
             )
             _digest(header.rule_digest, "rule_digest")
+            _no_unknown_fields(header)
             batch = self._service.open_batch(request)
         except Error as exc:
             abort(context, exc, field="header")
@@ -197,9 +192,12 @@ class ScreeningServicer(pb_grpc.ScreeningServiceServicer):
             )
         slot_errors = [
             pb.ErrorDetail(
-                code=pb.ERROR_CODE_BUDGET_EXHAUSTED, message=reason, chunk_index=index, slot=slot
+                code=_SLOT_CODE.get(refusal.code, pb.ERROR_CODE_BUDGET_EXHAUSTED),
+                message=refusal.reason,
+                chunk_index=index,
+                slot=slot,
             )
-            for slot, reason in sorted(output.refused_slots.items())
+            for slot, refusal in sorted(output.refused_slots.items())
         ]
         return pb.ScreenResponse(
             result=pb.ChunkResult(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,9 @@ P2025 = Period.parse("2025-01..2025-12")
 A, B, C = 123456782, 111222333, 100000009  # valid BSNs
 
 
+AT = datetime(2025, 6, 1, tzinfo=UTC)
+
+
 def _charge(
     budget: SqliteBudget,
     batch: str,
@@ -33,19 +37,87 @@ def _charge(
     counts: list[int],
     bsns: list[int],
     period: Period = P2025,
+    mode: str = "masked",
+    digest: str | None = None,
 ) -> dict[int, str]:
-    return budget.charge(
+    """What the service does: a known id returns its stored refusals, a new one is charged."""
+    digest = digest or f"{batch}/{chunk}/{counts}/{bsns}"
+    stored = budget.lookup(batch, chunk, digest, AT)
+    if stored is not None:
+        return {k: v.reason for k, v in stored.refused.items()}
+    refused = budget.charge(
         batch_id=batch,
         chunk_index=chunk,
+        digest=digest,
+        mode=mode,
         period=period,
         member_bsns=np.array(bsns, np.int64),
         member_counts=np.array(counts, np.int64),
+        audit_digest=b"\0" * 32,
+        at=AT,
     )
+    return {k: v.reason for k, v in refused.items()}
 
 
 def test_is_a_budget_policy(tmp_path: Path) -> None:
     policy: BudgetPolicy = SqliteBudget(tmp_path / "b.sqlite", limit=2)
     assert policy.charge is not None
+
+
+def test_a_person_is_charged_once_per_batch_and_later_copies_are_refused(tmp_path: Path) -> None:
+    budget = SqliteBudget(tmp_path / "b.sqlite", limit=12)
+    # 1 person in 5 households of one chunk: one evaluation, four refusals, one charge
+    refused = _charge(budget, "b", 0, [1] * 5, [A] * 5)
+    assert set(refused) == {1, 2, 3, 4} and "earlier household" in refused[1]
+    assert budget.used(A, 2025) == 1
+    # and again in another chunk of the same batch, even as part of a couple
+    refused = _charge(budget, "b", 1, [2, 1], [B, A, C])
+    assert set(refused) == {0}
+    assert budget.used(A, 2025) == 1 and budget.used(B, 2025) == 0 and budget.used(C, 2025) == 1
+    budget.close()
+    again = SqliteBudget(tmp_path / "b.sqlite", limit=12)  # the batch's BSNs survive a restart
+    assert set(_charge(again, "b", 2, [1], [A])) == {0}
+    assert set(_charge(again, "b", 3, [1], [B])) == {0}  # B was in a refused household: seen
+    assert _charge(again, "other", 0, [1], [A]) == {}  # another batch is another evaluation
+    assert again.used(A, 2025) == 2
+
+
+def test_same_id_other_content_is_a_recorded_conflict(tmp_path: Path) -> None:
+    from uwv_server.budget import ReplayConflict
+
+    budget = SqliteBudget(tmp_path / "b.sqlite", limit=12)
+    _charge(budget, "b", 0, [1], [A], digest="d1")
+    with pytest.raises(ReplayConflict, match="other content"):
+        _charge(budget, "b", 0, [1], [B], digest="d2")
+    assert budget.used(B, 2025) == 0
+    work = budget.unlogged("b")
+    assert work is not None and len(work.conflicts) == 1 and len(work.rows) == 1
+    assert budget.open_batch("x", "h1", {}, AT) is False
+    assert budget.open_batch("x", "h1", {}, AT) is True  # a resume
+    with pytest.raises(ReplayConflict, match="another header"):
+        budget.open_batch("x", "h2", {}, AT)
+
+
+def test_per_mode_budgets_and_the_total(tmp_path: Path) -> None:
+    budget = SqliteBudget(tmp_path / "b.sqlite", limit=3, mode_limits={"masked": 1})
+    assert _charge(budget, "m1", 0, [1], [A], mode="masked") == {}
+    refused = _charge(budget, "m2", 0, [1], [A], mode="masked")
+    assert "1 masked evaluations" in refused[0]
+    assert _charge(budget, "s1", 0, [1], [A], mode="strict") == {}
+    assert _charge(budget, "e1", 0, [1], [A], mode="enclave") == {}
+    assert set(_charge(budget, "s2", 0, [1], [A], mode="strict")) == {0}  # total of 3 spent
+    assert budget.used(A, 2025) == 3 and budget.used(A, 2025, "masked") == 1
+
+
+def test_a_refund_undoes_a_charge_that_was_never_answered(tmp_path: Path) -> None:
+    budget = SqliteBudget(tmp_path / "b.sqlite", limit=1)
+    _charge(budget, "b", 0, [1], [A])
+    budget.refund("b", 0)
+    assert budget.used(A, 2025) == 0 and budget.unlogged("b") is None
+    _charge(budget, "b", 0, [1], [A])
+    budget.store_answer("b", 0, "x", b"answer")
+    budget.refund("b", 0)  # answered: a refund is refused silently
+    assert budget.used(A, 2025) == 1
 
 
 def test_limit_refuses_households_by_position_and_the_rest_proceeds(tmp_path: Path) -> None:
@@ -115,7 +187,7 @@ def test_binary_search_on_one_income_is_stopped_within_the_budget(tmp_path: Path
         assert outcome.outcomes[1] in (0, 1), "the rest of the batch must proceed"
         if outcome.outcomes[0] == 2:
             refused += 1
-            assert 0 in outcome.refused and "budget exhausted" in outcome.refused[0]
+            assert 0 in outcome.refused and "budget exhausted" in outcome.refused[0].reason
             continue
         answered += 1
         # eligible iff S < 12·(N − K): eligible means K is below the crossover.

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n eligibility/v2/eligibility.proto\x12\x0e\x65ligibility.v2\"\x16\n\x14GetServerInfoRequest\"\xe5\x01\n\x15GetServerInfoResponse\x12\x16\n\x0eserver_version\x18\x01 \x01(\t\x12\x16\n\x0eparameter_sets\x18\x02 \x03(\t\x12#\n\x05modes\x18\x03 \x03(\x0e\x32\x14.eligibility.v2.Mode\x12 \n\x18max_households_per_chunk\x18\x04 \x01(\r\x12!\n\x19max_members_per_household\x18\x05 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x06 \x01(\x04\x12\x17\n\x0fsnapshot_digest\x18\x07 \x01(\t\">\n\x14UploadContextRequest\x12\x15\n\rparameter_set\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontext\x18\x02 \x01(\x0c\"F\n\x15UploadContextResponse\x12\x16\n\x0e\x63ontext_sha256\x18\x01 \x01(\t\x12\x15\n\ralready_known\x18\x02 \x01(\x08\"+\n\x11HasContextRequest\x12\x16\n\x0e\x63ontext_sha256\x18\x01 \x01(\t\"#\n\x12HasContextResponse\x12\r\n\x05known\x18\x01 \x01(\x08\"\xde\x01\n\x0b\x42\x61tchHeader\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontext_sha256\x18\x02 \x01(\t\x12\"\n\x04mode\x18\x03 \x01(\x0e\x32\x14.eligibility.v2.Mode\x12\x0e\n\x06period\x18\x04 \x01(\t\x12\x13\n\x0brule_digest\x18\x05 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x06 \x01(\r\x12\x34\n\x0eincome_weights\x18\x07 \x03(\x0b\x32\x1c.eligibility.v2.IncomeWeight\x12\x11\n\trequester\x18\x08 \x01(\t\"8\n\x0cIncomeWeight\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05gross\x18\x02 \x01(\x11\x12\x0b\n\x03tax\x18\x03 \x01(\x11\"W\n\x05\x43hunk\x12\r\n\x05index\x18\x01 \x01(\r\x12\x15\n\rmember_counts\x18\x02 \x03(\r\x12\x13\n\x0bmember_bsns\x18\x03 \x03(\x07\x12\x13\n\x0b\x63iphertexts\x18\x04 \x03(\x0c\"n\n\rScreenRequest\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.eligibility.v2.BatchHeaderH\x00\x12&\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x15.eligibility.v2.ChunkH\x00\x42\x06\n\x04item\"\x89\x01\n\x0b\x45rrorDetail\x12\'\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x19.eligibility.v2.ErrorCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x04 \x01(\x05\x12\x0c\n\x04slot\x18\x05 \x01(\x05\x12\x0e\n\x06member\x18\x06 \x01(\x05\"\x8f\x01\n\x0b\x43hunkResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x13\n\x0b\x63iphertexts\x18\x02 \x03(\x0c\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1b.eligibility.v2.ErrorDetail\x12\x30\n\x0bslot_errors\x18\x04 \x03(\x0b\x32\x1b.eligibility.v2.ErrorDetail\"I\n\x0c\x42\x61tchSummary\x12\x0e\n\x06\x63hunks\x18\x01 \x01(\r\x12\x12\n\nhouseholds\x18\x02 \x01(\x04\x12\x15\n\rfailed_chunks\x18\x03 \x01(\r\"x\n\x0eScreenResponse\x12-\n\x06result\x18\x01 \x01(\x0b\x32\x1b.eligibility.v2.ChunkResultH\x00\x12/\n\x07summary\x18\x02 \x01(\x0b\x32\x1c.eligibility.v2.BatchSummaryH\x00\x42\x06\n\x04item*>\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bMODE_MASKED\x10\x01\x12\x0f\n\x0bMODE_STRICT\x10\x02*\xbd\x02\n\tErrorCode\x12\x1a\n\x16\x45RROR_CODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45RROR_CODE_INVALID_HEADER\x10\x01\x12\x1e\n\x1a\x45RROR_CODE_UNKNOWN_CONTEXT\x10\x02\x12\x1d\n\x19\x45RROR_CODE_INVALID_PERIOD\x10\x03\x12\x1c\n\x18\x45RROR_CODE_INVALID_CHUNK\x10\x04\x12\x1a\n\x16\x45RROR_CODE_INVALID_BSN\x10\x05\x12!\n\x1d\x45RROR_CODE_INVALID_CIPHERTEXT\x10\x06\x12\x1f\n\x1b\x45RROR_CODE_UNSUPPORTED_MODE\x10\x07\x12\x1f\n\x1b\x45RROR_CODE_BUDGET_EXHAUSTED\x10\x08\x12\x17\n\x13\x45RROR_CODE_INTERNAL\x10\t2\xf0\x02\n\x10ScreeningService\x12\\\n\rGetServerInfo\x12$.eligibility.v2.GetServerInfoRequest\x1a%.eligibility.v2.GetServerInfoResponse\x12\\\n\rUploadContext\x12$.eligibility.v2.UploadContextRequest\x1a%.eligibility.v2.UploadContextResponse\x12S\n\nHasContext\x12!.eligibility.v2.HasContextRequest\x1a\".eligibility.v2.HasContextResponse\x12K\n\x06Screen\x12\x1d.eligibility.v2.ScreenRequest\x1a\x1e.eligibility.v2.ScreenResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n eligibility/v2/eligibility.proto\x12\x0e\x65ligibility.v2\"\x16\n\x14GetServerInfoRequest\"\xe5\x01\n\x15GetServerInfoResponse\x12\x16\n\x0eserver_version\x18\x01 \x01(\t\x12\x16\n\x0eparameter_sets\x18\x02 \x03(\t\x12#\n\x05modes\x18\x03 \x03(\x0e\x32\x14.eligibility.v2.Mode\x12 \n\x18max_households_per_chunk\x18\x04 \x01(\r\x12!\n\x19max_members_per_household\x18\x05 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x06 \x01(\x04\x12\x17\n\x0fsnapshot_digest\x18\x07 \x01(\t\">\n\x14UploadContextRequest\x12\x15\n\rparameter_set\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontext\x18\x02 \x01(\x0c\"F\n\x15UploadContextResponse\x12\x16\n\x0e\x63ontext_sha256\x18\x01 \x01(\t\x12\x15\n\ralready_known\x18\x02 \x01(\x08\"+\n\x11HasContextRequest\x12\x16\n\x0e\x63ontext_sha256\x18\x01 \x01(\t\"#\n\x12HasContextResponse\x12\r\n\x05known\x18\x01 \x01(\x08\"\xbe\x01\n\x0b\x42\x61tchHeader\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontext_sha256\x18\x02 \x01(\t\x12\"\n\x04mode\x18\x03 \x01(\x0e\x32\x14.eligibility.v2.Mode\x12\x0e\n\x06period\x18\x04 \x01(\t\x12\x13\n\x0brule_digest\x18\x05 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x06 \x01(\r\x12\x11\n\trequester\x18\x08 \x01(\tJ\x04\x08\x07\x10\x08R\x0eincome_weights\"W\n\x05\x43hunk\x12\r\n\x05index\x18\x01 \x01(\r\x12\x15\n\rmember_counts\x18\x02 \x03(\r\x12\x13\n\x0bmember_bsns\x18\x03 \x03(\x07\x12\x13\n\x0b\x63iphertexts\x18\x04 \x03(\x0c\"n\n\rScreenRequest\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.eligibility.v2.BatchHeaderH\x00\x12&\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x15.eligibility.v2.ChunkH\x00\x42\x06\n\x04item\"\x89\x01\n\x0b\x45rrorDetail\x12\'\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x19.eligibility.v2.ErrorCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x04 \x01(\x05\x12\x0c\n\x04slot\x18\x05 \x01(\x05\x12\x0e\n\x06member\x18\x06 \x01(\x05\"\x8f\x01\n\x0b\x43hunkResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x13\n\x0b\x63iphertexts\x18\x02 \x03(\x0c\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1b.eligibility.v2.ErrorDetail\x12\x30\n\x0bslot_errors\x18\x04 \x03(\x0b\x32\x1b.eligibility.v2.ErrorDetail\"I\n\x0c\x42\x61tchSummary\x12\x0e\n\x06\x63hunks\x18\x01 \x01(\r\x12\x12\n\nhouseholds\x18\x02 \x01(\x04\x12\x15\n\rfailed_chunks\x18\x03 \x01(\r\"x\n\x0eScreenResponse\x12-\n\x06result\x18\x01 \x01(\x0b\x32\x1b.eligibility.v2.ChunkResultH\x00\x12/\n\x07summary\x18\x02 \x01(\x0b\x32\x1c.eligibility.v2.BatchSummaryH\x00\x42\x06\n\x04item*>\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bMODE_MASKED\x10\x01\x12\x0f\n\x0bMODE_STRICT\x10\x02*\x9d\x03\n\tErrorCode\x12\x1a\n\x16\x45RROR_CODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45RROR_CODE_INVALID_HEADER\x10\x01\x12\x1e\n\x1a\x45RROR_CODE_UNKNOWN_CONTEXT\x10\x02\x12\x1d\n\x19\x45RROR_CODE_INVALID_PERIOD\x10\x03\x12\x1c\n\x18\x45RROR_CODE_INVALID_CHUNK\x10\x04\x12\x1a\n\x16\x45RROR_CODE_INVALID_BSN\x10\x05\x12!\n\x1d\x45RROR_CODE_INVALID_CIPHERTEXT\x10\x06\x12\x1f\n\x1b\x45RROR_CODE_UNSUPPORTED_MODE\x10\x07\x12\x1f\n\x1b\x45RROR_CODE_BUDGET_EXHAUSTED\x10\x08\x12\x17\n\x13\x45RROR_CODE_INTERNAL\x10\t\x12 \n\x1c\x45RROR_CODE_RULE_NOT_APPROVED\x10\n\x12\x1e\n\x1a\x45RROR_CODE_REPLAY_CONFLICT\x10\x0b\x12\x1c\n\x18\x45RROR_CODE_DUPLICATE_BSN\x10\x0c\x32\xf0\x02\n\x10ScreeningService\x12\\\n\rGetServerInfo\x12$.eligibility.v2.GetServerInfoRequest\x1a%.eligibility.v2.GetServerInfoResponse\x12\\\n\rUploadContext\x12$.eligibility.v2.UploadContextRequest\x1a%.eligibility.v2.UploadContextResponse\x12S\n\nHasContext\x12!.eligibility.v2.HasContextRequest\x1a\".eligibility.v2.HasContextResponse\x12K\n\x06Screen\x12\x1d.eligibility.v2.ScreenRequest\x1a\x1e.eligibility.v2.ScreenResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'eligibility.v2.eligibility_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODE']._serialized_start=1493
-  _globals['_MODE']._serialized_end=1555
-  _globals['_ERRORCODE']._serialized_start=1558
-  _globals['_ERRORCODE']._serialized_end=1875
+  _globals['_MODE']._serialized_start=1403
+  _globals['_MODE']._serialized_end=1465
+  _globals['_ERRORCODE']._serialized_start=1468
+  _globals['_ERRORCODE']._serialized_end=1881
   _globals['_GETSERVERINFOREQUEST']._serialized_start=52
   _globals['_GETSERVERINFOREQUEST']._serialized_end=74
   _globals['_GETSERVERINFORESPONSE']._serialized_start=77
@@ -48,21 +48,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HASCONTEXTRESPONSE']._serialized_start=489
   _globals['_HASCONTEXTRESPONSE']._serialized_end=524
   _globals['_BATCHHEADER']._serialized_start=527
-  _globals['_BATCHHEADER']._serialized_end=749
-  _globals['_INCOMEWEIGHT']._serialized_start=751
-  _globals['_INCOMEWEIGHT']._serialized_end=807
-  _globals['_CHUNK']._serialized_start=809
-  _globals['_CHUNK']._serialized_end=896
-  _globals['_SCREENREQUEST']._serialized_start=898
-  _globals['_SCREENREQUEST']._serialized_end=1008
-  _globals['_ERRORDETAIL']._serialized_start=1011
-  _globals['_ERRORDETAIL']._serialized_end=1148
-  _globals['_CHUNKRESULT']._serialized_start=1151
-  _globals['_CHUNKRESULT']._serialized_end=1294
-  _globals['_BATCHSUMMARY']._serialized_start=1296
-  _globals['_BATCHSUMMARY']._serialized_end=1369
-  _globals['_SCREENRESPONSE']._serialized_start=1371
-  _globals['_SCREENRESPONSE']._serialized_end=1491
-  _globals['_SCREENINGSERVICE']._serialized_start=1878
-  _globals['_SCREENINGSERVICE']._serialized_end=2246
+  _globals['_BATCHHEADER']._serialized_end=717
+  _globals['_CHUNK']._serialized_start=719
+  _globals['_CHUNK']._serialized_end=806
+  _globals['_SCREENREQUEST']._serialized_start=808
+  _globals['_SCREENREQUEST']._serialized_end=918
+  _globals['_ERRORDETAIL']._serialized_start=921
+  _globals['_ERRORDETAIL']._serialized_end=1058
+  _globals['_CHUNKRESULT']._serialized_start=1061
+  _globals['_CHUNKRESULT']._serialized_end=1204
+  _globals['_BATCHSUMMARY']._serialized_start=1206
+  _globals['_BATCHSUMMARY']._serialized_end=1279
+  _globals['_SCREENRESPONSE']._serialized_start=1281
+  _globals['_SCREENRESPONSE']._serialized_end=1401
+  _globals['_SCREENINGSERVICE']._serialized_start=1884
+  _globals['_SCREENINGSERVICE']._serialized_end=2252
 # @@protoc_insertion_point(module_scope)

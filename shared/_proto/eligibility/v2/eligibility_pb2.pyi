@@ -60,6 +60,12 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     ERROR_CODE_UNSUPPORTED_MODE: _ErrorCode.ValueType  # 7
     ERROR_CODE_BUDGET_EXHAUSTED: _ErrorCode.ValueType  # 8
     ERROR_CODE_INTERNAL: _ErrorCode.ValueType  # 9
+    ERROR_CODE_RULE_NOT_APPROVED: _ErrorCode.ValueType  # 10
+    """The header's rule digest is not one UWV approved for computation."""
+    ERROR_CODE_REPLAY_CONFLICT: _ErrorCode.ValueType  # 11
+    """An id (batch, chunk or run) re-sent with other content: refused and logged."""
+    ERROR_CODE_DUPLICATE_BSN: _ErrorCode.ValueType  # 12
+    """A household with a member who already appears earlier in the same batch (slot error)."""
 
 class ErrorCode(_ErrorCode, metaclass=_ErrorCodeEnumTypeWrapper): ...
 
@@ -73,6 +79,12 @@ ERROR_CODE_INVALID_CIPHERTEXT: ErrorCode.ValueType  # 6
 ERROR_CODE_UNSUPPORTED_MODE: ErrorCode.ValueType  # 7
 ERROR_CODE_BUDGET_EXHAUSTED: ErrorCode.ValueType  # 8
 ERROR_CODE_INTERNAL: ErrorCode.ValueType  # 9
+ERROR_CODE_RULE_NOT_APPROVED: ErrorCode.ValueType  # 10
+"""The header's rule digest is not one UWV approved for computation."""
+ERROR_CODE_REPLAY_CONFLICT: ErrorCode.ValueType  # 11
+"""An id (batch, chunk or run) re-sent with other content: refused and logged."""
+ERROR_CODE_DUPLICATE_BSN: ErrorCode.ValueType  # 12
+"""A household with a member who already appears earlier in the same batch (slot error)."""
 Global___ErrorCode: _TypeAlias = ErrorCode  # noqa: Y015
 
 @_typing.final
@@ -224,7 +236,6 @@ class BatchHeader(_message.Message):
     PERIOD_FIELD_NUMBER: _builtins.int
     RULE_DIGEST_FIELD_NUMBER: _builtins.int
     CHUNK_COUNT_FIELD_NUMBER: _builtins.int
-    INCOME_WEIGHTS_FIELD_NUMBER: _builtins.int
     REQUESTER_FIELD_NUMBER: _builtins.int
     batch_id: _builtins.str
     """Client-chosen id, unique per batch; repeated chunk indices in a resumed batch are fine."""
@@ -233,17 +244,14 @@ class BatchHeader(_message.Message):
     period: _builtins.str
     """Reference period, "YYYY-MM..YYYY-MM"."""
     rule_digest: _builtins.str
-    """SHA-256 of the canonical rule the thresholds were computed with."""
+    """SHA-256 of the canonical rule the thresholds were computed with. UWV computes the household
+    income the way this rule defines it, and only if UWV approved the rule (compute-to-data
+    register); an unknown or unapproved digest is refused before anything is charged.
+    """
     chunk_count: _builtins.int
     """Total number of chunks in the batch, for the server's progress log (0 if unknown)."""
     requester: _builtins.str
     """Who asks (organisation and client), as recorded in UWV's audit log. Not a BSN."""
-    @_builtins.property
-    def income_weights(self) -> _containers.RepeatedCompositeFieldContainer[Global___IncomeWeight]:
-        """The part of the rule's HE plan UWV executes: how the household total S is formed from
-        polis records (one entry per source kind). The thresholds stay SVB's secret.
-        """
-
     def __init__(
         self,
         *,
@@ -253,42 +261,15 @@ class BatchHeader(_message.Message):
         period: _builtins.str = ...,
         rule_digest: _builtins.str = ...,
         chunk_count: _builtins.int = ...,
-        income_weights: _abc.Iterable[Global___IncomeWeight] | None = ...,
         requester: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "chunk_count", b"chunk_count", "context_sha256", b"context_sha256", "income_weights", b"income_weights", "mode", b"mode", "period", b"period", "requester", b"requester", "rule_digest", b"rule_digest"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "chunk_count", b"chunk_count", "context_sha256", b"context_sha256", "mode", b"mode", "period", b"period", "requester", b"requester", "rule_digest", b"rule_digest"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BatchHeader: _TypeAlias = BatchHeader  # noqa: Y015
-
-@_typing.final
-class IncomeWeight(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    KIND_FIELD_NUMBER: _builtins.int
-    GROSS_FIELD_NUMBER: _builtins.int
-    TAX_FIELD_NUMBER: _builtins.int
-    kind: _builtins.str
-    """wage, benefit, pension or other"""
-    gross: _builtins.int
-    tax: _builtins.int
-    def __init__(
-        self,
-        *,
-        kind: _builtins.str = ...,
-        gross: _builtins.int = ...,
-        tax: _builtins.int = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["gross", b"gross", "kind", b"kind", "tax", b"tax"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___IncomeWeight: _TypeAlias = IncomeWeight  # noqa: Y015
 
 @_typing.final
 class Chunk(_message.Message):
