@@ -78,6 +78,11 @@ class MaskedEvaluator:
     ) -> Future[list[bytes]]:
         if len(ciphertexts) != 1:
             raise CryptoError(f"masked mode takes 1 ciphertext per chunk, got {len(ciphertexts)}")
+        if len(refused) == len(totals):
+            # Every household refused: multiplying all slots by zero gives a "transparent"
+            # ciphertext SEAL will not process further. SVB's own ciphertext back carries
+            # nothing of UWV's data, and every slot carries a refusal anyway.
+            return _done([ciphertexts[0]])
         ops = mask_operands(totals, months, self._context.params, self._random_bytes)
         if refused:
             # A refused household's slot must say nothing about its income: zero it out.

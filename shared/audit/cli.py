@@ -77,6 +77,19 @@ def _trust_note(log: VerifiedLog) -> str:
     return ""
 
 
+def _witness_note(args: argparse.Namespace, log: VerifiedLog) -> str:
+    """Say so when nothing witnessed the checkpoint: a split view cannot then be excluded."""
+    if getattr(args, "witness_key", None) and getattr(args, "min_cosigners", 0) > 0:
+        return ""
+    return (
+        "\nWARNING: verified without a witness (no --witness-key with --min-cosigners): this "
+        "proves the export matches the log's own signature, not that other auditors see the "
+        "same log. A log operator can show each auditor a different, internally consistent "
+        "history (a split view); require cosignatures by at least one witness you trust, "
+        "or compare this checkpoint with another auditor's (docs/audit.md, 'Split views')."
+    )
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     log = _verified(args)
     head = log.head
@@ -85,6 +98,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     print(
         f"OK: log {head.origin}: {head.size} entries match the checkpoint root "
         f"{head.root_hash.hex()} signed at {when}; cosigned by: {cosigned}{_trust_note(log)}"
+        f"{_witness_note(args, log)}"
     )
     return EXIT_OK
 
