@@ -34,15 +34,15 @@ from tests.unit.enclave.enclave_testkit import (
     approval,
     make_identities,
 )
-from uwv_server.audit_api import audit_registrar
 from uwv_server.audit_trail import AuditTrail
 from uwv_server.budget import SqliteBudget
 from uwv_server.contexts import ContextRegistry
 from uwv_server.enclave.approvals import RuleRegister
 from uwv_server.enclave.sandbox import Limits
 from uwv_server.enclave.service import EnclaveConfig, EnclaveService
-from uwv_server.enclave_api import enclave_registrar
-from uwv_server.grpc_api import build_server
+from uwv_server.grpc.audit import audit_registrar
+from uwv_server.grpc.compute_to_data import enclave_registrar
+from uwv_server.grpc.server import build_server
 from uwv_server.he_rules import RegisterRules
 from uwv_server.service import ScreeningService
 from uwv_server.store import Snapshot, import_polis

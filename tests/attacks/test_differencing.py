@@ -325,7 +325,7 @@ def test_an_enclave_run_of_many_copies_sweeping_known_income_is_one_evaluation(
     assert again.outcomes == response.outcomes and again.statement == response.statement
     # the same run id with other content: refused and logged
     request.known_income_cents_le64 = np.zeros(n, "<i8").tobytes()
-    with pytest.raises(Exception, match="another header|other content"):
+    with pytest.raises(Exception, match=r"another header|other content"):
         run(request.SerializeToString())
     assert uwv.used(VICTIM) == 1
     entries = uwv.entries()

@@ -24,8 +24,10 @@ from svb_client.pipeline import ScreenJob, run_screen
 from svb_client.wire import BatchOpen, ChunkAnswer, EncryptedChunk
 from svb_client.wire.memory import InMemoryTransport
 from tests.conftest import AIO_RULE
+from uwv_server.budget import Refusal
 from uwv_server.contexts import ContextRegistry
-from uwv_server.service import IntArray, ScreeningService
+from uwv_server.he_rules import PinnedRules
+from uwv_server.service import NoBudget, ScreeningService
 from uwv_server.store import Snapshot, import_polis
 from uwv_server.synth import generate
 
@@ -53,25 +55,19 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Data:
     return Data(tmp / "store", households, expected)
 
 
-class RefuseFirstSlot:
+class RefuseFirstSlot(NoBudget):
     """A budget that refuses the first household of every chunk (and charges nobody)."""
 
-    def charge(
-        self,
-        *,
-        batch_id: str,
-        chunk_index: int,
-        period: Period,
-        member_bsns: IntArray,
-        member_counts: IntArray,
-    ) -> dict[int, str]:
-        return {0: "budget of a member spent for 2025"}
+    def charge(self, **kw: object) -> dict[int, Refusal]:
+        return {0: Refusal("budget", "budget of a member spent for 2025")}
 
 
 @pytest.fixture
 def uwv(data: Data, tmp_path: Path) -> Iterator[ScreeningService]:
     service = ScreeningService(
-        Snapshot.open_current(data.store), ContextRegistry(tmp_path / "contexts")
+        Snapshot.open_current(data.store),
+        ContextRegistry(tmp_path / "contexts"),
+        rules=PinnedRules.from_files([AIO_RULE]),
     )
     yield service
     service.contexts.close()
@@ -194,6 +190,7 @@ def test_refused_chunks_and_households_are_rejected_with_uwvs_reason(
         Snapshot.open_current(data.store),
         ContextRegistry(tmp_path / "contexts"),
         budget=RefuseFirstSlot(),
+        rules=PinnedRules.from_files([AIO_RULE]),
     )
     try:
         summary = run_screen(
