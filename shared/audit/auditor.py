@@ -15,7 +15,7 @@ from shared.audit.checkpoint import Checkpoint, VerifiedCheckpoint, open_checkpo
 from shared.audit.entry import RunEntry
 from shared.audit.errors import EntryError, ExportError, NoteError, ProofError
 from shared.audit.export import LogExport
-from shared.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
+from shared.audit.merkle import EMPTY_ROOT, leaf_hash, verify_consistency, verify_inclusion
 from shared.audit.note import NoteVerifier, parse_vkey
 from shared.audit.proofs import MemoryTree, consistency_proof, inclusion_proof
 
@@ -124,6 +124,11 @@ def prove_consistency(
     if old.size > new.size:
         raise ProofError(f"the log shrank: old checkpoint has {old.size} entries, now {new.size}")
     proof = consistency_proof(log.tree, old.size, new.size)
+    if old.size == 0 and new.size > 0:
+        # Every tree extends the empty one; a proof from it is refused by the verifier.
+        if old.root_hash != EMPTY_ROOT:
+            raise ProofError("the old checkpoint has size 0 but not the empty tree's root")
+        return ConsistencyResult(old, new, ())
     try:
         verify_consistency(old.size, new.size, proof, old.root_hash, new.root_hash)
     except ProofError as exc:

@@ -129,7 +129,13 @@ def open_checkpoint(
     missing or bad, or the origin differs from the expected one.
     """
     note = parse_note(data)
-    if not verified_signers(note, [log_key]):
+    try:
+        signed = verified_signers(note, [log_key])
+    except NoteError:
+        raise NoteError(
+            f"the signature of {log_key.name} on this checkpoint is not valid"
+        ) from None
+    if not signed:
         if any(log_key.matches(s) for s in note.signatures):
             raise NoteError(f"the signature of {log_key.name} on this checkpoint is not valid")
         raise NoteError(f"this checkpoint carries no signature of {log_key.name}")

@@ -145,20 +145,22 @@ def verify_consistency(
     """Check that the tree ``(size2, root2)`` extends ``(size1, root1)``: only appended to.
 
     RFC 9162 section 2.1.4.2. Returns ``None`` on success; raises
-    :class:`ProofError` saying what failed. An empty old tree is consistent with
-    every tree (the proof must then be empty).
+    :class:`ProofError` saying what failed. As the transparency-dev/merkle verifier does, a
+    proof *from the empty tree* to a non-empty one is refused ("meaningless": there is nothing
+    to prove, so a caller must not ask for one); equal sizes, also 0 → 0, need an empty proof
+    and equal roots.
     """
     size1 = _check_size("old size", size1)
     size2 = _check_size("new size", size2)
     path = _check_proof(proof)
     if size2 < size1:
         raise ProofError(f"new size {size2} is smaller than old size {size1}: the log shrank")
-    if size1 == 0:
-        if path:
-            raise ProofError("a proof from the empty tree must be empty")
-        return
     r1 = _check_hash("old root", root1)
     r2 = _check_hash("new root", root2)
+    if size1 == 0 and size2 > 0:
+        raise ProofError(
+            "a consistency proof from the empty tree is meaningless: every tree extends it"
+        )
     if size1 == size2:
         if path:
             raise ProofError("a proof between equal sizes must be empty")

@@ -317,9 +317,23 @@ def sign_note(text: str, signers: Sequence[NoteSigner], now: datetime | None = N
 
 
 def verified_signers(note: Note, verifiers: Iterable[NoteVerifier]) -> list[NoteVerifier]:
-    """The verifiers whose valid signature is on the note (unknown keys' lines are ignored)."""
+    """The verifiers whose valid signature is on the note, with Go's ``note.Open`` semantics.
+
+    A signature line by a known key (same name and key ID) that does not verify makes the
+    whole note invalid (:class:`NoteError`, "invalid signature for key …"), whatever other
+    lines hold; lines by unknown keys are ignored; duplicate valid lines count once.
+    """
+    known = list(verifiers)
     out: list[NoteVerifier] = []
-    for verifier in verifiers:
-        if any(verifier.verify(note.text, sig) for sig in note.signatures):
-            out.append(verifier)
+    for sig in note.signatures:
+        for verifier in known:
+            if not verifier.matches(sig):
+                continue
+            if not verifier.verify(note.text, sig):
+                raise NoteError(
+                    f"invalid signature for key {verifier.name}+{sig.key_id.hex()}: "
+                    "a note with a failing signature of a known key is refused"
+                )
+            if verifier not in out:
+                out.append(verifier)
     return out

@@ -33,7 +33,7 @@ from typing import Final
 
 from shared.audit.checkpoint import Checkpoint, open_checkpoint
 from shared.audit.errors import NoteError, ProofError, WitnessError
-from shared.audit.merkle import verify_consistency
+from shared.audit.merkle import EMPTY_ROOT, verify_consistency
 from shared.audit.note import SIG_TYPE_COSIGNATURE_V1, NoteSigner, NoteVerifier
 
 STATE_FORMAT: Final = "aio-audit-witness-state/v1"
@@ -146,7 +146,12 @@ class Witness:
                     "this witness already cosigned (rollback)"
                 )
             try:
-                verify_consistency(prior.size, cp.size, proof, prior.root_hash, cp.root_hash)
+                if prior.size == 0 and cp.size > 0:
+                    # nothing to prove from the empty tree (and a proof from it is refused)
+                    if proof or prior.root_hash != EMPTY_ROOT:
+                        raise ProofError("an empty tree has the empty root and no proof")
+                else:
+                    verify_consistency(prior.size, cp.size, proof, prior.root_hash, cp.root_hash)
             except ProofError as exc:
                 raise WitnessError(
                     f"refused: not proved consistent with size {prior.size} seen before: {exc}"

@@ -27,6 +27,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +39,7 @@ from shared.he.backend import (
     SecretBfvContext,
     SecretCkksContext,
 )
+from shared.he.masked import THRESHOLD_BAND_CENTS, mask_operands
 from shared.he.params import (
     BFV_PARAMETER_SETS,
     MASKED_N8192,
@@ -228,6 +230,144 @@ def report(
     )
 
 
+# --- yearly bound: bits about one person per calendar year, per mode (issue 9) ---------------
+#
+# The server answers a person at most ``k`` times a year (the budget; once per batch). What the
+# strongest attack we built learns in ``k`` answers, measured on the exact operands the server
+# uses (``mask_operands``) in plaintext: CKKS noise would only blur the values further, so the
+# plaintext figure is an upper bound of what the same attack gets from real ciphertexts.
+#
+# The attacker knows the protocol: ``v = r·(T − I − δ) + e`` with ``δ = 1/(2n)``, ``|e| ≤ 1/(8n)``
+# and ``r ∈ [1, 2**L)``. From one answer it keeps ``I`` in an interval: the sign gives the side
+# of ``T``, ``r ≥ 1`` bounds the distance from above by ``|v|`` and ``r < 2**L`` from below by
+# ``|v| / 2**L``. It chooses each next ``T`` adaptively from the interval it holds. Strategies
+# tried (the bound takes the best one at every ``k``): bisect the interval; put ``T`` just above
+# it (every distance is then at most its width, so ``|v|`` ≤ width happens more often); just
+# below it; and a few fixed fractions inside it. The prior is uniform over the public band
+# ``[0, 2**20)`` cents a month: at most 20 bits are there to learn (resolution: one cent).
+
+BOUND_PRIOR_CENTS: Final = float(THRESHOLD_BAND_CENTS)
+BOUND_CAP_BITS: Final = math.log2(BOUND_PRIOR_CENTS)
+_STRATEGIES: Final = ("bisect", "above", "below", "quarter", "eighth", "edge-then-bisect")
+
+
+@dataclass(frozen=True, slots=True)
+class ModeBound:
+    """Bits about one person learnt in ``answers`` answers of ``mode``: mean and 95th pct."""
+
+    mode: str
+    answers: int
+    mean_bits: float
+    p95_bits: float
+    strategy: str
+
+
+def _next_threshold(strategy: str, lo: FloatArray, hi: FloatArray, step: int) -> FloatArray:
+    width = hi - lo
+    if strategy == "bisect" or (strategy == "edge-then-bisect" and step > 0):
+        t: FloatArray = lo + width / 2.0
+    elif strategy in ("above", "edge-then-bisect"):
+        t = hi + 1.0
+    elif strategy == "below":
+        t = lo - 1.0
+    elif strategy == "quarter":
+        t = lo + width / 4.0
+    else:
+        t = lo + width / 8.0
+    return t
+
+
+def _bits(lo: FloatArray, hi: FloatArray) -> FloatArray:
+    width = np.maximum(hi - lo, 1.0)
+    out: FloatArray = np.minimum(BOUND_CAP_BITS, np.log2(BOUND_PRIOR_CENTS / width))
+    return out
+
+
+def masked_attack_bits(
+    answers: int,
+    strategy: str,
+    *,
+    trials: int,
+    params: CkksParams = MASKED_N8192,
+    months: int = 12,
+    rng: np.random.Generator,
+) -> FloatArray:
+    """Bits learnt per trial by ``strategy`` after ``answers`` masked answers (see above)."""
+    income = np.floor(rng.random(trials) * BOUND_PRIOR_CENTS)  # monthly, whole cents
+    totals = (income * months).astype(np.int64)
+    lo = np.zeros(trials)
+    hi = np.full(trials, BOUND_PRIOR_CENTS)
+    delta, eps, top = 1.0 / (2 * months), 1.0 / (8 * months), 2.0**params.mask_log2_range
+    for step in range(answers):
+        t = _next_threshold(strategy, lo, hi, step)
+        ops = mask_operands(totals, months, params, secrets.token_bytes)
+        v = (t - ops.subtract) * ops.multiply + ops.add  # what SVB decrypts, without CKKS noise
+        a = np.abs(v)
+        pos = v > 0
+        near = np.maximum(a - eps, 0.0) / top  # the distance is at least this …
+        far = a + eps  # … and at most this
+        new_lo = np.where(pos, t - delta - far, t - delta + near)
+        new_hi = np.where(pos, t - delta - near, t - delta + far)
+        lo, hi = np.maximum(lo, new_lo), np.minimum(hi, new_hi)
+        hi = np.maximum(hi, lo)
+    return _bits(lo, hi)
+
+
+def one_bit_attack_bits(answers: int, *, trials: int, rng: np.random.Generator) -> FloatArray:
+    """Strict and compute-to-data answer one exact bit: bisection learns exactly one per answer."""
+    income = np.floor(rng.random(trials) * BOUND_PRIOR_CENTS)
+    lo, hi = np.zeros(trials), np.full(trials, BOUND_PRIOR_CENTS)
+    for _ in range(answers):
+        t = np.floor((lo + hi) / 2.0)
+        below = income < t
+        lo, hi = np.where(below, lo, t), np.where(below, t, hi)
+    return _bits(lo, hi)
+
+
+def yearly_bounds(limits: dict[str, int], *, trials: int = 2000, seed: int = 9) -> list[ModeBound]:
+    """Per mode, what the strongest attack learns about one person within its yearly budget."""
+    out = []
+    for mode, k in limits.items():
+        rng = np.random.default_rng(seed)
+        if mode == "masked":
+            best: tuple[float, float, str] = (-1.0, 0.0, "")
+            for strategy in _STRATEGIES:
+                bits = masked_attack_bits(k, strategy, trials=trials, rng=rng)
+                mean = float(bits.mean())
+                if mean > best[0]:
+                    best = (mean, float(np.percentile(bits, 95)), strategy)
+            out.append(ModeBound(mode, k, best[0], best[1], best[2]))
+        else:
+            bits = one_bit_attack_bits(k, trials=trials, rng=rng)
+            out.append(
+                ModeBound(mode, k, float(bits.mean()), float(np.percentile(bits, 95)), "bisect")
+            )
+    return out
+
+
+def format_bounds(bounds: list[ModeBound], total: int) -> str:
+    lines = [
+        f"yearly bound: bits about one person per calendar year (prior: 0..2^20 cents a "
+        f"month, at most {BOUND_CAP_BITS:.0f} bits; total budget {total} answers, all modes)"
+    ]
+    per_answer: dict[str, float] = {}
+    for b in bounds:
+        lines.append(
+            f"  {b.mode:<8} {b.answers:>2} answers: {b.mean_bits:5.2f} bits mean, "
+            f"{b.p95_bits:5.2f} bits 95th percentile  (best attack: {b.strategy})"
+        )
+        per_answer[b.mode] = b.mean_bits / max(b.answers, 1)
+    masked = next((b for b in bounds if b.mode == "masked"), None)
+    if masked is not None:
+        rest = max(0, total - masked.answers)
+        combined = min(BOUND_CAP_BITS, masked.p95_bits + rest)
+        lines.append(
+            f"  all modes together: at most {combined:.2f} bits (95th pct: {masked.answers} "
+            f"masked answers, then {rest} one-bit answers of the other modes)"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m shared.he.leakage",
@@ -239,12 +379,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--strict-params", default=STRICT_DEFAULT.name, choices=sorted(BFV_PARAMETER_SETS)
     )
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=12,
+        help="yearly budget (answers per person) for the bound section, all modes",
+    )
+    parser.add_argument(
+        "--mode-budget",
+        action="append",
+        default=[],
+        metavar="MODE=N",
+        help="a lower yearly budget for one mode, as uwv-server serve --mode-budget",
+    )
+    parser.add_argument(
+        "--bound-only", action="store_true", help="print only the yearly bound section"
+    )
     args = parser.parse_args(argv)
+    limits = {m: args.budget for m in ("masked", "strict", "enclave")}
+    for item in args.mode_budget:
+        mode, _, n = item.partition("=")
+        limits[mode] = min(args.budget, int(n))
+    if args.bound_only:
+        print(format_bounds(yearly_bounds(limits), args.budget))
+        return 0
     batch = synthetic_batch(args.households, args.months, np.random.default_rng(args.seed))
     print(f"synthetic batch: {args.households} households, {args.months} months, seed {args.seed}")
     print(report("masked", masked_values(batch), batch).format())
     strict_params = BFV_PARAMETER_SETS[args.strict_params]
     print(report("strict", strict_values(batch, strict_params), batch).format())
+    print(format_bounds(yearly_bounds(limits), args.budget))
     return 0
 
 

@@ -41,6 +41,7 @@ from shared.rules.model import (
     PolisSource,
     QueryField,
     QuerySource,
+    Ref,
     Rule,
 )
 from shared.rules.parse import parse_file
@@ -102,6 +103,14 @@ class DefinitionUse(_Frozen):
     legal_basis: str
 
 
+class ThresholdInput(_Frozen):
+    """An SVB-supplied value the decision depends on: SVB chooses it, so it moves the threshold."""
+
+    name: str
+    field: str
+    path: str
+
+
 class TestResult(_Frozen):
     """Outcome of a bundled test case."""
 
@@ -131,6 +140,8 @@ class Report(_Frozen):
     cost_limit: int = 0
     tests: tuple[TestResult, ...] = ()
     homomorphic: str = ""
+    threshold_inputs: tuple[ThresholdInput, ...] = ()
+    budget_note: str = ""
     findings: tuple[Finding, ...] = ()
 
     def to_json(self) -> str:
@@ -186,6 +197,13 @@ class Report(_Frozen):
                     out.append(f"  - FAILED {t.name!r} ({t.path}): " + "; ".join(t.problems))
         if self.homomorphic:
             out.append(f"Homomorphic mode: {self.homomorphic}")
+        if self.threshold_inputs:
+            out.append("")
+            out.append("Values SVB supplies that move the threshold (SVB chooses them per query):")
+            for moving in self.threshold_inputs:
+                out.append(f"  - {moving.name}: {moving.field}")
+        if self.budget_note:
+            out.append(f"What the budget then bounds: {self.budget_note}")
         return "\n".join(out) + "\n"
 
 
@@ -283,8 +301,50 @@ def verify_rule(rule: Rule, *, policy: ReleasePolicy | None = None, file: str = 
         cost=cost,
         tests=tests,
         homomorphic=he_status(checked),
+        threshold_inputs=(moving := threshold_inputs(checked)),
+        budget_note=_budget_note(moving),
         findings=tuple(findings),
         **base,
+    )
+
+
+def threshold_inputs(checked: CheckedRule) -> tuple[ThresholdInput, ...]:
+    """The SVB-supplied inputs the decision depends on (through any chain of actions)."""
+    decision = checked.decision
+    if not decision:
+        return ()
+    rule = checked.rule
+    seen: set[str] = set()
+    stack = [decision]
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        act = rule.action(name)
+        if act is not None:
+            stack.extend(n.name for n in walk(act.value) if isinstance(n, Ref))
+    out = []
+    for inp in rule.inputs:
+        if inp.name in seen and isinstance(inp.source, QuerySource):
+            out.append(ThresholdInput(name=inp.name, field=inp.source.field.value, path=inp.path))
+    return tuple(out)
+
+
+def _budget_note(moving: tuple[ThresholdInput, ...]) -> str:
+    if not moving:
+        return (
+            "the threshold is fixed by the rule's named values; each evaluation still answers "
+            "one bit, and the per-BSN yearly budget bounds how many a person is in"
+        )
+    names = ", ".join(t.name for t in moving)
+    return (
+        f"SVB can move the threshold per household with {names} (e.g. sweep its known income "
+        "to binary-search a person's income). The rule cannot stop that; UWV's per-BSN budget "
+        "does: every answer is one bit (compute-to-data and strict) and a person is answered at "
+        "most once per batch and the budget's number of times per calendar year, so a search "
+        "learns at most that many bits about one person a year (masked mode: measured, "
+        "`python -m shared.he.leakage --bound-only`)"
     )
 
 

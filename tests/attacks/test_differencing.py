@@ -83,11 +83,12 @@ def test_a_replayed_chunk_id_with_other_content_is_refused_and_logged(
     assert entries[1].resumes == 0  # the second stream's entry names the first
 
 
-def test_many_copies_of_one_person_in_one_chunk_are_one_evaluation(
+def test_many_copies_of_one_person_in_one_chunk_are_refused_uncharged(
     uwv: Uwv, secret_context: SecretCkksContext
 ) -> None:
     """4,096 copies of the victim on a grid of thresholds (one masked chunk) used to give the
-    income to 0.5 %. Now slot 0 is answered, the other 4,095 are refused and carry zeros."""
+    income to 0.5 %. Now a chunk that names a person twice is invalid as a whole: refused
+    before anything is charged or evaluated (and the budget refuses later copies anyway)."""
     n = 4096
     grid = [int(x) for x in np.linspace(0, 400_000, n)]
     replies = results(
@@ -95,15 +96,17 @@ def test_many_copies_of_one_person_in_one_chunk_are_one_evaluation(
             [
                 header_bytes(uwv, "copies"),
                 chunk_bytes(0, [1] * n, [VICTIM] * n, [masked_ct(secret_context, grid)]),
+                # and as members of different households of one chunk
+                chunk_bytes(
+                    1, [2, 1], [BYSTANDERS[0], VICTIM, VICTIM], [masked_ct(secret_context, [1, 2])]
+                ),
             ]
         )
     )
-    result = replies[0]
-    assert _answered_slots(result, n) == {0}
-    assert {d.code for d in result.slot_errors} == {pb.DUPLICATE_BSN}
-    values = secret_context.decrypt(result.ciphertexts[0])[:n]
-    assert np.all(np.abs(values[1:]) < 1e-3)  # a refused slot says nothing
-    assert uwv.used(VICTIM) == 1
+    assert [r.error.code for r in replies] == [pb.INVALID_CHUNK, pb.INVALID_CHUNK]
+    assert all(not r.ciphertexts for r in replies)
+    assert uwv.used(VICTIM) == 0 and uwv.used(BYSTANDERS[0]) == 0
+    assert uwv.entries() == []
 
 
 def test_copies_across_chunks_and_streams_of_one_batch_are_refused(
@@ -295,41 +298,55 @@ def _months(period: str) -> int:
     return (int(b[:4]) - int(a[:4])) * 12 + int(b[5:]) - int(a[5:]) + 1
 
 
-def test_an_enclave_run_of_many_copies_sweeping_known_income_is_one_evaluation(
-    uwv: Uwv,
-) -> None:
-    """One run of 2,000 households, each the victim with another known income, used to give
-    a month's income to 12 cents. Now the first is evaluated, the rest refused."""
-    n = 2000
-    known = np.linspace(0, 150_000, n).astype(np.int64)
-    run = uwv.channel.unary_unary(
-        "/eligibility.v1.ComputeToData/Run", response_deserializer=epb.RunResponse.FromString
-    )
-    request = epb.RunRequest(
-        run_id="sweep",
+def _run_request(uwv: Uwv, run_id: str, bsns: list[int], known: list[int]) -> epb.RunRequest:
+    n = len(bsns)
+    return epb.RunRequest(
+        run_id=run_id,
         rule_digest=uwv.rule_digest,
         period="2025-01..2025-12",
         salt=os.urandom(32),
         member_counts_le64=np.ones(n, "<i8").tobytes(),
-        member_bsns_le64=np.full(n, VICTIM, "<i8").tobytes(),
+        member_bsns_le64=np.array(bsns, "<i8").tobytes(),
         is_couple_u8=bytes(n),
-        known_income_cents_le64=known.astype("<i8").tobytes(),
+        known_income_cents_le64=np.array(known, "<i8").tobytes(),
     )
-    response = run(request.SerializeToString())
-    outcomes = np.frombuffer(response.outcomes, np.uint8)
-    assert outcomes[0] in (0, 1) and np.all(outcomes[1:] == 2)
-    assert {r.code for r in response.refusals} == {"duplicate"}
-    assert uwv.used(VICTIM) == 1
-    # the same run id again: the stored outcome and statement, byte for byte, no charge
-    again = run(request.SerializeToString())
-    assert again.outcomes == response.outcomes and again.statement == response.statement
-    # the same run id with other content: refused and logged
-    request.known_income_cents_le64 = np.zeros(n, "<i8").tobytes()
-    with pytest.raises(Exception, match=r"another header|other content"):
-        run(request.SerializeToString())
-    assert uwv.used(VICTIM) == 1
+
+
+def test_an_enclave_sweep_of_known_income_is_one_answer_per_run_and_budget_per_year(
+    uwv: Uwv,
+) -> None:
+    """One run of 2,000 households, each the victim with another known income, used to give
+    a month's income to 12 cents. Now such a run is refused whole (nothing charged), the
+    sweep spread over runs is stopped by the budget, and a re-used run id gets the stored
+    outcome (same content) or a refusal (other content)."""
+    run = uwv.channel.unary_unary(
+        "/eligibility.v1.ComputeToData/Run", response_deserializer=epb.RunResponse.FromString
+    )
+    n = 2000
+    sweep = _run_request(
+        uwv, "sweep", [VICTIM] * n, np.linspace(0, 150_000, n).astype(int).tolist()
+    )
+    with pytest.raises(Exception, match="also in household"):
+        run(sweep.SerializeToString())
+    assert uwv.used(VICTIM) == 0
+    answered = 0
+    for q in range(8):  # one victim per run, the known income moving
+        request = _run_request(uwv, f"sweep-{q}", [VICTIM, BYSTANDERS[q]], [20_000 * q, 0])
+        response = run(request.SerializeToString())
+        outcomes = np.frombuffer(response.outcomes, np.uint8)
+        assert outcomes[1] in (0, 1)  # the bystander is always answered
+        answered += int(outcomes[0] != 2)
+        if q == 0:
+            # the same run id and content: the stored outcome and statement, byte for byte
+            again = run(request.SerializeToString())
+            assert again.outcomes == response.outcomes and again.statement == response.statement
+            # the same run id with other content: refused and logged
+            request.known_income_cents_le64 = np.array([1, 0], "<i8").tobytes()
+            with pytest.raises(Exception, match=r"another header|other content"):
+                run(request.SerializeToString())
+    assert answered == LIMIT and uwv.used(VICTIM) == LIMIT
     entries = uwv.entries()
-    assert sum(e.budget.bsns_charged for e in entries) == 1
+    assert sum(e.budget.bsns_charged for e in entries) == LIMIT + 8
     assert sum(e.replays_refused or 0 for e in entries) == 1
 
 
