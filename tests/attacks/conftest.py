@@ -20,7 +20,7 @@ import grpc
 import numpy as np
 import pytest
 
-from shared._proto.eligibility.v1 import eligibility_pb2 as pb
+from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared.audit import RunEntry
 from shared.crypto import Role
 from shared.digests import sha256_hex
@@ -52,7 +52,7 @@ LIMIT: Final = 4
 VICTIM_INCOME: Final = 123_456
 VICTIM: Final = int(bsn_from(1))
 BYSTANDERS: Final = [int(bsn_from(100 + i)) for i in range(400)]
-SCREEN: Final = "/eligibility.v1.Screening/Screen"
+SCREEN: Final = "/eligibility.v2.ScreeningService/Screen"
 
 
 @dataclass
@@ -181,7 +181,7 @@ def uwv(tmp_path: Path, secret_context: SecretCkksContext) -> Iterator[Uwv]:
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     public = secret_context.public_bytes_for_masked()
     upload = channel.unary_unary(
-        "/eligibility.v1.Screening/UploadContext",
+        "/eligibility.v2.ScreeningService/UploadContext",
         response_deserializer=pb.UploadContextResponse.FromString,
     )
     upload(

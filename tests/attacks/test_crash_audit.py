@@ -23,7 +23,7 @@ import grpc
 import numpy as np
 import pytest
 
-from shared._proto.eligibility.v1 import eligibility_pb2 as pb
+from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared.audit import RunEntry
 from shared.audit.note import parse_skey
 from shared.digests import sha256_hex
@@ -98,7 +98,8 @@ def _messages(
 def _stream(target: str, messages: Iterator[bytes]) -> Iterator[pb.ScreenResponse]:
     channel = grpc.insecure_channel(target)
     call = channel.stream_stream(
-        "/eligibility.v1.Screening/Screen", response_deserializer=pb.ScreenResponse.FromString
+        "/eligibility.v2.ScreeningService/Screen",
+        response_deserializer=pb.ScreenResponse.FromString,
     )
     try:
         yield from call(messages)
@@ -124,7 +125,7 @@ def test_kill_minus_nine_mid_batch_then_restart_logs_every_charge(
     try:
         with grpc.insecure_channel(_target(port_file)) as channel:
             channel.unary_unary(
-                "/eligibility.v1.Screening/UploadContext",
+                "/eligibility.v2.ScreeningService/UploadContext",
                 response_deserializer=pb.UploadContextResponse.FromString,
             )(
                 pb.UploadContextRequest(

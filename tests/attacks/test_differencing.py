@@ -15,8 +15,8 @@ import secrets
 import numpy as np
 import pytest
 
-from shared._proto.eligibility.v1 import eligibility_pb2 as pb
-from shared._proto.eligibility.v1 import enclave_pb2 as epb
+from shared._proto.eligibility.v2 import eligibility_pb2 as pb
+from shared._proto.eligibility.v2 import enclave_pb2 as epb
 from shared.he.backend import SecretBfvContext, SecretCkksContext
 from shared.he.strict import decrypt_decisions, encrypt_thresholds
 from tests.attacks.conftest import (
@@ -61,7 +61,7 @@ def test_a_replayed_chunk_id_with_other_content_is_refused_and_logged(
         messages.append(chunk_bytes(0, [1], [VICTIM], [masked_ct(secret_context, [guess])]))
     replies = results(uwv.screen(messages))
     assert len(replies) == 48
-    assert all(r.error.code == pb.REPLAY_CONFLICT for r in replies)
+    assert all(r.error.code == pb.ERROR_CODE_REPLAY_CONFLICT for r in replies)
     assert uwv.used(VICTIM) == 0
     # the same households with another threshold: the stored answer, byte for byte
     again = results(
@@ -103,7 +103,10 @@ def test_many_copies_of_one_person_in_one_chunk_are_refused_uncharged(
             ]
         )
     )
-    assert [r.error.code for r in replies] == [pb.INVALID_CHUNK, pb.INVALID_CHUNK]
+    assert [r.error.code for r in replies] == [
+        pb.ERROR_CODE_INVALID_CHUNK,
+        pb.ERROR_CODE_INVALID_CHUNK,
+    ]
     assert all(not r.ciphertexts for r in replies)
     assert uwv.used(VICTIM) == 0 and uwv.used(BYSTANDERS[0]) == 0
     assert uwv.entries() == []
@@ -128,7 +131,7 @@ def test_copies_across_chunks_and_streams_of_one_batch_are_refused(
             ]
         )
     )
-    assert more[0].slot_errors[0].code == pb.DUPLICATE_BSN
+    assert more[0].slot_errors[0].code == pb.ERROR_CODE_DUPLICATE_BSN
     assert uwv.used(VICTIM) == 1
 
 
@@ -191,7 +194,7 @@ def test_garbage_chunks_cost_nobody_any_budget(uwv: Uwv, secret_context: SecretC
     # a ciphertext under another key of the same parameters is indistinguishable from SVB's:
     # at most that one is evaluated (and charged); every other chunk is refused unevaluated
     assert len(answered) <= 2 and len(refused) >= 11
-    assert {r.error.code for r in refused} <= {pb.INVALID_CIPHERTEXT}
+    assert {r.error.code for r in refused} <= {pb.ERROR_CODE_INVALID_CIPHERTEXT}
     charged_entries = [e for e in uwv.entries() if e.budget.bsns_charged]
     assert sum(e.budget.bsns_charged for e in charged_entries) == uwv.used(VICTIM)
     # header-only and garbage-only streams append nothing
@@ -230,7 +233,7 @@ def test_binary_search_across_batches_modes_and_periods_stops_at_the_budget(
     shifted periods: the victim is answered :data:`LIMIT` times in 2025, never more."""
     strict = strict_secret_small
     upload = uwv.channel.unary_unary(
-        "/eligibility.v1.Screening/UploadContext",
+        "/eligibility.v2.ScreeningService/UploadContext",
         response_deserializer=pb.UploadContextResponse.FromString,
     )
     strict_ctx = upload(
@@ -239,7 +242,7 @@ def test_binary_search_across_batches_modes_and_periods_stops_at_the_budget(
         ).SerializeToString()
     ).context_sha256
     run = uwv.channel.unary_unary(
-        "/eligibility.v1.ComputeToData/Run", response_deserializer=epb.RunResponse.FromString
+        "/eligibility.v2.ComputeToDataService/Run", response_deserializer=epb.RunResponse.FromString
     )
     periods = ["2025-01..2025-12", "2025-02..2025-12", "2025-03..2025-11", "2024-12..2025-01"]
     low, high = 0, 1_000_000
@@ -320,7 +323,7 @@ def test_an_enclave_sweep_of_known_income_is_one_answer_per_run_and_budget_per_y
     sweep spread over runs is stopped by the budget, and a re-used run id gets the stored
     outcome (same content) or a refusal (other content)."""
     run = uwv.channel.unary_unary(
-        "/eligibility.v1.ComputeToData/Run", response_deserializer=epb.RunResponse.FromString
+        "/eligibility.v2.ComputeToDataService/Run", response_deserializer=epb.RunResponse.FromString
     )
     n = 2000
     sweep = _run_request(

@@ -293,7 +293,7 @@ def test_unapproved_rule_is_refused(wire: Any) -> None:
     with pytest.raises(grpc.RpcError) as info:
         list(stub.Screen(iter([_header(digest, rule="ab" * 32)])))
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION  # type: ignore[attr-defined]
-    assert _error_detail(info.value).code == pb.RULE_NOT_APPROVED
+    assert _error_detail(info.value).code == pb.ERROR_CODE_RULE_NOT_APPROVED
 
 
 def test_missing_header_is_refused(wire: Any, secret_context: SecretCkksContext) -> None:
