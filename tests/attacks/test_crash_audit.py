@@ -169,6 +169,7 @@ def test_kill_minus_nine_mid_batch_then_restart_logs_every_charge(
                 "-m",
                 "shared.audit.cli",
                 "fetch",
+                "--unsafe-insecure",  # the test server is plaintext on loopback
                 "--server",
                 _target(port_file),
                 "--out",
