@@ -234,8 +234,12 @@ class ScreeningService:
         self.modes = tuple(m for m in MODES if m in modes)
         self.clock = clock
         self._ledger = budget if isinstance(budget, SqliteBudget) else None
-        if audit is not None and audit.ledger is not self._ledger:
-            raise ValueError("the audit trail must record the charges of this service's budget")
+        if audit is not None and (self._ledger is None or audit.ledger is not self._ledger):
+            # entries are made of the charge ledger: an audit trail without it would log nothing
+            raise ValueError(
+                "an audit trail needs this service's SqliteBudget as its ledger "
+                "(AuditTrail.open(store, ledger=budget), ScreeningService(budget=budget))"
+            )
         self._lock = threading.Lock()
         self._inflight: dict[tuple[str, int], tuple[str, Future[ChunkOutput]]] = {}
 

@@ -33,9 +33,11 @@ from svb_client.pipeline import ScreenJob, run_screen
 from svb_client.wire import GrpcTransport, ServerError
 from tests.conftest import AIO_RULE
 from uwv_server.audit_trail import AuditTrail
+from uwv_server.budget import SqliteBudget
 from uwv_server.contexts import ContextRegistry
 from uwv_server.grpc.audit import audit_registrar
 from uwv_server.grpc.screening import ScreeningServicer
+from uwv_server.he_rules import PinnedRules
 from uwv_server.service import ScreeningService
 from uwv_server.store import Snapshot, import_polis
 from uwv_server.synth import generate
@@ -64,9 +66,14 @@ def uwv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uwv]:
     init_dev_pki(base / "other", PASSPHRASE, now=_now(), days=30)
     synth = generate(120, PERIOD, base / "data", seed=3)
     import_polis(synth.polis_path, base / "store")
-    trail = AuditTrail.open(base / "store")
+    budget = SqliteBudget(base / "store" / "budget.sqlite")
+    trail = AuditTrail.open(base / "store", ledger=budget)
     service = ScreeningService(
-        Snapshot.open_current(base / "store"), ContextRegistry(base / "contexts"), audit=trail
+        Snapshot.open_current(base / "store"),
+        ContextRegistry(base / "contexts"),
+        budget=budget,
+        audit=trail,
+        rules=PinnedRules.from_files([AIO_RULE]),  # UWV computes the default rule only
     )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=list(CHANNEL_OPTIONS))
     pb_grpc.add_ScreeningServiceServicer_to_server(ScreeningServicer(service), server)
@@ -82,6 +89,7 @@ def uwv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uwv]:
     server.stop(grace=None)
     service.contexts.close()
     trail.close()
+    budget.close()
 
 
 def _party(pki: Path, name: str) -> Path:
