@@ -153,6 +153,7 @@ def main() -> int:
         "-m",
         "svb_client.cli",
         "screen",
+        "--unsafe-insecure",  # the server here serves plaintext on loopback
         "--server",
         f"127.0.0.1:{port_file.read_text().strip()}",
         "--households",
