@@ -64,15 +64,13 @@ from shared.audit.merkle import leaf_hash
 from shared.audit.note import NoteSigner, parse_skey
 from shared.crypto.dsse import Envelope
 from shared.crypto.statement import RunStatement
-from uwv_server.budget import SqliteBudget, Unlogged
+from uwv_server.budget import ENCLAVE_PREFIX, SqliteBudget, Unlogged
 
 IntArray = npt.NDArray[np.int64]
 log = logging.getLogger("uwv_server")
 Clock = Callable[[], datetime]
 
 LOG_ORIGIN: Final = "uwv.nl/aio-screening/log"
-ENCLAVE_PREFIX: Final = "enclave:"
-"""Ledger batch ids of compute-to-data runs: ``enclave:<run_id>``."""
 _MODES: Final = {
     "masked": RunMode.HE_MASKED,
     "strict": RunMode.HE_STRICT,
@@ -129,6 +127,9 @@ class AuditTrail:
             " run_id TEXT NOT NULL, secret BLOB NOT NULL)"
         )
         self._lock = threading.Lock()
+        # Reading a batch's unlogged charges and marking them pending is one step: two
+        # streams of one batch closing at once must not both log the same charges.
+        self._logging = threading.Lock()
 
     @classmethod
     def open(
@@ -210,14 +211,19 @@ class AuditTrail:
         self, batch_id: str, *, requester: str = "", since: datetime | None = None
     ) -> int | None:
         """Append one entry with the batch's charges and refusals not yet logged (None: none)."""
-        work = self._ledger().unlogged(batch_id)
-        if work is None:
-            return None
-        entry, salt = self._entry(work, requester=requester, since=since, recovered=False)
-        return self._append(work, entry, salt)
+        with self._logging:
+            work = self._ledger().unlogged(batch_id)
+            if work is None:
+                return None
+            entry, salt = self._entry(work, requester=requester, since=since, recovered=False)
+            return self._append(work, entry, salt)
 
     def recover(self) -> list[int]:
         """Start-up: settle interrupted appends, then log every charge no entry holds."""
+        with self._logging:
+            return self._recover()
+
+    def _recover(self) -> list[int]:
         ledger = self._ledger()
         log_ = self.service.log
         pending = ledger.pending_entries()
@@ -264,6 +270,13 @@ class AuditTrail:
                     signature=base64.b64encode(signatures[0][1]).decode() if signatures else "",
                 )
             )
+        with self._logging:
+            self._record_statement(run_id, payload, approvals, digest)
+
+    def _record_statement(
+        self, run_id: str, payload: bytes, approvals: list[Approval], digest: str
+    ) -> None:
+        p = RunStatement.model_validate_json(payload).predicate
         ledger = self.ledger
         work = None if ledger is None else ledger.unlogged(ENCLAVE_PREFIX + run_id)
         charged = sum(r.charged for r in work.rows) if work is not None else p.evaluated_count
@@ -318,6 +331,15 @@ class AuditTrail:
             "SELECT secret FROM entry_salts WHERE run_id = ? ORDER BY rowid DESC LIMIT 1",
             (run_id,),
         ).fetchone()
+        if (
+            row is None
+            and self._salts.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'salts'"
+            ).fetchone()
+        ):  # a store of the first release: one salt per run id
+            row = self._salts.execute(
+                "SELECT secret FROM salts WHERE run_id = ?", (run_id,)
+            ).fetchone()
         return None if row is None else BatchSalt(bytes(row[0]))
 
     def close(self) -> None:

@@ -54,6 +54,8 @@ IntArray = npt.NDArray[np.int64]
 DEFAULT_LIMIT: Final = 12
 """Evaluations per BSN per calendar year, all modes: monthly screening fits, a search does not."""
 MODES: Final = ("masked", "strict", "enclave")
+ENCLAVE_PREFIX: Final = "enclave:"
+"""Ledger batch ids of compute-to-data runs: ``enclave:<run_id>`` (HE batch ids may not use it)."""
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -265,6 +267,7 @@ class SqliteBudget:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._migrate_v1()
             self._db.executescript(_SCHEMA)
             self._replay()
         except sqlite3.Error as exc:
@@ -272,6 +275,35 @@ class SqliteBudget:
 
     def limit_of(self, mode: str) -> int:
         return self.mode_limits.get(mode, self.limit)
+
+    def _migrate_v1(self) -> None:
+        """A budget database of the first release (charges without digests, modes, members):
+        keep every charge, as mode ``legacy`` and already logged (that release logged batches
+        from memory), so the yearly counts carry over and nothing is logged twice."""
+        columns = [r[1] for r in self._db.execute("PRAGMA table_info(charges)")]
+        if not columns or "digest" in columns:
+            return
+        rows = self._db.execute(
+            "SELECT batch_id, chunk_index, years, charged, refused FROM charges"
+        ).fetchall()
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("ALTER TABLE charges RENAME TO charges_v1")
+            charges = next(t for t in _SCHEMA.split(";") if "TABLE IF NOT EXISTS charges" in t)
+            self._db.execute(charges)  # not executescript: it would commit the transaction
+            for batch_id, chunk_index, years, charged, refused in rows:
+                reasons = {k: ["budget", str(v)] for k, v in json.loads(refused).items()}
+                self._db.execute(
+                    "INSERT INTO charges (batch_id, chunk_index, digest, mode, years, members,"
+                    " charged, refused, households, audit, at, entry)"
+                    " VALUES (?, ?, '', 'legacy', ?, ?, ?, ?, 0, x'', '', -1)",
+                    (batch_id, chunk_index, years, charged, charged, json.dumps(reasons)),
+                )
+            self._db.execute("DROP TABLE charges_v1")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def _replay(self) -> None:
         """Rebuild the in-memory counts from the durable charges (start-up)."""

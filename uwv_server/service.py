@@ -29,10 +29,11 @@ import numpy.typing as npt
 
 from shared.bsn import valid_bsn_mask
 from shared.chunk import HouseholdChunk, HouseholdError
-from shared.errors import Error, InputError
+from shared.errors import CryptoError, Error, InputError
 from shared.models import Period
 from uwv_server.audit_trail import AuditTrail, chunk_audit_digest
 from uwv_server.budget import (
+    ENCLAVE_PREFIX,
     Refusal,
     ReplayConflict,
     SqliteBudget,
@@ -254,6 +255,10 @@ class ScreeningService:
 
         Nothing is charged here; every refusal raises before the first chunk.
         """
+        if request.batch_id.startswith(ENCLAVE_PREFIX):
+            raise InputError(
+                f"batch_id may not start with {ENCLAVE_PREFIX!r} (the compute-to-data runs' ids)"
+            )
         if request.mode not in self.modes:
             raise ModeNotServed(
                 f"mode {request.mode!r} is not served here (this server serves "
@@ -378,7 +383,11 @@ class ScreeningService:
             try:
                 exc = f.exception()
                 if exc is not None:
-                    self.budget.refund(request.batch_id, index)  # nothing was answered
+                    if isinstance(exc, CryptoError):
+                        # the ciphertexts could not be evaluated (nothing of UWV's data decides
+                        # that) and nothing was answered: the charge is undone. Any other
+                        # failure keeps it, so a failure can never be a free question.
+                        self.budget.refund(request.batch_id, index)
                     outer.set_exception(exc)
                     return
                 result = f.result()

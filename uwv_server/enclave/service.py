@@ -31,7 +31,7 @@ from shared.crypto import Envelope, Registry, Role, SigningKey, open_statement
 from shared.crypto.statement import output_digest, statement_digest
 from shared.errors import Error
 from shared.models import Period
-from uwv_server.budget import Refusal, pack_blobs, unpack_blobs
+from uwv_server.budget import ENCLAVE_PREFIX, Refusal, pack_blobs, unpack_blobs
 from uwv_server.enclave.approvals import RuleInfo, RuleRegister
 from uwv_server.enclave.engine import engine_digest
 from uwv_server.enclave.errors import BatchRefused, NotRunnable, RunFailed
@@ -164,8 +164,6 @@ UnloggedHook = Callable[[str], object]
 """Called with the ledger id (``enclave:<run_id>``) of a run refused after it was recorded
 (an id reused with other content), so the refusal reaches the audit log now."""
 
-LEDGER_PREFIX: Final = "enclave:"
-
 
 class EnclaveService:
     """UWV's compute-to-data service."""
@@ -222,7 +220,7 @@ class EnclaveService:
         if not self.serve_runs:
             raise NotRunnable("this server does not serve the compute-to-data mode (--modes)")
         now = self.clock()
-        key = LEDGER_PREFIX + request.run_id
+        key = ENCLAVE_PREFIX + request.run_id
         digest = request.content_digest()
         with self._lock:
             if key in self._running:

@@ -207,3 +207,32 @@ def test_a_limit_below_one_is_refused(tmp_path: Path, limit: int) -> None:
 
     with pytest.raises(BudgetError):
         SqliteBudget(tmp_path / "b.sqlite", limit=limit)
+
+
+def test_a_budget_of_the_first_release_keeps_its_charges(tmp_path: Path) -> None:
+    """The first release's charges table (no digests, modes or members) is migrated: every
+    charge still counts, nothing is logged again, and a re-used id is a conflict."""
+    import json
+    import sqlite3
+
+    from uwv_server.budget import ReplayConflict
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE charges (batch_id TEXT NOT NULL, chunk_index INTEGER NOT NULL,"
+        " years TEXT NOT NULL, charged BLOB NOT NULL, refused TEXT NOT NULL,"
+        " PRIMARY KEY (batch_id, chunk_index))"
+    )
+    db.execute(
+        "INSERT INTO charges VALUES (?, ?, ?, ?, ?)",
+        ("old", 0, "[2025]", np.array([A], "<i8").tobytes(), json.dumps({"1": "spent"})),
+    )
+    db.commit()
+    db.close()
+    budget = SqliteBudget(path, limit=1)
+    assert budget.used(A, 2025) == 1
+    assert budget.batches_unlogged() == []
+    with pytest.raises(ReplayConflict):
+        budget.lookup("old", 0, "new digest", AT)
+    assert set(_charge(budget, "new", 0, [1], [A])) == {0}
