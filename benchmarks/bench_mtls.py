@@ -33,6 +33,7 @@ from svb_client.schemes import scheme_for
 from svb_client.wire import GrpcTransport
 from uwv_server.contexts import ContextRegistry
 from uwv_server.grpc.screening import ScreeningServicer
+from uwv_server.he_rules import PinnedRules
 from uwv_server.service import ScreeningService
 from uwv_server.store import Snapshot, import_polis
 from uwv_server.synth import generate
@@ -61,7 +62,9 @@ def main() -> int:
         import_polis(synth.polis_path, tmp / "store")
         init_dev_pki(tmp / "pki", PASSPHRASE, now=_now(), days=2)
         service = ScreeningService(
-            Snapshot.open_current(tmp / "store"), ContextRegistry(tmp / "contexts")
+            Snapshot.open_current(tmp / "store"),
+            ContextRegistry(tmp / "contexts"),
+            rules=PinnedRules.from_files([ROOT / "rules" / "aio.yaml"]),  # UWV's own choice
         )
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=8), options=list(CHANNEL_OPTIONS)
