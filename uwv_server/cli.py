@@ -95,6 +95,18 @@ def _serve(args: argparse.Namespace) -> int:
         rules=rules,
         modes=parts.modes,
     )
+    budget = parts.budget
+    log.info(
+        "modes served: %s; budget: %s; HE rules: %s",
+        ", ".join(parts.modes),
+        "NONE (--unsafe-no-budget)"
+        if budget is None
+        else f"{budget.limit} evaluations per BSN per calendar year"
+        + "".join(f", {m} {n}" for m, n in sorted(budget.mode_limits.items())),
+        "pinned files (--unsafe-pinned-rule)"
+        if args.unsafe_pinned_rule
+        else ("approved in the register" if rules is not None else "none (no register)"),
+    )
     for index in service.recover():
         log.warning("audit log entry %d written for charges a crash left unlogged", index)
     server, port = build_server(
