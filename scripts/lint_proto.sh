@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUF_VERSION=1.75.0
-CACHE=${BUF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aio-screening/buf-$BUF_VERSION}
+CACHE=${BUF_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/aio-screening/buf-$BUF_VERSION}
 BUF=$CACHE/node_modules/.bin/buf
 if [ ! -x "$BUF" ]; then
   command -v npm >/dev/null || { echo "lint_proto: npm is needed to install buf" >&2; exit 2; }
