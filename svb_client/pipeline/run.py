@@ -34,6 +34,8 @@ from svb_client.wire import BatchDeferred, GrpcTransport, Transport
 
 DEFAULT_RULE: Final = Path("rules/aio.yaml")
 MODES: Final = ("masked", "strict", "enclave")
+PLAINTEXT_REQUESTER: Final = "SVB svb-client"
+"""The header's requester label where no certificate names SVB (plaintext, tests)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,11 @@ class ScreenJob:
     progress: bool = True
     deadline_s: float | None = None
     connect_timeout_s: float = 30.0
-    requester: str = "SVB svb-client"
+    requester: str | None = None
+    """Who asks, as written into the batch header. Over mutual TLS UWV takes the identity
+    from SVB's certificate, so by default the header leaves it empty (a non-empty value must
+    equal that identity or UWV refuses the call); over a plaintext channel or another
+    transport the default is the label :data:`PLAINTEXT_REQUESTER`."""
     on_chunk_recorded: Callable[[int], None] | None = None
     security: ChannelSecurity = field(default_factory=ChannelSecurity)
     """How the gRPC channel to ``server`` is protected (default: mutual TLS, which needs a
@@ -68,6 +74,13 @@ class ScreenJob:
     transport: Transport | None = None
     """How to reach UWV instead (a test's in-memory UWV, a file transport); the caller
     closes it. Default: a gRPC channel to ``server``, opened and closed here."""
+
+
+def _requester(job: ScreenJob) -> str:
+    if job.requester is not None:
+        return job.requester
+    mutual_tls = job.transport is None and not job.security.unsafe_insecure
+    return "" if mutual_tls else PLAINTEXT_REQUESTER
 
 
 def method_for(job: ScreenJob) -> Method:
@@ -117,7 +130,7 @@ def run_screen(job: ScreenJob) -> Summary:
             batch_id=(journal.identity() or {}).get("batch_id", ""),
             total_chunks=summary.chunks,
             period=job.period,
-            requester=job.requester,
+            requester=_requester(job),
             deadline_s=job.deadline_s,
             summary=summary,
         )

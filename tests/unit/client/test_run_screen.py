@@ -243,3 +243,21 @@ def test_thresholds_per_chunk_are_sent_once_in_order(
 
     run_screen(_job(data, tmp_path, secret_context, Watch(InMemoryTransport(uwv))))
     assert seen == list(range(-(-len(data.expected) // CHUNK)))
+
+
+def test_the_requester_is_left_to_the_certificate_over_mutual_tls(tmp_path: Path) -> None:
+    from shared.client_channel import ChannelSecurity
+    from svb_client.pipeline.run import PLAINTEXT_REQUESTER, _requester
+
+    base = ScreenJob(
+        households=tmp_path / "h.csv",
+        period=PERIOD,
+        out=tmp_path / "o.csv",
+        journal=tmp_path / "j.sqlite",
+        security=ChannelSecurity.mutual_tls(tmp_path / "pki-svb", b"passphrase"),
+    )
+    assert _requester(base) == ""  # UWV takes the identity from SVB's certificate
+    assert _requester(replace(base, security=ChannelSecurity.unsafe_plaintext())) == (
+        PLAINTEXT_REQUESTER
+    )
+    assert _requester(replace(base, requester="SVB batch-7")) == "SVB batch-7"
