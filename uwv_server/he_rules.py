@@ -145,5 +145,5 @@ class NoRules:
     def definition(self, rule_digest: str) -> IncomeDefinition:
         raise RuleNotApproved(
             "this server has no rule register, so it computes no rule in the homomorphic modes; "
-            "start it with --enclave-state and --registry and approve the rule there"
+            "start it with --enclave-state, --registry and --runner-key and approve the rule there"
         )
