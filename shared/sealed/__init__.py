@@ -27,7 +27,7 @@ from shared.sealed.errors import (
     TamperedFile,
     TruncatedFile,
 )
-from shared.sealed.files import create_sealed_file, open_sealed_file
+from shared.sealed.files import create_sealed_file, open_sealed_file, verify_sealed_file
 from shared.sealed.header import (
     DEFAULT_CHUNK_SIZE,
     Header,
@@ -90,6 +90,7 @@ __all__ = [
     "open_sealed_file",
     "read_sidecar",
     "sidecar_path",
+    "verify_sealed_file",
     "write_record",
     "write_sidecar",
 ]

@@ -15,13 +15,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from cryptography import x509
+
 from shared.sealed.errors import SidecarMismatch
 from shared.sealed.header import DEFAULT_CHUNK_SIZE, InReplyTo, MessageKind
 from shared.sealed.identity import ReceiverKey, Recipient, SenderKey, SenderVerifier
 from shared.sealed.processed import ProcessedIds
 from shared.sealed.reader import SealedReader
 from shared.sealed.sidecar import check_sidecar, read_sidecar, sidecar_path, write_sidecar
-from shared.sealed.writer import SealedWriter
+from shared.sealed.writer import SealedSummary, SealedWriter
 
 
 @contextmanager
@@ -37,6 +39,7 @@ def create_sealed_file(
     in_reply_to: InReplyTo | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     random_bytes: Callable[[int], bytes] = os.urandom,
+    reply_certificate: x509.Certificate | None = None,
 ) -> Iterator[SealedWriter]:
     """A :class:`SealedWriter` onto ``path``; on a clean exit the file is complete, fsynced,
     renamed into place and has its sidecar; on an exception the partial file is removed."""
@@ -54,6 +57,7 @@ def create_sealed_file(
                 in_reply_to=in_reply_to,
                 chunk_size=chunk_size,
                 random_bytes=random_bytes,
+                reply_certificate=reply_certificate,
             )
             yield writer
             summary = writer.close()
@@ -77,6 +81,7 @@ def open_sealed_file(
     reply_to: InReplyTo | None = None,
     processed: ProcessedIds | None = None,
     require_sidecar: bool = False,
+    expect_header_sha256: str | None = None,
 ) -> Iterator[SealedReader]:
     """An opened :class:`SealedReader` on ``path``, its sidecar checked if present."""
     side = sidecar_path(path)
@@ -95,4 +100,34 @@ def open_sealed_file(
             reply_to=reply_to,
             processed=processed,
             name=str(path),
+            expect_header_sha256=expect_header_sha256,
         )
+
+
+def verify_sealed_file(
+    path: Path,
+    *,
+    receiver: ReceiverKey,
+    senders: SenderVerifier,
+    kinds: Collection[MessageKind],
+    reply_to: InReplyTo | None = None,
+    processed: ProcessedIds | None = None,
+) -> SealedSummary:
+    """Read ``path`` to its end and check everything (chunks, trailer), discarding the payload.
+
+    The first of two passes for a receiver whose processing has effects that cannot be undone
+    (charging a budget, recording decisions): pass 2 opens the file again with
+    ``expect_header_sha256=summary.header_sha256`` and acts on its chunks. Costs one extra
+    AES-GCM pass over the file (about a second per GB), no memory."""
+    with open_sealed_file(
+        path,
+        receiver=receiver,
+        senders=senders,
+        kinds=kinds,
+        reply_to=reply_to,
+        processed=processed,
+    ) as reader:
+        for _ in reader.chunks():
+            pass
+        assert reader.summary is not None
+        return reader.summary

@@ -71,10 +71,12 @@ MessageId = Annotated[str, Field(pattern=_ID.pattern)]
 
 
 class Sender(_Frozen):
-    """The sender's OIN and its certificate chain (leaf first, base64 DER)."""
+    """The sender's OIN, its certificate chain (leaf first, base64 DER), and optionally the
+    certificate of its own encryption key, for the reply (as S/MIME carries one)."""
 
     oin: Oin
     certificates: tuple[str, ...] = Field(min_length=1, max_length=MAX_CERTIFICATES)
+    reply_certificate: str | None = None
 
     @field_validator("certificates")
     @classmethod
@@ -86,8 +88,21 @@ class Sender(_Frozen):
                 raise ValueError(f"certificate {i} is not base64") from None
         return value
 
+    @field_validator("reply_certificate")
+    @classmethod
+    def _reply_base64(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                base64.b64decode(value, validate=True)
+            except ValueError:
+                raise ValueError("not base64") from None
+        return value
+
     def certificate_der(self) -> list[bytes]:
         return [base64.b64decode(c) for c in self.certificates]
+
+    def reply_certificate_der(self) -> bytes | None:
+        return None if self.reply_certificate is None else base64.b64decode(self.reply_certificate)
 
 
 class Receiver(_Frozen):

@@ -192,9 +192,12 @@ class Party:
 
 
 class SenderVerifier(Protocol):
-    """Decides whether a certificate chain is a sender this receiver accepts for ``kind``."""
+    """Decides whether a certificate chain is a sender this receiver accepts for ``kind``,
+    and whether a sender's reply certificate is an encryption key of that same sender."""
 
     def verify(self, chain: Sequence[x509.Certificate], kind: MessageKind) -> Party: ...
+
+    def verify_recipient(self, cert: x509.Certificate, oin: str) -> Recipient: ...
 
 
 def _digital_signature(
@@ -202,6 +205,11 @@ def _digital_signature(
 ) -> None:
     if usage is None or not usage.digital_signature:
         raise ValueError("the sender certificate's keyUsage must allow digitalSignature")
+
+
+def _key_agreement(_policy: object, cert: x509.Certificate, usage: x509.KeyUsage | None) -> None:
+    if usage is None or not usage.key_agreement:
+        raise ValueError("an encryption certificate's keyUsage must allow keyAgreement")
 
 
 class TrustedSenders:
@@ -226,24 +234,27 @@ class TrustedSenders:
         self._authorised = dict(authorised)
         self._clock = clock
 
-    def verify(self, chain: Sequence[x509.Certificate], kind: MessageKind) -> Party:
-        if not chain:
-            raise SignerRefused("the file carries no sender certificate")
-        leaf, *intermediates = chain
+    def _path(
+        self,
+        leaf: x509.Certificate,
+        intermediates: Sequence[x509.Certificate],
+        what: str,
+        usage: Callable[[object, x509.Certificate, x509.KeyUsage | None], None],
+    ) -> None:
         subject = leaf.subject.rfc4514_string()
         now = self._clock()
         if now > leaf.not_valid_after_utc:
             raise SignerRefused(
-                f"sender certificate {subject} expired at "
+                f"{what} {subject} expired at "
                 f"{leaf.not_valid_after_utc.isoformat()} (checked at {now.isoformat()})"
             )
         if now < leaf.not_valid_before_utc:
             raise SignerRefused(
-                f"sender certificate {subject} is not valid before "
+                f"{what} {subject} is not valid before "
                 f"{leaf.not_valid_before_utc.isoformat()} (checked at {now.isoformat()})"
             )
         ee = ExtensionPolicy.permit_all().require_present(
-            x509.KeyUsage, Criticality.AGNOSTIC, _digital_signature
+            x509.KeyUsage, Criticality.AGNOSTIC, usage
         )
         verifier = (
             PolicyBuilder()
@@ -253,11 +264,27 @@ class TrustedSenders:
             .build_client_verifier()
         )
         try:
-            verifier.verify(leaf, intermediates)
+            verifier.verify(leaf, list(intermediates))
         except VerificationError as exc:
+            raise SignerRefused(f"{what} {subject} does not chain to a trusted CA: {exc}") from None
+
+    def verify_recipient(self, cert: x509.Certificate, oin: str) -> Recipient:
+        """The recipient an encryption certificate names, if it chains to our anchors at
+        ``clock()``, allows keyAgreement and belongs to ``oin``."""
+        self._path(cert, (), "encryption certificate", _key_agreement)
+        recipient = Recipient.from_certificate(cert)
+        if recipient.oin != oin:
             raise SignerRefused(
-                f"sender certificate {subject} does not chain to a trusted CA: {exc}"
-            ) from None
+                f"the reply certificate is of OIN {recipient.oin}, the sender is OIN {oin}"
+            )
+        return recipient
+
+    def verify(self, chain: Sequence[x509.Certificate], kind: MessageKind) -> Party:
+        if not chain:
+            raise SignerRefused("the file carries no sender certificate")
+        leaf, *intermediates = chain
+        subject = leaf.subject.rfc4514_string()
+        self._path(leaf, intermediates, "sender certificate", _digital_signature)
         oin = oin_of(leaf)
         allowed = self._authorised.get(oin, frozenset())
         if kind not in allowed:

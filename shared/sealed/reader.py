@@ -47,7 +47,13 @@ from shared.sealed.header import (
     MessageKind,
     parse_header,
 )
-from shared.sealed.identity import Party, ReceiverKey, SenderVerifier, verify_signature
+from shared.sealed.identity import (
+    Party,
+    ReceiverKey,
+    Recipient,
+    SenderVerifier,
+    verify_signature,
+)
 from shared.sealed.processed import Processed, ProcessedIds
 from shared.sealed.writer import SealedSummary
 
@@ -66,6 +72,7 @@ class SealedReader:
         reply_to: InReplyTo | None = None,
         processed: ProcessedIds | None = None,
         name: str = "sealed file",
+        expect_header_sha256: str | None = None,
     ) -> SealedReader:
         """Same as the constructor."""
         return cls(
@@ -76,6 +83,7 @@ class SealedReader:
             reply_to=reply_to,
             processed=processed,
             name=name,
+            expect_header_sha256=expect_header_sha256,
         )
 
     def __init__(
@@ -88,11 +96,14 @@ class SealedReader:
         reply_to: InReplyTo | None = None,
         processed: ProcessedIds | None = None,
         name: str = "sealed file",
+        expect_header_sha256: str | None = None,
     ) -> None:
         """Check everything up to the first chunk; raise a :class:`SealedError` subclass if not.
 
         ``reply_to`` is required when ``kinds`` contains a reply kind: the request this
-        receiver waits an answer for (its id and the SHA-256 of the request file)."""
+        receiver waits an answer for (its id and the SHA-256 of the request file).
+        ``expect_header_sha256`` refuses any file but the one verified before (two passes:
+        verify the whole file, then act on it, see :func:`shared.sealed.verify_sealed_file`)."""
         self._src = src
         self._name = name
         self._offset = 0
@@ -185,6 +196,22 @@ class SealedReader:
                 f"{party}: header or key block altered, or signed by another key"
             )
         self._header_sha256 = self._hash.hexdigest()
+        if expect_header_sha256 is not None and expect_header_sha256 != self._header_sha256:
+            raise ReplayRefused(
+                f"{name}: is not the file verified before (header sha256 "
+                f"{self._header_sha256[:16]}…, verified {expect_header_sha256[:16]}…): it was "
+                "replaced in between"
+            )
+        self.reply_recipient: Recipient | None = None
+        reply_der = header.sender.reply_certificate_der()
+        if reply_der is not None:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    reply_cert = x509.load_der_x509_certificate(reply_der)
+                self.reply_recipient = senders.verify_recipient(reply_cert, party.oin)
+            except ValueError as exc:
+                raise SignerRefused(f"{name}: the reply certificate is malformed: {exc}") from None
         file_key = _hpke.open_file_key(
             key_block, receiver, header.suite, info=layout.KEY_INFO_CONTEXT + prefix_digest
         )

@@ -27,6 +27,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import BinaryIO
 
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from shared.sealed import _hpke, layout
@@ -73,7 +74,10 @@ class SealedWriter:
         in_reply_to: InReplyTo | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        reply_certificate: x509.Certificate | None = None,
     ) -> None:
+        """``reply_certificate``: the sender's own encryption certificate, carried in the
+        header so the receiver can seal its reply to it (requests)."""
         self.header = Header(
             kind=kind,
             message_id=message_id,
@@ -84,6 +88,9 @@ class SealedWriter:
                     base64.b64encode(c.public_bytes(Encoding.DER)).decode("ascii")
                     for c in sender.chain
                 ),
+                reply_certificate=None
+                if reply_certificate is None
+                else base64.b64encode(reply_certificate.public_bytes(Encoding.DER)).decode(),
             ),
             receiver=Receiver(oin=recipient.oin, key_id=recipient.key_id),
             suite=_hpke.suite_for(recipient.public_key),

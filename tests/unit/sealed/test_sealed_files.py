@@ -196,7 +196,7 @@ def test_public_api_is_pinned() -> None:
             "SidecarMismatch", "SignerRefused", "SqliteProcessedIds", "TamperedFile",
             "TruncatedFile", "TrustedSenders", "check_sidecar", "create_sealed_file",
             "iter_records", "key_id", "oin_of", "open_sealed_file", "read_sidecar",
-            "sidecar_path", "write_record", "write_sidecar",
+            "sidecar_path", "verify_sealed_file", "write_record", "write_sidecar",
         ]
     )  # fmt: skip
     for name in shared.sealed.__all__:

@@ -1,0 +1,21 @@
+"""What travels inside a sealed file between SVB and UWV: the contract's own messages.
+
+A payload is a sequence of length-prefixed records (:mod:`shared.sealed.records`), each one
+serialised protobuf message of ``proto/eligibility/v1``, in a fixed order that the header's
+``content_type`` names. The messages are the ones the gRPC path sends, so both sides convert
+them with the same code whether they came over a channel or in a file.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SCREEN_REQUEST: Final = "application/vnd.aio.screen-request+protobuf"
+"""Records: ``UploadContextRequest`` (the public context, always), ``ScreenRequest`` with the
+batch header, then one ``ScreenRequest`` per chunk."""
+SCREEN_RESPONSE: Final = "application/vnd.aio.screen-response+protobuf"
+"""Records: one ``ScreenResponse`` with a ``ChunkResult`` per chunk, in order, then one
+``ScreenResponse`` with the ``BatchSummary``."""
+SCREEN_REFUSAL: Final = "application/vnd.aio.screen-refusal+protobuf"
+"""One record: the ``ErrorDetail`` of a batch UWV refused as a whole (what ends a gRPC
+stream with a status); nothing was evaluated or charged."""
