@@ -47,6 +47,9 @@ class Profile(enum.StrEnum):
 
     SERVER = "server"
     CLIENT = "client"
+    SEALING = "sealing"
+    """An encryption key for sealed files (``shared.sealed``): keyUsage keyAgreement only, no
+    extended key usage; it can neither sign nor authenticate a TLS connection."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,7 @@ class CertificateAuthority:
             if profile is Profile.SERVER
             else ExtendedKeyUsageOID.CLIENT_AUTH
         )
+        sealing = profile is Profile.SEALING
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(org, common_name or org.name))
@@ -182,11 +186,11 @@ class CertificateAuthority:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True,
+                    digital_signature=not sealing,
                     content_commitment=False,
                     key_encipherment=False,
                     data_encipherment=False,
-                    key_agreement=False,
+                    key_agreement=sealing,
                     key_cert_sign=False,
                     crl_sign=False,
                     encipher_only=False,
@@ -194,13 +198,14 @@ class CertificateAuthority:
                 ),
                 critical=True,
             )
-            .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
                 critical=False,
             )
         )
+        if not sealing:
+            builder = builder.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
         if profile is Profile.SERVER:
             try:
                 san: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]

@@ -52,7 +52,11 @@ DEV_PARTIES: Final = (
     PartySpec("svb", SVB, Profile.CLIENT, "svb-client"),
     PartySpec("auditor", ADR, Profile.CLIENT, "adr-auditor"),
     PartySpec("uwv-operator", UWV, Profile.CLIENT, "uwv-operator"),
+    PartySpec("uwv-sealing", UWV, Profile.SEALING, "uwv-sealed-files"),
+    PartySpec("svb-sealing", SVB, Profile.SEALING, "svb-sealed-files"),
 )
+"""The two ``sealing`` parties hold the encryption keys of sealed files (docs/sealed-files.md):
+a file to UWV is sealed to ``uwv-sealing/cert.pem``, one to SVB to ``svb-sealing/cert.pem``."""
 
 
 @dataclass(frozen=True)
