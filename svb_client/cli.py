@@ -30,7 +30,7 @@ from shared.errors import Error
 from shared.he.params import BFV_PARAMETER_SETS, MASKED_N8192, PARAMETER_SETS, STRICT_DEFAULT
 from shared.models import Period
 from shared.rules import cli as rules_cli
-from svb_client import enclave_cli
+from svb_client import enclave_cli, sealed_cli
 from svb_client.keys import load_or_create, read_passphrase
 from svb_client.pipeline import DEFAULT_RULE, ScreenJob, run_screen
 from svb_client.pipeline.enclave import statements_path
@@ -58,6 +58,7 @@ def _screen(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     journal = args.journal or args.out.with_name(args.out.name + ".journal.sqlite")
+    transport = sealed_cli.transport_for(args, journal)  # None: over the network
     job = ScreenJob(
         households=args.households,
         server=args.server,
@@ -75,12 +76,16 @@ def _screen(args: argparse.Namespace) -> int:
         deadline_s=args.deadline,
         connect_timeout_s=args.connect_timeout,
         security=channel_security(args),
+        transport=transport,
     )
     summary = run_screen(job)
     if args.summary_json:
         data = dataclasses.asdict(summary) | {"runs": summary.runs}
         args.summary_json.write_text(json.dumps(data, indent=2))
     print(summary.text())
+    if summary.awaiting_response:
+        sealed_cli.report(transport)
+        return 0
     print(f"outreach file: {args.out} (household_id, decision, reason)")
     if summary.statement_digests:
         print(f"run statements: {statements_path(args.out)}")
@@ -166,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     screen.add_argument("--quiet", action="store_true", help="no progress bar")
     screen.add_argument("--summary-json", type=Path, help="also write the summary as JSON")
     enclave_cli.add_screen_arguments(screen)
+    sealed_cli.add_screen_arguments(screen)
     screen.set_defaults(func=_screen)
 
     rules = sub.add_parser("rules", help="check a rule and compute its digest")

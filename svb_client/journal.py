@@ -187,6 +187,20 @@ class Journal:
                 db.execute("ROLLBACK")
             raise
 
+    def note(self, key: str) -> str | None:
+        """A note kept with the batch (e.g. the sealed request awaiting its response)."""
+        with _sqlite_errors(self.path, "read it"):
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (f"note:{key}",))
+            found = row.fetchone()
+        return None if found is None else str(found[0])
+
+    def set_note(self, key: str, value: str) -> None:
+        """Keep ``value`` under ``key`` with the batch (replacing an earlier one); fsynced."""
+        with _sqlite_errors(self.path, "write a note"):
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (f"note:{key}", value)
+            )
+
     def counts(self) -> tuple[int, int]:
         """(chunks in the batch, chunks done)."""
         with _sqlite_errors(self.path, "read it"):

@@ -1,0 +1,244 @@
+"""The sealed-file transport: a batch as one request file now, its answers from a file later.
+
+Two halves of one batch, the journal in between:
+
+* :class:`SealedRequestTransport` writes the request file (the public context, the batch
+  header and every chunk, as the gRPC transport's own messages, in a sealed file to UWV's
+  encryption key, signed with SVB's identity) and raises :class:`BatchDeferred`: nothing is
+  decided, every chunk stays pending, and ``on_sealed`` records in the journal which file the
+  batch awaits an answer to;
+* :class:`SealedResponseTransport` reads UWV's response file: it verifies the whole file
+  first (signature, every chunk, the trailer, that it answers exactly that request file), then
+  hands out the chunk answers like a gRPC stream would. A file that fails anywhere decides
+  nothing.
+
+The messages are built and read with :mod:`svb_client.wire.grpc_transport`'s functions, so a
+file carries byte for byte what the channel would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+
+from shared._proto.eligibility.v1 import eligibility_pb2 as pb
+from shared.errors import Error
+from shared.he.params import BFV_PARAMETER_SETS, PARAMETER_SETS
+from shared.models import MAX_HOUSEHOLD_MEMBERS
+from shared.sealed import (
+    InReplyTo,
+    MessageKind,
+    ProcessedIds,
+    ReceiverKey,
+    Recipient,
+    SealedError,
+    SealedSummary,
+    SenderKey,
+    SenderVerifier,
+    create_sealed_file,
+    iter_records,
+    open_sealed_file,
+    verify_sealed_file,
+    write_record,
+)
+from shared.sealed.payloads import SCREEN_REFUSAL, SCREEN_REQUEST, SCREEN_RESPONSE
+from shared.wire import MAX_MESSAGE_BYTES
+from svb_client.wire.errors import ServerError
+from svb_client.wire.grpc_transport import (
+    _error_info,
+    chunk_answer,
+    chunk_message,
+    header_message,
+)
+from svb_client.wire.messages import (
+    BatchOpen,
+    ChunkAnswer,
+    EnclaveInfo,
+    EncryptedChunk,
+    RuleStatus,
+    RunBatch,
+    RunReply,
+    ServerInfo,
+)
+from svb_client.wire.transport import BatchDeferred, WireStats
+
+
+def offline_server_info() -> ServerInfo:
+    """What a file transport can say without a server: the contract's limits."""
+    slots = [p.slots for p in PARAMETER_SETS.values()]
+    slots += [p.slots for p in BFV_PARAMETER_SETS.values()]
+    return ServerInfo(
+        server_version="sealed-file",
+        parameter_sets=tuple(sorted([*PARAMETER_SETS, *BFV_PARAMETER_SETS])),
+        max_households_per_chunk=max(slots),
+        max_members_per_household=MAX_HOUSEHOLD_MEMBERS,
+        max_message_bytes=MAX_MESSAGE_BYTES,
+        snapshot_digest="",
+    )
+
+
+class _NoEnclave:
+    def enclave_info(self) -> EnclaveInfo:
+        raise ServerError("compute-to-data runs do not travel as sealed files yet")
+
+    def submit_rule(self, envelope: bytes) -> RuleStatus:
+        return self.enclave_info()  # type: ignore[return-value]
+
+    def rule_status(self, rule_digest: str) -> RuleStatus:
+        return self.enclave_info()  # type: ignore[return-value]
+
+    def run(self, batch: RunBatch, deadline_s: float | None) -> RunReply:
+        return self.enclave_info()  # type: ignore[return-value]
+
+
+class SealedRequestTransport(_NoEnclave):
+    """Writes one batch as a sealed request file to ``path`` (plus its sidecar)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        sender: SenderKey,
+        recipient: Recipient,
+        reply_certificate: x509.Certificate,
+        clock: Callable[[], datetime],
+        on_sealed: Callable[[SealedSummary], None],
+    ) -> None:
+        self.path = path
+        self.stats = WireStats()
+        self._sender = sender
+        self._recipient = recipient
+        self._reply = reply_certificate
+        self._clock = clock
+        self._on_sealed = on_sealed
+        self._context: tuple[str, bytes] | None = None
+        self.written: SealedSummary | None = None
+        """The request file's summary, once written."""
+
+    def close(self) -> None:
+        self._context = None
+
+    def server_info(self) -> ServerInfo:
+        return offline_server_info()
+
+    def ensure_context(self, parameter_set: str, context: bytes, digest: str) -> bool:
+        """Kept for the file: UWV may not have it, and a file cannot ask."""
+        self._context = (parameter_set, context)
+        return True
+
+    def screen(
+        self, header: BatchOpen, chunks: Iterable[EncryptedChunk], deadline_s: float | None
+    ) -> Iterator[ChunkAnswer]:
+        if self._context is None:
+            raise ServerError("the public context must be given before the batch")
+        parameter_set, context = self._context
+        try:
+            with create_sealed_file(
+                self.path,
+                sender=self._sender,
+                recipient=self._recipient,
+                kind=MessageKind.REQUEST,
+                message_id=header.batch_id,
+                content_type=SCREEN_REQUEST,
+                clock=self._clock,
+                reply_certificate=self._reply,
+            ) as writer:
+                first = pb.UploadContextRequest(parameter_set=parameter_set, context=context)
+                write_record(writer, first.SerializeToString())
+                write_record(writer, header_message(header).SerializeToString())
+                for chunk in chunks:
+                    write_record(writer, chunk_message(chunk).SerializeToString())
+        except OSError as exc:
+            raise ServerError(f"{self.path}: cannot write the request file: {exc}") from None
+        assert writer.summary is not None
+        self.stats.bytes_sent += writer.summary.size
+        self.written = writer.summary
+        self._on_sealed(writer.summary)
+        raise BatchDeferred(
+            f"wrote the sealed request {self.path} ({writer.summary.size:,} bytes, sha256 "
+            f"{writer.summary.sha256[:16]}…) and its sidecar; carry both to UWV, and run the "
+            "same command with --response FILE when UWV's answer arrives"
+        )
+        yield  # pragma: no cover  (a generator, like every screen())
+
+
+class SealedResponseTransport(_NoEnclave):
+    """Reads UWV's sealed response to the request file ``awaiting``."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        receiver: ReceiverKey,
+        senders: SenderVerifier,
+        awaiting: InReplyTo,
+        processed: ProcessedIds | None = None,
+    ) -> None:
+        self.path = path
+        self.stats = WireStats()
+        self._receiver = receiver
+        self._senders = senders
+        self._awaiting = awaiting
+        self._processed = processed
+
+    def close(self) -> None:
+        pass
+
+    def server_info(self) -> ServerInfo:
+        return offline_server_info()
+
+    def ensure_context(self, parameter_set: str, context: bytes, digest: str) -> bool:
+        return False  # the request file carried it
+
+    def screen(
+        self, header: BatchOpen, chunks: Iterable[EncryptedChunk], deadline_s: float | None
+    ) -> Iterator[ChunkAnswer]:
+        """The answers in the response file; ``chunks`` is not consumed (nothing is sent)."""
+        kinds = {MessageKind.RESPONSE}
+        try:
+            verified = verify_sealed_file(
+                self.path,
+                receiver=self._receiver,
+                senders=self._senders,
+                kinds=kinds,
+                reply_to=self._awaiting,
+                processed=self._processed,
+            )
+            with open_sealed_file(
+                self.path,
+                receiver=self._receiver,
+                senders=self._senders,
+                kinds=kinds,
+                reply_to=self._awaiting,
+                processed=self._processed,
+                expect_header_sha256=verified.header_sha256,
+            ) as reader:
+                if self._processed is not None and reader.previous is not None:
+                    raise ServerError(
+                        f"{self.path}: this response was already read into the journal"
+                    )
+                content = reader.header.content_type
+                records = iter_records(reader.chunks(), name=str(self.path))
+                if content == SCREEN_REFUSAL:
+                    detail = pb.ErrorDetail.FromString(next(records))
+                    for _ in records:
+                        pass
+                    info = _error_info(detail)
+                    raise ServerError(f"UWV refused the batch: {info.message}", info, info.code)
+                if content != SCREEN_RESPONSE:
+                    raise ServerError(f"{self.path}: a {content}, not a screening response")
+                for record in records:
+                    self.stats.bytes_received += len(record)
+                    response = pb.ScreenResponse.FromString(record)
+                    if response.WhichOneof("item") == "result":
+                        yield chunk_answer(response.result)
+                reader.mark_processed()
+        except SealedError as exc:
+            raise ServerError(f"the response file is refused: {exc.diagnostics()}") from None
+        except (OSError, ValueError) as exc:  # protobuf's DecodeError is a ValueError
+            if isinstance(exc, Error):
+                raise
+            raise ServerError(f"{self.path}: cannot read the response: {exc}") from None
