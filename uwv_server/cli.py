@@ -5,6 +5,7 @@ uwv-server load --polis FILE --store DIR [--skip-invalid]    import a polis extr
 uwv-server serve --store DIR --port N                        serve on localhost
 uwv-server rules verify FILE [--json]                        the rule verifier's report
 uwv-server pki init DIR | pki issue DIR ...                  development CA and certificates
+uwv-server process REQ --store DIR --out RESP --registry R   answer a sealed request file
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from shared.cli_support import run_command
 from shared.models import Period
 from shared.pki import cli as pki_cli
 from shared.rules import cli as rules_cli
-from uwv_server import enclave_cli, synth
+from uwv_server import enclave_cli, sealed_cli, synth
 from uwv_server.audit_trail import AuditTrail
 from uwv_server.contexts import ContextRegistry
 from uwv_server.grpc.audit import audit_registrar
@@ -231,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
     enclave_cli.add_commands(sub)  # rules list|report|approve|reject|revoke, keys …
     pki_cli.add_commands(sub)  # pki init|issue
+    sealed_cli.add_commands(sub)  # process REQUEST --out RESPONSE (sealed files)
     return parser
 
 
