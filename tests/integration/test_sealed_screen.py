@@ -67,16 +67,18 @@ def _store_copy(world: World, name: str) -> Path:
     return target
 
 
-def svb(world: World, work: Path, *extra: str) -> int:
+def svb(world: World, work: Path, *extra: str, mode: str = "masked") -> int:
+    key = "svb-key.enc" if mode == "masked" else "svb-key-strict.enc"
+    params = [] if mode == "masked" else ["--parameter-set", "bfv-strict-n8192"]
     return svb_main(
         [
             "screen",
             "--households", str(world.households),
             "--period", str(PERIOD),
-            "--mode", "masked",
+            "--mode", mode, *params,
             "--rule", str(AIO_RULE),
             "--out", str(work / "outreach.csv"),
-            "--key", str(world.root / "svb-key.enc"),
+            "--key", str(world.root / key),
             "--passphrase-file", str(world.key_pass),
             "--pki", str(world.pki),
             "--pki-passphrase-file", str(world.pki_pass),
@@ -155,6 +157,33 @@ def test_files_give_the_same_outreach_as_grpc(
     before = (files / "outreach.csv").read_bytes()
     assert svb(world, files, "--response", str(response)) == 0
     assert (files / "outreach.csv").read_bytes() == before
+
+
+def test_strict_mode_through_files_is_the_same_as_grpc(
+    world: World, start_server: object, strict_secret_small: object
+) -> None:
+    online = _work(world, "strict-online")
+    server = start_server(_store_copy(world, "store-strict-online"))  # type: ignore[operator]
+    run_screen(
+        ScreenJob(
+            households=world.households,
+            server=server.target,
+            period=PERIOD,
+            out=online / "outreach.csv",
+            journal=online / "journal.sqlite",
+            secret=strict_secret_small,  # type: ignore[arg-type]
+            mode="strict",
+            progress=False,
+            rule=AIO_RULE,
+        )
+    )
+    files = _work(world, "strict-files")
+    store = _store_copy(world, "store-strict-files")
+    request, response = files / "batch.req", files / "batch.resp"
+    assert svb(world, files, "--request-out", str(request), mode="strict") == 0
+    assert uwv(world, store, request, response) == 0
+    assert svb(world, files, "--response", str(response), mode="strict") == 0
+    assert (files / "outreach.csv").read_bytes() == (online / "outreach.csv").read_bytes()
 
 
 def test_a_request_processed_twice_is_not_charged_twice(world: World) -> None:
