@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sealed_testkit import NOW, OTHER_OIN, SVB_OIN, UWV_OIN, Ca, clock, trusted
 from test_sealed_roundtrip import seal
 
@@ -345,3 +347,28 @@ def test_a_clock_is_used_for_validity(ca: Ca, world: World) -> None:
     with pytest.raises(SignerRefused, match="expired"):
         read(blob, receiver, later)
     assert read(blob, receiver, TrustedSenders([ca.cert], {SVB_OIN: frozenset(MessageKind)}, clock))
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_mangled_file_is_a_domain_error(ca: Ca, world: World, data: st.DataObject) -> None:
+    """Random edits (overwrite, insert, delete a run of bytes) anywhere: always a SealedError
+    (never a raw ValueError, struct.error or a traceback), never accepted."""
+    _, receiver, _, blob = world
+    altered = bytearray(blob)
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(altered)))
+        run = data.draw(st.binary(min_size=1, max_size=8))
+        action = data.draw(st.sampled_from(["overwrite", "insert", "delete"]))
+        if action == "overwrite":
+            altered[at : at + len(run)] = run
+        elif action == "insert":
+            altered[at:at] = run
+        else:
+            del altered[at : at + len(run)]
+    if bytes(altered) == blob:
+        return
+    with pytest.raises(SealedError):
+        read(bytes(altered), receiver, trusted(ca))
