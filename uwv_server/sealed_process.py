@@ -35,7 +35,7 @@ from typing import Final, TextIO
 
 import numpy as np
 
-from shared._proto.eligibility.v1 import eligibility_pb2 as pb
+from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared.errors import Error, InputError
 from shared.models import Period
 from shared.sealed import (
@@ -131,7 +131,9 @@ def _answer(batch: Batch, index: int, future: Future[ChunkOutput]) -> pb.ScreenR
             result=pb.ChunkResult(index=index, error=detail_of(exc, chunk_index=index))
         )
     slot_errors = [
-        pb.ErrorDetail(code=pb.BUDGET_EXHAUSTED, message=reason, chunk_index=index, slot=slot)
+        pb.ErrorDetail(
+            code=pb.ERROR_CODE_BUDGET_EXHAUSTED, message=reason, chunk_index=index, slot=slot
+        )
         for slot, reason in sorted(output.refused_slots.items())
     ]
     return pb.ScreenResponse(

@@ -1,7 +1,7 @@
 """What travels inside a sealed file between SVB and UWV: the contract's own messages.
 
 A payload is a sequence of length-prefixed records (:mod:`shared.sealed.records`), each one
-serialised protobuf message of ``proto/eligibility/v1``, in a fixed order that the header's
+serialised protobuf message of ``proto/eligibility/v2``, in a fixed order that the header's
 ``content_type`` names. The messages are the ones the gRPC path sends, so both sides convert
 them with the same code whether they came over a channel or in a file.
 """
