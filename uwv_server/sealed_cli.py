@@ -33,6 +33,7 @@ from uwv_server.service import ScreeningService
 from uwv_server.store import Snapshot
 
 PROCESSED_DB = "sealed-processed.sqlite"
+KEPT_RESPONSES = "sealed-responses"
 
 
 def _now() -> datetime:
@@ -74,6 +75,7 @@ def _process(args: argparse.Namespace) -> int:
             signer=signer,
             processed=processed,
             clock=_now,
+            kept=args.store / KEPT_RESPONSES,
             progress=None if args.quiet else sys.stderr,
         )
     finally:
@@ -83,7 +85,7 @@ def _process(args: argparse.Namespace) -> int:
         trail.close()
     print(f"request {result.request_id} from {result.sender}")
     if result.repeated:
-        print("  processed before: answered again, no budget charged twice")
+        print("  processed before: the response sent then, again (nothing evaluated or charged)")
     if result.refused is not None:
         print(f"  refused as a whole: {result.refused}")
     else:
@@ -92,8 +94,8 @@ def _process(args: argparse.Namespace) -> int:
             f"({result.failed_chunks} chunks refused)"
         )
     print(
-        f"response {args.out}: {result.response.size:,} bytes, sha256 "
-        f"{result.response.sha256[:16]}… (and {args.out.name}.meta.json); carry both to SVB"
+        f"response {args.out}: {result.response_size:,} bytes, sha256 "
+        f"{result.response_sha256[:16]}… (and {args.out.name}.meta.json); carry both to SVB"
     )
     return 0
 

@@ -15,14 +15,17 @@ adapter (:mod:`uwv_server.grpc.screening`); only the transport differs. In order
    and renamed when complete, then the request is recorded as processed.
 
 Interrupted anywhere, the same command runs again: no response file exists yet, the request is
-not marked processed, and the budget does not charge a (batch, chunk) twice. Processing a
-request that was already processed re-evaluates it the same way and writes its response again
-(the budget is not charged again); another file with the same id is refused.
+not marked processed, and the budget does not charge a (batch, chunk) twice (no answer left
+UWV, so re-evaluating leaks nothing). A request already processed gets the response that was
+sent for it, byte for byte, from ``S/sealed-responses`` (no second masked sample, no charge);
+another file with the same id is refused.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sys
 import time
 from collections import deque
@@ -47,9 +50,12 @@ from shared.sealed import (
     SealedSummary,
     SenderKey,
     SenderVerifier,
+    check_sidecar,
     create_sealed_file,
     iter_records,
     open_sealed_file,
+    read_sidecar,
+    sidecar_path,
     write_record,
 )
 from shared.sealed.errors import MalformedFile, SignerRefused
@@ -77,9 +83,11 @@ class ProcessResult:
     refused: str | None
     """UWV's reason when it refused the whole batch (then a refusal file was written)."""
     repeated: bool
-    """The request had been processed before (its budget was not charged again)."""
+    """The request had been processed before: its kept response was handed out again, byte for
+    byte (nothing evaluated, nothing charged)."""
     request: SealedSummary
-    response: SealedSummary
+    response_size: int
+    response_sha256: str
 
 
 class _Progress:
@@ -185,9 +193,14 @@ def process_request(
     signer: SenderKey,
     processed: ProcessedIds,
     clock: Callable[[], datetime],
+    kept: Path,
     progress: TextIO | None = sys.stderr,
 ) -> ProcessResult:
-    """Verify, evaluate and answer one sealed request; see the module docstring."""
+    """Verify, evaluate and answer one sealed request; see the module docstring.
+
+    ``kept`` is the folder where UWV keeps every response it sent (``S/sealed-responses``):
+    a request processed before gets that file again, so a repeated delivery never yields a
+    second, fresh masked sample of the same households (DESIGN §4)."""
     kinds = {MessageKind.REQUEST}
     # pass 1: the whole file, before anything is charged
     with open_sealed_file(
@@ -205,9 +218,14 @@ def process_request(
         raise MalformedFile(f"{request}: a {header.content_type}, not a screening request")
     if reply is None:
         raise SignerRefused(f"{request}: carries no reply certificate to seal the answer to")
-    if repeated:
-        log.info("request %s was processed before: answering again", header.message_id)
     bound = InReplyTo(message_id=header.message_id, sha256=verified.sha256)
+    keep = kept / f"{header.message_id}-{verified.sha256[:16]}.resp"
+    if repeated and keep.exists():
+        log.info("request %s was processed before: its response again", header.message_id)
+        size, sha = _hand_out(keep, out)
+        return ProcessResult(
+            header.message_id, str(party), 0, 0, 0, None, True, verified, size, sha
+        )  # fmt: skip
 
     # pass 2: the same file, evaluated
     with open_sealed_file(
@@ -252,11 +270,12 @@ def process_request(
                 write_record(writer, detail_of(exc, field="header").SerializeToString())
             for _ in records:
                 pass
+            _keep(out, keep)
             reader.mark_processed()
             assert writer.summary is not None
             return ProcessResult(
                 header.message_id, str(party), 0, 0, 0, exc.diagnostics(), repeated, verified,
-                writer.summary,
+                writer.summary.size, writer.summary.sha256,
             )  # fmt: skip
         meter = _Progress(opening.header.chunk_count, progress)
         try:
@@ -278,6 +297,7 @@ def process_request(
             raise MalformedFile(f"{request}: a chunk record is not a ScreenRequest") from None
         finally:
             service.close_batch(batch)
+        _keep(out, keep)
         reader.mark_processed()
     assert writer.summary is not None
     return ProcessResult(
@@ -289,5 +309,35 @@ def process_request(
         refused=None,
         repeated=repeated,
         request=verified,
-        response=writer.summary,
+        response_size=writer.summary.size,
+        response_sha256=writer.summary.sha256,
     )
+
+
+def _copy(source: Path, target: Path) -> None:
+    """``target`` as a complete copy of ``source``: written aside, fsynced, renamed."""
+    tmp = target.with_name(target.name + ".partial")
+    with source.open("rb") as src, tmp.open("wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+        dst.flush()
+        os.fsync(dst.fileno())
+    tmp.replace(target)
+
+
+def _keep(out: Path, keep: Path) -> None:
+    """Keep a copy of the response (and its sidecar) that was just written to ``out``."""
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    _copy(out, keep)
+    _copy(sidecar_path(out), sidecar_path(keep))
+
+
+def _hand_out(keep: Path, out: Path) -> tuple[int, str]:
+    """The kept response to ``out`` again, with its sidecar renamed for ``out``."""
+    car = read_sidecar(sidecar_path(keep))
+    _copy(keep, out)
+    check_sidecar(out, car)  # the kept copy is what was sent: size and SHA-256 unchanged
+    side = sidecar_path(out)
+    tmp = side.with_name(side.name + ".partial")
+    tmp.write_text(car.model_copy(update={"filename": out.name}).to_json())
+    tmp.replace(side)
+    return car.size, car.checksum.value

@@ -195,6 +195,9 @@ def test_a_request_processed_twice_is_not_charged_twice(world: World) -> None:
     charged = charged_rows(store)
     assert uwv(world, store, request, work / "second.resp") == 0
     assert charged_rows(store) == charged
+    # the same answer byte for byte: no second masked sample of the same households
+    first, second = (work / "first.resp").read_bytes(), (work / "second.resp").read_bytes()
+    assert first == second
     assert svb(world, work, "--response", str(work / "second.resp")) == 0
     assert (work / "outreach.csv").exists()
 
