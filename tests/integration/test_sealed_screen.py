@@ -20,7 +20,7 @@ import pytest
 from shared.he.backend import SecretCkksContext
 from shared.pki import SVB, init_dev_pki
 from svb_client.cli import main as svb_main
-from svb_client.runner import ScreenJob, run_screen
+from svb_client.pipeline import ScreenJob, run_screen
 from tests.conftest import AIO_RULE
 from tests.integration.test_screen_grpc import PERIOD, _edge_case_data, _outreach
 from uwv_server.cli import main as uwv_main
