@@ -178,7 +178,9 @@ def main() -> int:
     target = f"127.0.0.1:{port_file.read_text().strip()}"
     online = _run(
         "online client (gRPC)",
-        _screen(py, work, online_out, period, mode, "--fresh", "--server", target),
+        _screen(
+            py, work, online_out, period, mode, "--fresh", "--server", target, "--unsafe-insecure"
+        ),
         env,
     )
     server.send_signal(signal.SIGTERM)

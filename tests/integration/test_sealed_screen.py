@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.client_channel import ChannelSecurity
 from shared.he.backend import SecretCkksContext
 from shared.pki import SVB, init_dev_pki
 from svb_client.cli import main as svb_main
@@ -133,6 +134,7 @@ def test_files_give_the_same_outreach_as_grpc(
             secret=secret_context,
             progress=False,
             rule=AIO_RULE,
+            security=ChannelSecurity.unsafe_plaintext(),  # the test server is plaintext
         )
     )
     # through files
@@ -175,6 +177,7 @@ def test_strict_mode_through_files_is_the_same_as_grpc(
             mode="strict",
             progress=False,
             rule=AIO_RULE,
+            security=ChannelSecurity.unsafe_plaintext(),  # the test server is plaintext
         )
     )
     files = _work(world, "strict-files")
