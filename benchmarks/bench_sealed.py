@@ -133,6 +133,9 @@ def main() -> int:
     parser.add_argument("--mode", choices=("masked", "strict"), default="masked")
     parser.add_argument("--also", type=int, help="repeat the file steps at this size too")
     parser.add_argument("--workdir", type=Path, help="keep data here (default: a temp dir)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse the data and store already in --workdir"
+    )
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-sealed-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -142,7 +145,8 @@ def main() -> int:
 
     print(f"# sealed-file benchmark, {mode} mode: {args.households:,} households, {period}")
     started = time.perf_counter()
-    _prepare(work, args.households, period, py, env)
+    if not (args.reuse and (work / "store").exists()):
+        _prepare(work, args.households, period, py, env)
     (work / "pass").write_text(KEY_PASS)
     (work / "pki.pass").write_text(PKI_PASS)
     subprocess.run(

@@ -70,7 +70,7 @@ def _screen(args: argparse.Namespace) -> int:
         registry=registry,
         rule=args.rule,
         chunk_size=args.chunk_size or (args.run_size if args.mode == "enclave" else None),
-        in_flight=args.in_flight,
+        in_flight=sealed_cli.in_flight(args),
         fresh=args.fresh,
         progress=not args.quiet,
         deadline_s=args.deadline,

@@ -65,6 +65,15 @@ def add_screen_arguments(screen: argparse.ArgumentParser) -> None:
     )
 
 
+def in_flight(args: argparse.Namespace) -> int:
+    """Chunks sent ahead of their answers: all of them for a request file (no answer comes
+    until UWV's response file), else ``--in-flight``."""
+    return REQUEST_FILE_IN_FLIGHT if args.request_out is not None else int(args.in_flight)
+
+
+REQUEST_FILE_IN_FLIGHT = 1 << 30
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
