@@ -110,6 +110,8 @@ def _files(
                 "--force",
                 "--registry",
                 str(work / "registry.yaml"),
+                "--unsafe-pinned-rule",
+                str(ROOT / "rules" / "aio.yaml"),
                 "--quiet",
                 *pki,
             ],
@@ -171,7 +173,9 @@ def main() -> int:
     port_file.unlink(missing_ok=True)
     server = subprocess.Popen(
         [py, "-m", "uwv_server.cli", "serve", "--store", str(work / "store"), "--port", "0",
-         "--port-file", str(port_file)],
+         "--port-file", str(port_file),
+         # no rule register here: UWV pins the default rule itself (as bench_e2e does)
+         "--unsafe-pinned-rule", str(ROOT / "rules" / "aio.yaml")],
         env=env, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     while not port_file.exists():

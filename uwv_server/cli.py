@@ -63,12 +63,12 @@ def _load(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+def screening_components(
+    args: argparse.Namespace,
+) -> tuple[ScreeningService, AuditTrail, enclave_cli.ServeComponents]:
+    """The screening service as ``serve`` builds it (snapshot, audit trail, budget and charge
+    ledger, approved rules, modes), from ``serve``'s arguments; ``uwv-server process`` builds
+    its service here too, so a batch from a file meets the very same service."""
     log = logging.getLogger("uwv_server")
     snapshot = Snapshot.open_current(args.store)
     trail = AuditTrail.open(args.store)
@@ -110,6 +110,18 @@ def _serve(args: argparse.Namespace) -> int:
     )
     for index in service.recover():
         log.warning("audit log entry %d written for charges a crash left unlogged", index)
+    return service, trail, parts
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    log = logging.getLogger("uwv_server")
+    service, trail, parts = screening_components(args)
+    snapshot = service.snapshot
     server, port = build_server(
         service,
         args.port,

@@ -1,6 +1,7 @@
 """``uwv-server process REQUEST --store S --out RESPONSE``: answer a sealed request offline.
 
-Builds the same components as ``serve`` (snapshot, audit trail, budget, contexts) and runs
+Builds the service exactly as ``serve`` does (:func:`uwv_server.cli.screening_components`:
+snapshot, audit trail, budget and charge ledger, approved rules, modes) and runs
 :func:`uwv_server.sealed_process.process_request`. UWV opens requests with its sealing identity
 (``--sealing``, default ``PKI/uwv-sealing``), signs the response with its server identity
 (``--signing``, default ``PKI/server``), and accepts requests from the organisations the key
@@ -26,11 +27,7 @@ from shared.sealed.parties import (
     trust_anchors,
 )
 from uwv_server import enclave_cli
-from uwv_server.audit_trail import AuditTrail
-from uwv_server.contexts import ContextRegistry
 from uwv_server.sealed_process import process_request
-from uwv_server.service import ScreeningService
-from uwv_server.store import Snapshot
 
 PROCESSED_DB = "sealed-processed.sqlite"
 KEPT_RESPONSES = "sealed-responses"
@@ -56,14 +53,9 @@ def _process(args: argparse.Namespace) -> int:
     registry = Registry.from_file(args.registry)
     senders = senders_from_registry(registry, trust_anchors(signing), _now)
 
-    snapshot = Snapshot.open_current(args.store)
-    trail = AuditTrail.open(args.store)
-    parts = enclave_cli.serve_components(
-        args, args.store, snapshot, on_statement=trail.record_statement
-    )
-    service = ScreeningService(
-        snapshot, ContextRegistry(args.store / "contexts"), budget=parts.budget, audit=trail
-    )
+    from uwv_server.cli import screening_components  # the cli imports this module
+
+    service, trail, parts = screening_components(args)
     processed = SqliteProcessedIds(args.store / PROCESSED_DB)
     try:
         result = process_request(

@@ -62,7 +62,13 @@ from shared.sealed.errors import MalformedFile, SignerRefused
 from shared.sealed.payloads import SCREEN_REFUSAL, SCREEN_REQUEST, SCREEN_RESPONSE
 from shared.wire import MAX_MESSAGE_BYTES
 from uwv_server.grpc.errors import detail_of
-from uwv_server.grpc.screening import _MODE_NAMES, _digest, _label, _weights
+from uwv_server.grpc.screening import (
+    _MODE_NAMES,
+    ScreeningServicer,
+    _digest,
+    _label,
+    _no_unknown_fields,
+)
 from uwv_server.service import Batch, BatchRequest, ChunkOutput, ScreeningService
 
 log = logging.getLogger("uwv_server")
@@ -110,7 +116,7 @@ class _Progress:
 
 
 def _batch_request(header: pb.BatchHeader, requester: str) -> BatchRequest:
-    """The gRPC adapter's conversion of a batch header (its own checks, same messages)."""
+    """The gRPC adapter's conversion of a batch header, with its own checks."""
     mode = _MODE_NAMES.get(header.mode)
     if mode is None:
         raise InputError(f"mode {header.mode} is not a known mode")
@@ -121,37 +127,18 @@ def _batch_request(header: pb.BatchHeader, requester: str) -> BatchRequest:
         period=Period.parse(header.period),
         rule_digest=header.rule_digest,
         chunk_count=header.chunk_count,
-        weights=_weights(header),
         requester=_label(requester, "requester"),
     )
     _digest(header.rule_digest, "rule_digest")
+    _no_unknown_fields(header)
     return request
-
-
-def _answer(batch: Batch, index: int, future: Future[ChunkOutput]) -> pb.ScreenResponse:
-    """One chunk's response, as the gRPC adapter writes it (its error if refused)."""
-    try:
-        output = future.result()
-    except Error as exc:
-        batch.failed_chunks += 1
-        log.warning("batch %s chunk %d refused: %s", batch.request.batch_id, index, exc)
-        return pb.ScreenResponse(
-            result=pb.ChunkResult(index=index, error=detail_of(exc, chunk_index=index))
-        )
-    slot_errors = [
-        pb.ErrorDetail(
-            code=pb.ERROR_CODE_BUDGET_EXHAUSTED, message=reason, chunk_index=index, slot=slot
-        )
-        for slot, reason in sorted(output.refused_slots.items())
-    ]
-    return pb.ScreenResponse(
-        result=pb.ChunkResult(index=index, ciphertexts=output.ciphertexts, slot_errors=slot_errors)
-    )
 
 
 def _responses(
     service: ScreeningService, batch: Batch, records: Iterator[bytes], progress: _Progress
 ) -> Iterator[pb.ScreenResponse]:
+    # Each chunk's answer exactly as the gRPC adapter writes it (its ChunkResult conversion).
+    adapter = ScreeningServicer(service)
     pending: deque[tuple[int, Future[ChunkOutput]]] = deque()
     for record in records:
         message = pb.ScreenRequest.FromString(record)
@@ -171,10 +158,10 @@ def _responses(
             future.set_exception(exc)
         pending.append((chunk.index, future))
         while pending and (pending[0][1].done() or len(pending) > IN_FLIGHT):
-            yield _answer(batch, *pending.popleft())
+            yield adapter._answer(batch, *pending.popleft())
             progress.advance()
     while pending:
-        yield _answer(batch, *pending.popleft())
+        yield adapter._answer(batch, *pending.popleft())
         progress.advance()
     yield pb.ScreenResponse(
         summary=pb.BatchSummary(

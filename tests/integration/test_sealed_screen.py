@@ -104,6 +104,7 @@ def uwv(world: World, store: Path, request: Path, out: Path, *extra: str) -> int
             "--pki", str(world.pki),
             "--pki-passphrase-file", str(world.pki_pass),
             "--registry", str(world.registry),
+            "--unsafe-pinned-rule", str(AIO_RULE),
             "--quiet",
             *extra,
         ]
