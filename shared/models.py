@@ -34,8 +34,15 @@ class SourceKind(enum.StrEnum):
     OTHER = "other"
 
 
+MAX_COST_SHARERS: Final = 20
+"""Upper bound on the cost-sharers of one household (art. 19a/22a Participatiewet: other adults
+of 27 or older sharing the home, besides the partner); a larger count is refused as implausible
+and keeps every threshold inside the range the rule checker proves."""
+
+
 class NormCategory(enum.StrEnum):
-    """The norm category of a household (cost-sharers come later)."""
+    """The norm category of a household; cost-sharers are a count next to it
+    (:attr:`Household.cost_sharers`)."""
 
     SINGLE = "single"
     COUPLE = "couple"
@@ -176,13 +183,15 @@ class Household:
     """A household SVB screens: its members, norm category and the income SVB already knows.
 
     ``known_income_cents`` is SVB's own monthly payment to the household (the sum over the
-    members' rows of the input file), e.g. the AOW.
+    members' rows of the input file), e.g. the AOW. ``cost_sharers`` counts the other adults
+    of 27 or older who share the home, besides the partner (art. 19a Participatiewet).
     """
 
     household_id: str
     members: tuple[Bsn, ...]
     category: NormCategory
     known_income_cents: int
+    cost_sharers: int = 0
 
     def __post_init__(self) -> None:
         from shared.chunk import household_problems  # it imports this module's bounds
@@ -197,3 +206,8 @@ class Household:
         )
         if problems:
             raise InputError(f"household {self.household_id!r}: {problems[0].reason}")
+        if not 0 <= self.cost_sharers <= MAX_COST_SHARERS:
+            raise InputError(
+                f"household {self.household_id!r}: cost_sharers {self.cost_sharers} is outside "
+                f"0..{MAX_COST_SHARERS}"
+            )

@@ -35,6 +35,7 @@ from svb_client.keys import load_or_create, read_passphrase
 from svb_client.pipeline import DEFAULT_RULE, ScreenJob, run_screen
 from svb_client.pipeline.enclave import statements_path
 from svb_client.pipeline.he import DEFAULT_IN_FLIGHT
+from svb_client.preflight import check_inputs
 
 DEFAULT_PARAMETER_SET = {"masked": MASKED_N8192.name, "strict": STRICT_DEFAULT.name}
 DEFAULT_KEY = {"masked": "svb-key.enc", "strict": "svb-key-strict.enc"}
@@ -42,6 +43,9 @@ DEFAULT_KEY = {"masked": "svb-key.enc", "strict": "svb-key-strict.enc"}
 
 def _screen(args: argparse.Namespace) -> int:
     period = Period.parse(args.period)
+    # Before any key, journal or connection: a period without a published norm, a bad rule or
+    # an unreadable households file is refused with nothing created.
+    check_inputs(args.rule, period, args.households, mode=args.mode)
     secret = None
     registry = None
     if args.mode == "enclave":
@@ -140,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--rule",
         type=Path,
         default=DEFAULT_RULE,
-        help="the eligibility rule (YAML); HE modes run its compiled HE plan",
+        help="the eligibility rule (YAML; default: the AIO rule shipped with the package); "
+        "HE modes run its compiled HE plan",
     )
     screen.add_argument(
         "--key",

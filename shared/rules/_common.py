@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import numpy as np
 
 from shared.models import Period, SourceKind
 from shared.rules.errors import NoNormInForce, RuleEvaluationError
@@ -33,14 +35,37 @@ def definition_value(d: Definition, on: date) -> bool | int:
     """The value of ``d`` in force on ``on``; :class:`NoNormInForce` if there is none."""
     value = d.value_on(on)
     if value is None:
-        first = min(v.valid_from for v in d.versions if v.valid_from is not None)
-        raise NoNormInForce(
-            f"definition {d.name!r} has no value in force on {on.isoformat()} (its first version "
-            f"starts {first.isoformat()})",
-            path=d.path,
-            expected=f"a version with valid_from on or before {on.isoformat()}",
-        )
+        raise not_in_force(d, on)
     return value
+
+
+def not_in_force(d: Definition, on: date, period: str = "") -> NoNormInForce:
+    """The refusal for a date where ``d`` has no published value: names the newest value and
+    its date (or the first one, for a date before it), and the period if given."""
+    what = f"period {period} ends on {on.isoformat()}" if period else f"on {on.isoformat()}"
+    basis = f" ({d.legal_basis.cite()})" if d.legal_basis is not None else ""
+    newest = d.newest()
+    until = d.valid_until()
+    if until is not None and on > until:
+        assert newest.valid_from is not None
+        return NoNormInForce(
+            f"{what}, where no published value of {d.name!r}{basis} is in force: the newest is "
+            f"{_show(newest.value)} from {newest.valid_from.isoformat()}, in force until "
+            f"{until.isoformat()}; nothing is decided on a stale value",
+            path=d.path,
+            expected=f"a period ending by {until.isoformat()}, or a rule carrying the value "
+            f"published for {on.isoformat()}",
+        )
+    first = min(v.valid_from for v in d.versions if v.valid_from is not None)
+    return NoNormInForce(
+        f"{what}, before the first value of {d.name!r}{basis}, which starts {first.isoformat()}",
+        path=d.path,
+        expected=f"a period ending on or after {first.isoformat()}",
+    )
+
+
+def _show(value: bool | int) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def polis_value(
@@ -108,3 +133,33 @@ def render(node: Expr, depth: int = 0) -> str:
     if node.op in (Operation.AND, Operation.OR):
         return "(" + f" {node.op.value.lower()} ".join(args) + ")"
     return f"{node.op.value.lower()}(" + ", ".join(args) + ")"
+
+
+def round_to(op: Operation, value: Any, precision: int) -> Any:
+    """ROUND (half away from zero), FLOOR or CEIL of a whole number or fraction, scalar or
+    array, to ``10^-precision`` of its unit (``precision <= 0``; 0 = whole cents). The result
+    is a whole number (``int`` or ``int64``) in the same unit. Exact for whole numbers; for a
+    fraction the rounding decision is exact given the double (no ``x + 0.5`` rounding trap)."""
+    scalar = not isinstance(value, np.ndarray)
+    arr = np.asarray(value)
+    step = 10 ** (-precision)
+    if np.issubdtype(arr.dtype, np.integer):
+        a = arr.astype(np.int64)
+        if op is Operation.FLOOR:
+            out = np.floor_divide(a, step) * step
+        elif op is Operation.CEIL:
+            out = -np.floor_divide(-a, step) * step
+        else:
+            out = np.sign(a) * ((np.abs(a) + step // 2) // step) * step
+    else:
+        q = arr.astype(np.float64) / step
+        if op is Operation.FLOOR:
+            r = np.floor(q)
+        elif op is Operation.CEIL:
+            r = np.ceil(q)
+        else:
+            m = np.abs(q)
+            fl = np.floor(m)
+            r = np.sign(q) * (fl + ((m - fl) >= 0.5))
+        out = (r * step).astype(np.int64)
+    return int(out) if scalar else out

@@ -26,7 +26,13 @@ from types import MappingProxyType
 import numpy as np
 import numpy.typing as npt
 
-from shared.models import MAX_KNOWN_INCOME_CENTS, NormCategory, Period, SourceKind
+from shared.models import (
+    MAX_COST_SHARERS,
+    MAX_KNOWN_INCOME_CENTS,
+    NormCategory,
+    Period,
+    SourceKind,
+)
 from shared.rules.check import MAX_POLIS_SUM_CENTS
 from shared.rules.errors import RuleError
 
@@ -46,6 +52,7 @@ class HouseholdFacts:
     tax_cents: Mapping[SourceKind, int]
     is_couple: bool
     known_income_cents: int
+    cost_sharers: int = 0
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class Batch:
     tax_cents: Mapping[SourceKind, IntArray]
     is_couple: BoolArray
     known_income_cents: IntArray
+    cost_sharers: IntArray
     size: int
 
     @classmethod
@@ -68,8 +76,9 @@ class Batch:
         tax_cents: Mapping[SourceKind, npt.ArrayLike],
         is_couple: npt.ArrayLike,
         known_income_cents: npt.ArrayLike,
+        cost_sharers: npt.ArrayLike | None = None,
     ) -> Batch:
-        """Check and freeze the columns; missing kinds become zeros."""
+        """Check and freeze the columns; missing kinds (and cost-sharers) become zeros."""
         couple = np.asarray(is_couple)
         if couple.ndim != 1 or couple.dtype != np.bool_:
             raise BatchError(
@@ -79,6 +88,13 @@ class Batch:
             )
         n = len(couple)
         known = _column(known_income_cents, n, "known_income_cents", 0, MAX_KNOWN_INCOME_CENTS)
+        sharers = _column(
+            np.zeros(n, np.int64) if cost_sharers is None else cost_sharers,
+            n,
+            "cost_sharers",
+            0,
+            MAX_COST_SHARERS,
+        )
         gross = {
             k: _column(
                 gross_cents.get(k, np.zeros(n, np.int64)),
@@ -99,7 +115,7 @@ class Batch:
             )
             for k in SourceKind
         }
-        for col in (couple, known, *gross.values(), *tax.values()):
+        for col in (couple, known, sharers, *gross.values(), *tax.values()):
             col.flags.writeable = False
         return cls(
             period=period,
@@ -107,6 +123,7 @@ class Batch:
             tax_cents=MappingProxyType(tax),
             is_couple=couple,
             known_income_cents=known,
+            cost_sharers=sharers,
             size=n,
         )
 
@@ -137,6 +154,7 @@ class Batch:
             },
             is_couple=np.array([r.is_couple for r in rows], np.bool_).reshape(len(rows)),
             known_income_cents=np.array([r.known_income_cents for r in rows], np.int64),
+            cost_sharers=np.array([r.cost_sharers for r in rows], np.int64),
         )
 
     def __len__(self) -> int:
@@ -149,6 +167,7 @@ class Batch:
             tax_cents={k: int(v[i]) for k, v in self.tax_cents.items()},
             is_couple=bool(self.is_couple[i]),
             known_income_cents=int(self.known_income_cents[i]),
+            cost_sharers=int(self.cost_sharers[i]),
         )
 
 

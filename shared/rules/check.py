@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from shared.models import MAX_KNOWN_INCOME_CENTS, MAX_PERIOD_MONTHS
+from shared.models import MAX_COST_SHARERS, MAX_KNOWN_INCOME_CENTS, MAX_PERIOD_MONTHS
 from shared.rules.errors import RuleReferenceError, RuleTypeError
 from shared.rules.model import (
     COMPARISONS,
     LOGICAL,
     QUERY_FIELD_TYPES,
+    ROUNDING,
     Apply,
     Expr,
     If,
@@ -100,6 +101,8 @@ def _input_bound(inp: Input) -> int:
             return MAX_KNOWN_INCOME_CENTS
         if inp.source.field is QueryField.PERIOD_MONTHS:
             return MAX_PERIOD_MONTHS
+        if inp.source.field is QueryField.COST_SHARERS:
+            return MAX_COST_SHARERS
     return 1
 
 
@@ -114,6 +117,7 @@ class _Checker:
         self.rule = rule
         self.kinds: dict[int, Kind] = {}
         self.bounds: dict[int, int] = {}
+        self.frac_bounds: dict[int, int] = {}  # magnitude bounds of fractions (for ROUND)
         self.output_kinds: dict[str, Kind] = {}
         self.output_bounds: dict[str, int] = {}
         self.used_inputs: set[str] = set()
@@ -187,7 +191,7 @@ class _Checker:
                     expected=f"a value of type {declared.type.value}",
                 )
             self.output_kinds[name] = kind
-            self.output_bounds[name] = self.bounds.get(id(action.value), 1)
+            self.output_bounds[name] = self._bound(action.value) if kind.numeric else 1
         returned = [o.name for o in rule.outputs if o.returned]
         return CheckedRule(
             rule=rule,
@@ -254,7 +258,15 @@ class _Checker:
                     expected="results below 2^62 for all valid inputs",
                 )
             self.bounds[id(node)] = bound
+        elif kind is Kind.FRAC and id(node) not in self.frac_bounds:
+            self.frac_bounds[id(node)] = min(bound, SAFE_INT)
         return kind
+
+    def _bound(self, node: Expr) -> int:
+        """A bound on the magnitude of a checked numeric node (whole number or fraction)."""
+        if id(node) in self.bounds:
+            return self.bounds[id(node)]
+        return self.frac_bounds.get(id(node), SAFE_INT if self.kinds.get(id(node)) else 1)
 
     def _operand(self, node: Expr, want: str, op: str) -> Kind:
         kind = self.expr(node)
@@ -294,7 +306,7 @@ class _Checker:
                     expected=f"every case and the default a {kinds[0].value}",
                 )
             kind = Kind.FRAC if Kind.FRAC in kinds else kinds[0]
-            return kind, max(self.bounds.get(id(b), 1) for b in branches)
+            return kind, max(self._bound(b) for b in branches)
         op = node.op
         if op in LOGICAL or op is Operation.NOT:
             for a in node.args:
@@ -315,8 +327,14 @@ class _Checker:
                 self._operand(right, "num", op.value)
             return Kind.BOOL, 1
         kinds = [self._operand(a, "num", op.value) for a in node.args]
-        bounds = [self.bounds.get(id(a), 1) for a in node.args]
+        bounds = [self._bound(a) for a in node.args]
+        if op in ROUNDING:
+            # a whole number again; rounding to 10^-precision cents moves it by less than that
+            return Kind.INT, min(bounds[0] + 10 ** -(node.precision or 0), SAFE_INT)
         if op is Operation.DIVIDE:
+            # |a / b| <= |a| when every divisor is a whole number (0 is refused at run time)
+            whole = all(k is Kind.INT for k in kinds[1:])
+            self.frac_bounds[id(node)] = bounds[0] if whole else SAFE_INT
             return Kind.FRAC, 0
         kind = Kind.FRAC if Kind.FRAC in kinds else Kind.INT
         if op in (Operation.ADD, Operation.SUBTRACT):

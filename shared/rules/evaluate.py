@@ -27,12 +27,13 @@ from typing import Any, Union
 import numpy as np
 import numpy.typing as npt
 
-from shared.rules._common import definition_value, reference_date, render
+from shared.rules._common import definition_value, reference_date, render, round_to
 from shared.rules.batch import Batch
 from shared.rules.check import CheckedRule, Kind, walk
 from shared.rules.errors import RuleEvaluationError
 from shared.rules.model import (
     COMPARISONS,
+    ROUNDING,
     Apply,
     Expr,
     If,
@@ -44,6 +45,7 @@ from shared.rules.model import (
     QuerySource,
     Ref,
 )
+from shared.rules.validity import check_period
 
 Array = npt.NDArray[Any]
 Value = Union[Array, bool, int, float]  # noqa: UP007
@@ -93,7 +95,11 @@ _COMPARE: dict[Operation, Callable[[Any, Any], Any]] = {
 
 
 def evaluate(checked: CheckedRule, batch: Batch, *, trace: bool = False) -> Result:
-    """Evaluate every output of ``checked`` for every household of ``batch``."""
+    """Evaluate every output of ``checked`` for every household of ``batch``.
+
+    A period for which a definition the rule uses has no published value in force is refused
+    first (:func:`shared.rules.validity.check_period`), before any household is decided."""
+    check_period(checked, batch.period)
     return _Vectorised(checked, batch, trace).run()
 
 
@@ -159,6 +165,8 @@ class _Vectorised:
                 return b.known_income_cents
             if source.field is QueryField.HAS_PARTNER:
                 return b.is_couple
+            if source.field is QueryField.COST_SHARERS:
+                return b.cost_sharers
             return b.period.months
         assert source is not None
         try:
@@ -232,6 +240,8 @@ class _Vectorised:
             return functools.reduce(operator.mul, values)
         if op in (Operation.MIN, Operation.MAX):
             return _min_max(op, values)
+        if op in ROUNDING:
+            return round_to(op, values[0], node.precision or 0)  # type: ignore[no-any-return]
         return self.divide(node, values, live)
 
     def divide(self, node: Apply, values: list[Value], live: BoolArray | None) -> Value:

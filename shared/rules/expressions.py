@@ -10,6 +10,7 @@ from shared.rules.model import (
     ARITHMETIC,
     COMPARISONS,
     LOGICAL,
+    ROUNDING,
     Apply,
     Case,
     Expr,
@@ -35,6 +36,7 @@ _OPERAND_KEYS: Final = {
     "default",
     "description",
     "legal_basis",
+    "precision",
 }
 
 
@@ -93,12 +95,28 @@ def parse_expr(value: object, path: str, depth: int = 0) -> Expr:
         )
 
     used: set[str]
+    precision: int | None = None
     if op in LOGICAL:
         args, used = many("conditions", 1), {"conditions"}
     elif op is Operation.NOT:
         args, used = (sub("value"),), {"value"}
     elif op in COMPARISONS:
         args, used = (sub("subject"), sub("value")), {"subject", "value"}
+    elif op in ROUNDING:
+        args, used = (sub("value"),), {"value", "precision"}
+        precision = value.get("precision")
+        if isinstance(precision, bool) or not isinstance(precision, int):
+            raise fail(
+                join(path, "precision"),
+                f"{op.value} needs a whole-number precision, got {precision!r}",
+                "precision: 0 (whole cents) or a negative number (-2: whole euros)",
+            )
+        if precision > 0:
+            raise fail(
+                join(path, "precision"),
+                f"precision {precision} would give fractions of a cent",
+                "precision 0 (whole cents) or negative; amounts are whole cents",
+            )
     elif op in ARITHMETIC:
         least = 2 if op in (Operation.SUBTRACT, Operation.DIVIDE) else 1
         args, used = many("values", least), {"values"}
@@ -125,7 +143,7 @@ def parse_expr(value: object, path: str, depth: int = 0) -> Expr:
     )
     if stray:
         raise fail(join(path, stray[0]), f"{op.value} does not take {stray[0]!r}", _shape(op))
-    return Apply(op=op, args=args, path=path)
+    return Apply(op=op, args=args, precision=precision, path=path)
 
 
 def _shape(op: Operation) -> str:
@@ -137,6 +155,8 @@ def _shape(op: Operation) -> str:
         return f"{op.value} with subject: A and value: B"
     if op is Operation.IF:
         return "IF with cases: [{when, then}] and default"
+    if op in ROUNDING:
+        return f"{op.value} with value: AMOUNT and precision: 0"
     return f"{op.value} with values: [...]"
 
 

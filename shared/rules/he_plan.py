@@ -45,6 +45,7 @@ from shared.rules.model import (
     QueryField,
     QuerySource,
     Ref,
+    half_year_end,
 )
 
 
@@ -82,9 +83,21 @@ class HePlan:
     def norm_cents(self, category: NormCategory, on_date: date) -> int:
         """The norm in force on ``on_date``: the latest version with ``valid_from <= on_date``."""
         best: NormVersion | None = None
-        for version in self.norms.get(category, ()):
+        versions = self.norms.get(category, ())
+        for version in versions:
             if version.valid_from <= on_date:
                 best = version
+        if versions and versions[-1].valid_from != date.min:
+            newest = versions[-1]
+            until = half_year_end(newest.valid_from)
+            if on_date > until:
+                raise NoNormInForce(
+                    f"no published norm for category {category.value!r} is in force on "
+                    f"{on_date.isoformat()}: the newest is {newest.amount_cents} from "
+                    f"{newest.valid_from.isoformat()} ({newest.legal_reference}), in force until "
+                    f"{until.isoformat()}",
+                    expected=f"a date on or before {until.isoformat()}",
+                )
         if best is None:
             known = ", ".join(v.valid_from.isoformat() for v in self.norms.get(category, ()))
             raise NoNormInForce(

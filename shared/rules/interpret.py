@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from datetime import date
 
 from shared.models import Period, SourceKind
-from shared.rules._common import definition_value, polis_value, reference_date, render
+from shared.rules._common import definition_value, polis_value, reference_date, render, round_to
 from shared.rules.batch import HouseholdFacts
 from shared.rules.check import CheckedRule, Kind
 from shared.rules.errors import RuleEvaluationError
 from shared.rules.evaluate import _COMPARE, scalar_min_max
 from shared.rules.model import (
     COMPARISONS,
+    ROUNDING,
     Apply,
     Expr,
     If,
@@ -29,6 +30,7 @@ from shared.rules.model import (
     QuerySource,
     Ref,
 )
+from shared.rules.validity import check_period
 
 Scalar = bool | int | float
 
@@ -36,7 +38,9 @@ Scalar = bool | int | float
 def interpret(
     checked: CheckedRule, period: Period, household: HouseholdFacts
 ) -> Mapping[str, Scalar]:
-    """Every output of the rule for one household."""
+    """Every output of the rule for one household (a period without published values in force
+    is refused first, as in :func:`shared.rules.evaluate.evaluate`)."""
+    check_period(checked, period)
     return _Interpreter(checked, period, household).run()
 
 
@@ -68,6 +72,8 @@ class _Interpreter:
                 return self.h.known_income_cents
             if inp.source.field is QueryField.HAS_PARTNER:
                 return self.h.is_couple
+            if inp.source.field is QueryField.COST_SHARERS:
+                return self.h.cost_sharers
             return self.period.months
         gross = {k: self.h.gross_cents.get(k, 0) for k in SourceKind}
         tax = {k: self.h.tax_cents.get(k, 0) for k in SourceKind}
@@ -111,6 +117,8 @@ class _Interpreter:
             return functools.reduce(operator.mul, nums)
         if op in (Operation.MIN, Operation.MAX):
             return scalar_min_max(op, nums)
+        if op in ROUNDING:
+            return int(round_to(op, nums[0], node.precision or 0))
         return self.divide(node, nums)
 
     def divide(self, node: Apply, values: list[Scalar]) -> Scalar:

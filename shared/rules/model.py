@@ -53,6 +53,9 @@ class Operation(enum.StrEnum):
     MIN = "MIN"
     MAX = "MAX"
     IF = "IF"
+    ROUND = "ROUND"  # half away from zero ("rekenkundig", RegelRecht RFC-024)
+    FLOOR = "FLOOR"
+    CEIL = "CEIL"
 
 
 LOGICAL: Final = frozenset({Operation.AND, Operation.OR})
@@ -66,6 +69,7 @@ COMPARISONS: Final = frozenset(
         Operation.LESS_THAN_OR_EQUAL,
     }
 )
+ROUNDING: Final = frozenset({Operation.ROUND, Operation.FLOOR, Operation.CEIL})
 ARITHMETIC: Final = frozenset(
     {
         Operation.ADD,
@@ -99,11 +103,13 @@ class Ref(_Frozen):
 
 class Apply(_Frozen):
     """An operation on operands: ``conditions`` (AND/OR), ``values`` (arithmetic),
-    ``[subject, value]`` (comparisons) or ``[value]`` (NOT)."""
+    ``[subject, value]`` (comparisons) or ``[value]`` (NOT, ROUND/FLOOR/CEIL, which also carry
+    ``precision``: decimal places in the value's own unit, 0 = whole cents, -2 = whole euros)."""
 
     node: Literal["apply"] = "apply"
     op: Operation
     args: tuple[Expr, ...]
+    precision: int | None = None
     path: str = Field(default="", exclude=True)
 
 
@@ -148,6 +154,17 @@ class LegalBasis(_Frozen):
         return f"art. {self.article} {self.law}"
 
 
+def half_year_end(day: date) -> date:
+    """The last day of the half year ``day`` is in (30 June or 31 December).
+
+    Norms and the other amounts of the Participatiewet are published per half year (1 January
+    and 1 July); the newest published value is in force until the end of its half year and
+    not beyond: after that the next publication is due, and deciding on the old value would
+    be deciding on a stale norm.
+    """
+    return date(day.year, 6, 30) if day.month <= 6 else date(day.year, 12, 31)
+
+
 class DefinitionVersion(_Frozen):
     """A value of a definition, in force from ``valid_from`` (``None``: always) on."""
 
@@ -163,8 +180,27 @@ class Definition(_Frozen):
     legal_basis: LegalBasis | None = None
     path: str = Field(default="", exclude=True)
 
+    @property
+    def dated(self) -> bool:
+        """Whether any version has a ``valid_from`` (an undated value is always in force)."""
+        return any(v.valid_from is not None for v in self.versions)
+
+    def newest(self) -> DefinitionVersion:
+        """The version with the latest ``valid_from`` (an undated one counts as earliest)."""
+        return max(self.versions, key=lambda v: v.valid_from or date.min)
+
+    def valid_until(self) -> date | None:
+        """The last day any version is in force: the end of the newest version's half year
+        (``None`` for an undated definition, which is always in force)."""
+        newest = self.newest().valid_from
+        return None if newest is None else half_year_end(newest)
+
     def value_on(self, on: date) -> bool | int | None:
-        """The value in force on ``on``: the latest version with ``valid_from <= on``."""
+        """The value in force on ``on``: the latest version with ``valid_from <= on``, within
+        [its start, the next version's start), the newest until the end of its half year."""
+        until = self.valid_until()
+        if until is not None and on > until:
+            return None
         best: DefinitionVersion | None = None
         for v in self.versions:
             in_force = v.valid_from is None or v.valid_from <= on
@@ -206,12 +242,14 @@ class QueryField(enum.StrEnum):
     KNOWN_INCOME = "known_income"  # SVB's own monthly payment to the household, cents
     HAS_PARTNER = "has_partner"  # norm category is 'couple'
     PERIOD_MONTHS = "period_months"  # number of months in the reference period
+    COST_SHARERS = "cost_sharers"  # other adults 27+ sharing the home, besides the partner
 
 
 QUERY_FIELD_TYPES: Final = {
     QueryField.KNOWN_INCOME: ValueType.AMOUNT,
     QueryField.HAS_PARTNER: ValueType.BOOLEAN,
     QueryField.PERIOD_MONTHS: ValueType.NUMBER,
+    QueryField.COST_SHARERS: ValueType.NUMBER,
 }
 
 

@@ -22,6 +22,9 @@ from shared.digests import file_sha256
 from shared.errors import Error
 from shared.ids import new_id
 from shared.models import Period
+from shared.rules import check, parse_file
+from shared.rules.shipped import shipped_rule_path
+from shared.rules.validity import check_period
 from svb_client.households import read_households
 from svb_client.journal import Journal, PendingChunk
 from svb_client.pipeline.enclave import EnclaveMethod
@@ -32,7 +35,7 @@ from svb_client.pipeline.summary import Progress, Summary
 from svb_client.schemes import SecretContext
 from svb_client.wire import BatchDeferred, GrpcTransport, Transport
 
-DEFAULT_RULE: Final = Path("rules/aio.yaml")
+DEFAULT_RULE: Final = shipped_rule_path()  # package data: works from any directory
 MODES: Final = ("masked", "strict", "enclave")
 PLAINTEXT_REQUESTER: Final = "SVB svb-client"
 """The header's requester label where no certificate names SVB (plaintext, tests)."""
@@ -104,6 +107,9 @@ def run_screen(job: ScreenJob) -> Summary:
     if not 1 <= chunk_size <= method.max_chunk_size:
         raise Error(f"--chunk-size must be 1..{method.max_chunk_size:,} in {job.mode} mode")
     summary = Summary(mode=job.mode)
+    # Before the journal: a period without a published norm in force is refused, with
+    # nothing created (svb-client screen checks this and the inputs even before the key).
+    check_period(check(parse_file(job.rule)), job.period)
     if job.fresh and job.journal.exists():
         for suffix in ("", "-wal", "-shm"):
             Path(str(job.journal) + suffix).unlink(missing_ok=True)

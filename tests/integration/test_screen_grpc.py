@@ -35,7 +35,7 @@ from uwv_server.store import Snapshot, import_polis
 from uwv_server.synth import generate
 
 PERIOD = Period.parse("2025-01..2025-12")
-SINGLE, COUPLE = 150107, 205348  # norms in force on 2025-12-31
+SINGLE, COUPLE = 153021, 209498  # norms in force on 2025-12-31 (art. 22, text of 2025-07-01)
 
 
 def _outreach(path: Path) -> dict[str, tuple[str, str]]:

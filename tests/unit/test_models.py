@@ -58,7 +58,7 @@ def test_norm_in_force_at_end_of_period() -> None:
     single = NormCategory.SINGLE
     assert (
         table.in_force(single, Period.parse("2025-01..2025-12").end.last_day()).amount_cents
-        == 150107
+        == 153021
     )
     assert table.in_force(single, Month.parse("2024-12").last_day()).amount_cents == 145685
     assert (
@@ -68,4 +68,9 @@ def test_norm_in_force_at_end_of_period() -> None:
     from shared.errors import NormError
 
     with pytest.raises(NormError, match="no AIO norm"):
-        table.in_force(single, Month.parse("2024-06").last_day())
+        table.in_force(single, Month.parse("2023-12").last_day())
+    assert table.in_force(single, Month.parse("2026-12").last_day()).amount_cents == 158734
+    with pytest.raises(
+        NormError, match=r"newest is 158734 cents from 2026-07-01.*until 2026-12-31"
+    ):
+        table.in_force(single, Month.parse("2027-06").last_day())

@@ -29,22 +29,31 @@ def test_aio_plan_matches_the_contract() -> None:
     assert PLAN.comparison == "<"
     assert PLAN.known_income_coefficient == 1
     assert PLAN.months_multiplier is True
-    assert PLAN.norms[NormCategory.SINGLE] == (
-        NormVersion(date(2024, 7, 1), 145685, "art. 22 Participatiewet"),
-        NormVersion(date(2025, 1, 1), 150107, "art. 22 Participatiewet"),
+    assert PLAN.norms[NormCategory.SINGLE][:2] == (
+        NormVersion(date(2024, 1, 1), 142576, "art. 22 onderdeel a Participatiewet"),
+        NormVersion(date(2024, 7, 1), 145685, "art. 22 onderdeel a Participatiewet"),
     )
-    assert [v.amount_cents for v in PLAN.norms[NormCategory.COUPLE]] == [197664, 205348]
+    assert [v.amount_cents for v in PLAN.norms[NormCategory.COUPLE]] == [
+        193232,
+        197664,
+        205348,
+        209498,
+        214416,
+        217610,
+    ]
 
 
 def test_norm_and_threshold() -> None:
     assert PLAN.norm_cents(NormCategory.SINGLE, date(2024, 12, 31)) == 145685
     assert PLAN.norm_cents(NormCategory.SINGLE, date(2025, 1, 1)) == 150107
-    assert PLAN.norm_cents(NormCategory.COUPLE, date(2030, 1, 1)) == 205348
+    assert PLAN.norm_cents(NormCategory.COUPLE, date(2026, 12, 31)) == 217610
+    with pytest.raises(NoNormInForce, match=r"newest.*2026-07-01.*until 2026-12-31"):
+        PLAN.norm_cents(NormCategory.COUPLE, date(2027, 6, 30))
     p = Period.parse("2025-01..2025-03")
     assert PLAN.threshold_cents(NormCategory.SINGLE, p, 140000) == 3 * (150107 - 140000)
     assert PLAN.threshold_cents(NormCategory.COUPLE, p, 0) == 3 * 205348
-    with pytest.raises(NoNormInForce, match="2024-06-30"):
-        PLAN.norm_cents(NormCategory.SINGLE, date(2024, 6, 30))
+    with pytest.raises(NoNormInForce, match="2023-12-31"):
+        PLAN.norm_cents(NormCategory.SINGLE, date(2023, 12, 31))
 
 
 def test_plan_is_immutable() -> None:

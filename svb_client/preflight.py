@@ -1,0 +1,26 @@
+"""Everything about a screening's inputs that can be checked before anything is created or sent.
+
+``svb-client screen`` calls :func:`check_inputs` before it creates or opens a key, a journal or
+a connection: a rule that does not load, a period for which the rule has no published norm
+in force (e.g. a period in 2027 with the 2026 norms), a rule outside the homomorphic subset
+(HE modes) or an unreadable households file is refused with its message, and nothing is left
+behind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.models import Period
+from shared.rules import check, compile_he, parse_file
+from shared.rules.validity import check_period
+from svb_client.households import read_households
+
+
+def check_inputs(rule: Path, period: Period, households: Path, *, mode: str) -> None:
+    """Raise a :class:`shared.errors.Error` naming the first input that cannot be screened."""
+    checked = check(parse_file(rule))
+    check_period(checked, period)
+    if mode != "enclave":
+        compile_he(checked)
+    read_households(households)
