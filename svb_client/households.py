@@ -1,5 +1,7 @@
 """Read SVB's household file: one row per member, ``household_id, bsn, category,
-known_income_cents``, CSV or Parquet.
+known_income_cents`` and optionally ``cost_sharers`` (the other adults of 27 or older who
+share the home, besides the partner: art. 19a/22a Participatiewet; whole number, empty or
+absent = 0, the same on every row of the household), CSV or Parquet.
 
 Validation is vectorised (a national batch has millions of rows). A row that is wrong rejects
 its household with the line and field named; a household that is wrong as a whole (mixed
@@ -24,6 +26,7 @@ from shared.bsn import Bsn, valid_bsn_mask
 from shared.chunk import HouseholdChunk, household_problems
 from shared.errors import InputError
 from shared.models import (
+    MAX_COST_SHARERS,
     MAX_KNOWN_INCOME_CENTS,
     Household,
     NormCategory,
@@ -31,6 +34,7 @@ from shared.models import (
 
 IntArray = npt.NDArray[np.int64]
 COLUMNS: Final = ("household_id", "bsn", "category", "known_income_cents")
+OPTIONAL_COLUMNS: Final = ("cost_sharers",)
 _CATEGORIES: Final = tuple(c.value for c in NormCategory)
 
 
@@ -45,9 +49,38 @@ class HouseholdBatch:
     member_bsns: IntArray
     rejected: list[tuple[str, str]]
     rows: int
+    cost_sharers: IntArray | None = None
+    """Per accepted household (zeros when the file has no ``cost_sharers`` column)."""
+
+    @property
+    def sharers(self) -> IntArray:
+        """:attr:`cost_sharers`, zeros if absent."""
+        if self.cost_sharers is None:
+            return np.zeros(len(self.household_ids), np.int64)
+        return self.cost_sharers
 
     def __len__(self) -> int:
         return len(self.household_ids)
+
+    def reject_cost_sharers(self, reason: str) -> HouseholdBatch:
+        """This batch with every household that has cost-sharers moved to ``rejected`` (for a
+        mode that cannot carry the count yet; never decide such a household on the wrong norm).
+        """
+        keep = self.sharers == 0
+        if keep.all():
+            return self
+        per_member = np.repeat(keep, self.member_counts)
+        dropped = [(h, reason) for h, k in zip(self.household_ids, keep, strict=True) if not k]
+        return HouseholdBatch(
+            household_ids=[h for h, k in zip(self.household_ids, keep, strict=True) if k],
+            categories=[c for c, k in zip(self.categories, keep, strict=True) if k],
+            known_income_cents=self.known_income_cents[keep],
+            member_counts=self.member_counts[keep],
+            member_bsns=self.member_bsns[per_member],
+            rejected=sorted(self.rejected + dropped),
+            rows=self.rows,
+            cost_sharers=self.sharers[keep],
+        )
 
     def chunk(self, start: int, stop: int, *, attributes: bool = False) -> HouseholdChunk:
         """Households ``start:stop`` as a validated chunk; ``attributes`` adds whether each
@@ -72,6 +105,7 @@ class HouseholdBatch:
                 ),
                 category=NormCategory(self.categories[i]),
                 known_income_cents=int(self.known_income_cents[i]),
+                cost_sharers=int(self.sharers[i]),
             )
             for i, hid in enumerate(self.household_ids)
         ]
@@ -90,7 +124,8 @@ def _read_table(path: Path) -> pa.Table:
             table = pacsv.read_csv(
                 path,
                 convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.string() for c in COLUMNS}, strings_can_be_null=True
+                    column_types={c: pa.string() for c in (*COLUMNS, *OPTIONAL_COLUMNS)},
+                    strings_can_be_null=True,
                 ),
             )
         else:
@@ -100,7 +135,11 @@ def _read_table(path: Path) -> pa.Table:
     missing = [c for c in COLUMNS if c not in table.column_names]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}; expected {COLUMNS}")
-    return table.select(list(COLUMNS)).cast(pa.schema([(c, pa.string()) for c in COLUMNS]))
+    for c in OPTIONAL_COLUMNS:
+        if c not in table.column_names:
+            table = table.append_column(c, pa.nulls(table.num_rows, pa.string()))
+    names = (*COLUMNS, *OPTIONAL_COLUMNS)
+    return table.select(list(names)).cast(pa.schema([(c, pa.string()) for c in names]))
 
 
 def _texts(column: pa.Array | pa.ChunkedArray, where: npt.NDArray[np.bool_]) -> list[str]:
@@ -108,8 +147,11 @@ def _texts(column: pa.Array | pa.ChunkedArray, where: npt.NDArray[np.bool_]) -> 
     return [str(v) for v in pc.filter(column, pa.array(where)).to_pylist()]
 
 
-def _row_problems(table: pa.Table) -> tuple[npt.NDArray[np.object_], IntArray, IntArray]:
-    """Per row: a reason (or None), the BSN as int (0 if bad), known income (0 if bad).
+def _row_problems(
+    table: pa.Table,
+) -> tuple[npt.NDArray[np.object_], IntArray, IntArray, IntArray]:
+    """Per row: a reason (or None), the BSN as int (0 if bad), known income (0 if bad),
+    cost-sharers (0 if bad or empty).
 
     Vectorised: only rows that are wrong are ever turned into Python strings.
     """
@@ -160,7 +202,25 @@ def _row_problems(table: pa.Table) -> tuple[npt.NDArray[np.object_], IntArray, I
         ),
         known,
     )
-    return reasons, bsn_int, known_int
+    sharers = pc.fill_null(pc.utf8_trim_whitespace(table.column("cost_sharers")), "")
+    empty = as_bool(pc.equal(sharers, ""))
+    sharers_ok = as_bool(pc.match_substring_regex(sharers, r"^[0-9]{1,9}$"))
+    sharers_int = np.zeros(n, dtype=np.int64)
+    if sharers_ok.any():
+        sharers_int[sharers_ok] = pc.cast(
+            pc.filter(sharers, pa.array(sharers_ok)), pa.int64()
+        ).to_numpy()
+    too_many = sharers_ok & (sharers_int > MAX_COST_SHARERS)
+    flag(
+        ~(sharers_ok | empty) | too_many,
+        lambda t: (
+            f"cost_sharers {t!r} is not a whole number 0..{MAX_COST_SHARERS} (the other adults "
+            "of 27 or older sharing the home, besides the partner)"
+        ),
+        sharers,
+    )
+    sharers_int[~sharers_ok] = 0
+    return reasons, bsn_int, known_int, sharers_int
 
 
 def _dictionary(column: pa.ChunkedArray) -> tuple[IntArray, list[str]]:
@@ -174,7 +234,7 @@ def read_households(path: Path) -> HouseholdBatch:
     """Read and validate a household file; see the module docstring for the rules."""
     table = _read_table(path)
     n = table.num_rows
-    reasons, bsn_int, known_int = _row_problems(table)
+    reasons, bsn_int, known_int, sharers_int = _row_problems(table)
     line = np.arange(n, dtype=np.int64) + 2  # line 1 is the CSV header
     group, group_ids = _dictionary(table.column("household_id"))  # first-appearance order
     cat_code, cat_values = _dictionary(table.column("category"))
@@ -210,8 +270,17 @@ def read_households(path: Path) -> HouseholdBatch:
     cat_min = np.minimum.reduceat(cat_sorted, starts) if n else cat_sorted
     cat_max = np.maximum.reduceat(cat_sorted, starts) if n else cat_sorted
     known_sum = np.add.reduceat(known_int[rows], starts) if n else known_int
+    sharers_sorted = sharers_int[rows]
+    sharers_min = np.minimum.reduceat(sharers_sorted, starts) if n else sharers_sorted
+    sharers_max = np.maximum.reduceat(sharers_sorted, starts) if n else sharers_sorted
     first_row = rows[starts] if n else rows
     is_couple = np.array([v == "couple" for v in cat_values], dtype=bool)[cat_min]
+    for gi in np.flatnonzero(sharers_min != sharers_max):
+        reject(
+            int(gi),
+            f"line {int(line[first_row[gi]])}: household {group_ids[gi].strip()!r}: "
+            "rows disagree on cost_sharers",
+        )
     for gi in np.flatnonzero(cat_min != cat_max):
         members = cat_sorted[starts[gi] : starts[gi] + size[gi]]
         detail = (
@@ -243,4 +312,5 @@ def read_households(path: Path) -> HouseholdBatch:
         member_bsns=bsn_int[keep_rows],
         rejected=sorted(rejected.items()),
         rows=n,
+        cost_sharers=sharers_min[accepted_groups].astype(np.int64),
     )

@@ -25,9 +25,10 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import duckdb
 import numpy as np
@@ -220,6 +221,7 @@ class Snapshot:
             raise StoreError(f"{directory}: snapshot manifest unreadable: {exc}") from None
         self.digest: str = str(self.manifest["digest"])
         self._cache: dict[tuple[int, int, IncomeWeights], tuple[IntArray, IntArray]] = {}
+        self._person_cache: dict[tuple[int, int, str], tuple[IntArray, IntArray]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -261,19 +263,49 @@ class Snapshot:
                 self._cache[key] = cached
             return cached
 
+    def person_totals(self, period: Period, terms: PersonMonthTerms) -> tuple[IntArray, IntArray]:
+        """Sorted BSNs and, per person, the sum over the period's months of ``terms`` (UWV's own
+        per-person, per-month function of its data, e.g. an exemption), computed in plaintext.
+        Cached per period and rule (``terms.rule_digest``)."""
+        key = (period.start.index, period.end.index, terms.rule_digest)
+        with self._lock:
+            cached = self._person_cache.get(key)
+            if cached is None:
+                bsn, _, gross, tax = _person_month_table(self.directory, period)
+                values = terms.person_month_total(period, gross, tax)
+                cached = _sum_runs(bsn, values)
+                if len(self._person_cache) >= 4:
+                    self._person_cache.pop(next(iter(self._person_cache)))
+                self._person_cache[key] = cached
+            return cached
+
     def household_totals(
         self,
         period: Period,
         member_bsns: IntArray,
         member_counts: IntArray,
         weights: IncomeWeights = NET_INCOME,
+        person_terms: PersonMonthTerms | None = None,
     ) -> IntArray:
-        """Total net income per household; a BSN without records counts as zero.
+        """Total income per household (``weights`` per kind, plus ``person_terms`` per person
+        and month if given); a BSN without records counts as zero.
 
         Unknown BSNs and persons without records are indistinguishable on purpose: SVB must
         not learn whether a BSN is known at UWV.
         """
-        bsns, totals = self.period_totals(period, weights)
+        totals = self._household_sum(
+            self.period_totals(period, weights), member_bsns, member_counts
+        )
+        if person_terms is not None and person_terms.person_terms:
+            person = self.person_totals(period, person_terms)
+            totals = totals + self._household_sum(person, member_bsns, member_counts)
+        return totals
+
+    @staticmethod
+    def _household_sum(
+        table: tuple[IntArray, IntArray], member_bsns: IntArray, member_counts: IntArray
+    ) -> IntArray:
+        bsns, totals = table
         if len(bsns) == 0:
             return np.zeros(len(member_counts), dtype=np.int64)
         idx = np.searchsorted(bsns, member_bsns)
@@ -335,6 +367,85 @@ def kind_sums(
                 per_member = np.zeros(len(member_bsns), np.int64)
             out[name][kind] = np.add.reduceat(per_member, offsets).astype(np.int64)
     return out["gross"], out["tax"]
+
+
+class PersonMonthTerms(Protocol):
+    """A per-person, per-month function of UWV's data (an HE plan's ``person_terms``): one
+    value per row, each row one person's per-kind gross and tax in one month."""
+
+    rule_digest: str
+
+    @property
+    def person_terms(self) -> Mapping[str, int]: ...
+
+    def person_month_total(
+        self,
+        period: Period,
+        gross_cents: Mapping[SourceKind, IntArray],
+        tax_cents: Mapping[SourceKind, IntArray],
+    ) -> IntArray: ...
+
+
+def _person_month_table(
+    snapshot_dir: Path, period: Period, members: IntArray | None = None
+) -> tuple[IntArray, IntArray, dict[SourceKind, IntArray], dict[SourceKind, IntArray]]:
+    """One row per (person, month) with records in ``period`` (only ``members`` if given),
+    sorted by BSN: bsn, month, and per kind gross and tax."""
+    monthly = str(snapshot_dir / "monthly.parquet").replace("'", "''")
+    columns = ", ".join(
+        f"SUM(CASE WHEN kind = '{k.value}' THEN gross_cents ELSE 0 END)::BIGINT AS g_{k.value}, "
+        f"SUM(CASE WHEN kind = '{k.value}' THEN tax_cents ELSE 0 END)::BIGINT AS t_{k.value}"
+        for k in _KINDS
+    )
+    con = duckdb.connect(config={"threads": 2})
+    try:
+        where = ""
+        if members is not None:
+            # np.sort, not np.unique: unique imports numpy.ma, which the confined runner lacks
+            con.register("wanted", {"bsn": np.sort(members).astype(np.int64)})
+            where = "AND bsn IN (SELECT bsn FROM wanted)"
+        result = con.execute(
+            f"SELECT bsn::BIGINT AS bsn, month::BIGINT AS month, {columns} "
+            f"FROM read_parquet('{monthly}') WHERE month BETWEEN ? AND ? {where} "
+            "GROUP BY bsn, month ORDER BY bsn, month",
+            [period.start.index, period.end.index],
+        ).fetchnumpy()
+    finally:
+        con.close()
+    arr = {name: np.asarray(col, dtype=np.int64) for name, col in result.items()}
+    gross = {k: arr[f"g_{k.value}"] for k in _KINDS}
+    tax = {k: arr[f"t_{k.value}"] for k in _KINDS}
+    return arr["bsn"], arr["month"], gross, tax
+
+
+def person_month_rows(
+    snapshot_dir: Path, period: Period, member_bsns: IntArray, member_counts: IntArray
+) -> tuple[IntArray, dict[SourceKind, IntArray], dict[SourceKind, IntArray]]:
+    """The batch's per-person, per-month rows for a rule's ``per: person_month`` outputs:
+    (household position per row, gross per kind, tax per kind). Like :func:`kind_sums`, it
+    takes the snapshot's folder (the isolated runner sees only ``monthly.parquet``)."""
+    bsn, _, gross, tax = _person_month_table(snapshot_dir, period, member_bsns)
+    household_of = np.repeat(np.arange(len(member_counts), dtype=np.int64), member_counts)
+    order = np.argsort(member_bsns, kind="stable")
+    sorted_bsns = member_bsns[order]
+    lo = np.searchsorted(sorted_bsns, bsn, side="left")
+    hi = np.searchsorted(sorted_bsns, bsn, side="right")
+    # A BSN is in at most one household of a batch (validated), so each row has one owner.
+    keep = hi > lo
+    owner = household_of[order[np.minimum(lo, len(order) - 1)]] if len(order) else lo
+    return (
+        owner[keep].astype(np.int64),
+        {k: v[keep] for k, v in gross.items()},
+        {k: v[keep] for k, v in tax.items()},
+    )
+
+
+def _sum_runs(keys: IntArray, values: IntArray) -> tuple[IntArray, IntArray]:
+    """Distinct sorted ``keys`` and the sum of ``values`` per key (``keys`` sorted)."""
+    if len(keys) == 0:
+        return keys, values
+    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    return keys[starts], np.add.reduceat(values, starts).astype(np.int64)
 
 
 def _per_household(per_member: IntArray, member_counts: IntArray) -> IntArray:

@@ -30,7 +30,7 @@ from shared.rules.errors import (
     RuleTypeError,
 )
 from shared.rules.evaluate import Result, Trace, TraceEntry, evaluate
-from shared.rules.he_plan import HePlan, NormVersion, compile_he
+from shared.rules.he_plan import HePlan, compile_he
 from shared.rules.interpret import interpret
 from shared.rules.model import Rule
 from shared.rules.parse import parse_file, parse_text
@@ -44,7 +44,6 @@ __all__ = [
     "HePlan",
     "HouseholdFacts",
     "NoNormInForce",
-    "NormVersion",
     "NotHeCompilable",
     "ReleasePolicy",
     "Report",

@@ -8,7 +8,9 @@ from typing import Any, Final
 
 from shared.rules.errors import RuleFormatError
 
-NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+NAME_CHARS: Final = frozenset(
+    "abcdefghijklmnopqrstuvwxyz0123456789_ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)  # RegelRecht also writes definition names in upper case (NORM_ALLEENSTAAND)
 
 
 def fail(path: str, message: str, expected: str = "") -> RuleFormatError:
@@ -42,7 +44,7 @@ def text(value: object, path: str, what: str) -> str:
 def name_of(value: object, path: str, what: str) -> str:
     name = text(value, path, what)
     if not set(name) <= NAME_CHARS or name[0].isdigit():
-        raise fail(path, f"{what} {name!r} is not a valid name", "lower-case letters, digits, '_'")
+        raise fail(path, f"{what} {name!r} is not a valid name", "letters, digits, '_'")
     return name
 
 

@@ -45,6 +45,26 @@ class BatchError(RuleError):
 
 
 @dataclass(frozen=True)
+class PersonMonths:
+    """UWV's per-person, per-month polis amounts of a batch's households: one row per person
+    and month that has records (a person-month without records counts as zero), with the
+    position of the household the person belongs to. What outputs with ``per: person_month``
+    are computed on."""
+
+    household: IntArray
+    gross_cents: Mapping[SourceKind, IntArray]
+    tax_cents: Mapping[SourceKind, IntArray]
+
+    @classmethod
+    def empty(cls) -> PersonMonths:
+        zero = np.zeros(0, np.int64)
+        return cls(zero, dict.fromkeys(SourceKind, zero), dict.fromkeys(SourceKind, zero))
+
+    def __len__(self) -> int:
+        return len(self.household)
+
+
+@dataclass(frozen=True)
 class HouseholdFacts:
     """One household's row of a batch (used by the per-household interpreter and the tests)."""
 
@@ -53,6 +73,10 @@ class HouseholdFacts:
     is_couple: bool
     known_income_cents: int
     cost_sharers: int = 0
+    person_months: tuple[tuple[Mapping[SourceKind, int], Mapping[SourceKind, int]], ...] | None = (
+        None
+    )
+    """Per person and month (gross, tax) per kind; ``None``: the sums are one person-month."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +90,7 @@ class Batch:
     known_income_cents: IntArray
     cost_sharers: IntArray
     size: int
+    person_months: PersonMonths | None = None
 
     @classmethod
     def from_columns(
@@ -77,6 +102,7 @@ class Batch:
         is_couple: npt.ArrayLike,
         known_income_cents: npt.ArrayLike,
         cost_sharers: npt.ArrayLike | None = None,
+        person_months: PersonMonths | None = None,
     ) -> Batch:
         """Check and freeze the columns; missing kinds (and cost-sharers) become zeros."""
         couple = np.asarray(is_couple)
@@ -125,6 +151,7 @@ class Batch:
             known_income_cents=known,
             cost_sharers=sharers,
             size=n,
+            person_months=person_months,
         )
 
     @classmethod
@@ -155,6 +182,7 @@ class Batch:
             is_couple=np.array([r.is_couple for r in rows], np.bool_).reshape(len(rows)),
             known_income_cents=np.array([r.known_income_cents for r in rows], np.int64),
             cost_sharers=np.array([r.cost_sharers for r in rows], np.int64),
+            person_months=_person_months(rows),
         )
 
     def __len__(self) -> int:
@@ -168,7 +196,42 @@ class Batch:
             is_couple=bool(self.is_couple[i]),
             known_income_cents=int(self.known_income_cents[i]),
             cost_sharers=int(self.cost_sharers[i]),
+            person_months=self._rows_of(i),
         )
+
+    def _rows_of(
+        self, i: int
+    ) -> tuple[tuple[Mapping[SourceKind, int], Mapping[SourceKind, int]], ...] | None:
+        pm = self.person_months
+        if pm is None:
+            return None
+        return tuple(
+            (
+                {k: int(v[r]) for k, v in pm.gross_cents.items()},
+                {k: int(v[r]) for k, v in pm.tax_cents.items()},
+            )
+            for r in np.flatnonzero(pm.household == i)
+        )
+
+
+def _person_months(rows: Sequence[HouseholdFacts]) -> PersonMonths:
+    """Per-person, per-month rows of small batches (tests); a household without them counts
+    its sums as one person-month."""
+    index: list[int] = []
+    gross: dict[SourceKind, list[int]] = {k: [] for k in SourceKind}
+    tax: dict[SourceKind, list[int]] = {k: [] for k in SourceKind}
+    for i, r in enumerate(rows):
+        months = r.person_months if r.person_months is not None else ((r.gross_cents, r.tax_cents),)
+        for g, t in months:
+            index.append(i)
+            for k in SourceKind:
+                gross[k].append(g.get(k, 0))
+                tax[k].append(t.get(k, 0))
+    return PersonMonths(
+        np.array(index, np.int64),
+        {k: np.array(v, np.int64) for k, v in gross.items()},
+        {k: np.array(v, np.int64) for k, v in tax.items()},
+    )
 
 
 def category_is_couple(categories: Sequence[NormCategory]) -> BoolArray:

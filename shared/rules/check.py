@@ -13,7 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from shared.models import MAX_COST_SHARERS, MAX_KNOWN_INCOME_CENTS, MAX_PERIOD_MONTHS
+from shared.models import (
+    MAX_COST_SHARERS,
+    MAX_HOUSEHOLD_MEMBERS,
+    MAX_KNOWN_INCOME_CENTS,
+    MAX_PERIOD_MONTHS,
+)
 from shared.rules.errors import RuleReferenceError, RuleTypeError
 from shared.rules.model import (
     COMPARISONS,
@@ -31,6 +36,7 @@ from shared.rules.model import (
     QuerySource,
     Ref,
     Rule,
+    Scope,
     ValueType,
 )
 
@@ -48,10 +54,11 @@ class Kind(enum.Enum):
     BOOL = "true/false"
     INT = "whole number"
     FRAC = "fraction"  # the result of a DIVIDE
+    TEXT = "text"  # a RegelRecht text literal: it may be an output, nothing computes with it
 
     @property
     def numeric(self) -> bool:
-        return self is not Kind.BOOL
+        return self in (Kind.INT, Kind.FRAC)
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,8 @@ class CheckedRule:
     decision: str | None
     used_inputs: tuple[str, ...]
     used_definitions: tuple[str, ...]
+    person_month_outputs: tuple[str, ...] = ()
+    """Outputs computed per person and month (in dependency order)."""
 
     def kind(self, node: Expr) -> Kind:
         return self.kinds[id(node)]
@@ -122,6 +131,7 @@ class _Checker:
         self.output_bounds: dict[str, int] = {}
         self.used_inputs: set[str] = set()
         self.used_definitions: set[str] = set()
+        self.scope = Scope.HOUSEHOLD
 
     def run(self) -> CheckedRule:
         rule = self.rule
@@ -182,7 +192,26 @@ class _Checker:
             action = rule.action(name)
             declared = rule.output(name)
             assert action is not None and declared is not None
+            self.scope = declared.per
             kind = self.expr(action.value)
+            if declared.inferred:
+                self.output_kinds[name] = kind
+                self.output_bounds[name] = self._bound(action.value) if kind.numeric else 1
+                continue
+            if (kind is Kind.TEXT) != (declared.type is ValueType.STRING):
+                raise RuleTypeError(
+                    f"output {name!r} is declared {declared.type.value} "
+                    f"but its value is a {kind.value}",
+                    path=action.path + ".value",
+                    expected=f"a value of type {declared.type.value}",
+                )
+            if declared.per is Scope.PERSON_MONTH and kind is not Kind.INT:
+                raise RuleTypeError(
+                    f"output {name!r} is computed per person and month, but its value is a "
+                    f"{kind.value}; it is summed over the household, so it must be whole cents",
+                    path=action.path + ".value",
+                    expected="an amount (use ROUND/FLOOR/CEIL with precision 0 on a fraction)",
+                )
             if (kind is Kind.BOOL) != (declared.type is ValueType.BOOLEAN):
                 raise RuleTypeError(
                     f"output {name!r} is declared {declared.type.value} "
@@ -202,6 +231,11 @@ class _Checker:
             used_inputs=tuple(i.name for i in rule.inputs if i.name in self.used_inputs),
             used_definitions=tuple(
                 d.name for d in rule.definitions if d.name in self.used_definitions
+            ),
+            person_month_outputs=tuple(
+                n
+                for n in order
+                if (o := rule.output(n)) is not None and o.per is Scope.PERSON_MONTH
             ),
         )
 
@@ -270,6 +304,13 @@ class _Checker:
 
     def _operand(self, node: Expr, want: str, op: str) -> Kind:
         kind = self.expr(node)
+        if kind is Kind.TEXT:
+            raise RuleTypeError(
+                f"{op} is given a text value; this rule language loads text literals but "
+                "computes only with amounts, numbers and true/false",
+                path=node.path,
+                expected="an amount, a number or a condition",
+            )
         if want == "bool" and kind is not Kind.BOOL:
             raise RuleTypeError(
                 f"{op} needs a condition (true/false) here, but this is a {kind.value}",
@@ -286,6 +327,8 @@ class _Checker:
 
     def _expr(self, node: Expr) -> tuple[Kind, int]:
         if isinstance(node, Lit):
+            if isinstance(node.value, str):
+                return Kind.TEXT, 1
             return (Kind.BOOL if isinstance(node.value, bool) else Kind.INT), abs(int(node.value))
         if isinstance(node, Ref):
             return self.ref(node)
@@ -316,6 +359,12 @@ class _Checker:
             left, right = node.args
             if op in (Operation.EQUALS, Operation.NOT_EQUALS):
                 lk, rk = self.expr(left), self.expr(right)
+                if Kind.TEXT in (lk, rk):
+                    raise RuleTypeError(
+                        f"{op.value} compares text; text values load but are not computed with",
+                        path=(left if lk is Kind.TEXT else right).path,
+                        expected="amounts, numbers or true/false on both sides",
+                    )
                 if (lk is Kind.BOOL) != (rk is Kind.BOOL):
                     raise RuleTypeError(
                         f"{op.value} compares a {lk.value} with a {rk.value}",
@@ -357,12 +406,13 @@ class _Checker:
         inp = self.rule.input(node.name)
         if inp is not None:
             if inp.source is None:
+                declared = inp.name.removesuffix("__input")  # as the document names it
                 raise RuleReferenceError(
-                    f"input {inp.name!r} comes from "
+                    f"input {declared!r} comes from "
                     f"{inp.declared_source or 'an undeclared source'}, which is neither a UWV "
                     "polis attribute nor a value SVB sends",
                     path=node.path,
-                    expected=f"a binding for {inp.name!r}: "
+                    expected=f"a binding for {declared!r}: "
                     "{polis: ATTRIBUTE} or {query: FIELD}",
                 )
             if inp.type in (ValueType.STRING, ValueType.DATE):
@@ -372,10 +422,37 @@ class _Checker:
                     path=node.path,
                     expected="an amount, number or boolean input",
                 )
+            per_person = isinstance(inp.source, PolisSource) and not inp.source.sum_over
+            if self.scope is Scope.PERSON_MONTH and not per_person:
+                raise RuleReferenceError(
+                    f"output computed per person and month uses {inp.name!r}, which is not "
+                    "UWV's per-person, per-month data",
+                    path=node.path,
+                    expected="inputs with source {polis: ..., sum_over: []} and definitions only",
+                )
+            if self.scope is Scope.HOUSEHOLD and per_person:
+                raise RuleReferenceError(
+                    f"input {inp.name!r} is per person and month (sum_over: []); it may only be "
+                    "used in an output with per: person_month, which is summed per household",
+                    path=node.path,
+                    expected="an output with per: person_month that uses it",
+                )
             self.used_inputs.add(inp.name)
             return _declared_kind(inp.type), _input_bound(inp)
         if node.name in self.output_kinds:
-            return self.output_kinds[node.name], self.output_bounds[node.name]
+            target = self.rule.output(node.name)
+            assert target is not None
+            if target.per is Scope.HOUSEHOLD and self.scope is Scope.PERSON_MONTH:
+                raise RuleReferenceError(
+                    f"output computed per person and month uses the household output {node.name!r}",
+                    path=node.path,
+                    expected="only definitions, per-person inputs and per-person outputs",
+                )
+            bound = self.output_bounds[node.name]
+            if target.per is Scope.PERSON_MONTH and self.scope is Scope.HOUSEHOLD:
+                # the household sees the sum over its members and the period's months
+                bound = min(bound * MAX_HOUSEHOLD_MEMBERS * MAX_PERIOD_MONTHS, SAFE_INT)
+            return self.output_kinds[node.name], bound
         raise RuleReferenceError(
             f"${node.name} is not defined",
             path=node.path,

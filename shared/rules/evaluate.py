@@ -27,6 +27,7 @@ from typing import Any, Union
 import numpy as np
 import numpy.typing as npt
 
+from shared.models import Period
 from shared.rules._common import definition_value, reference_date, render, round_to
 from shared.rules.batch import Batch
 from shared.rules.check import CheckedRule, Kind, walk
@@ -48,7 +49,8 @@ from shared.rules.model import (
 from shared.rules.validity import check_period
 
 Array = npt.NDArray[Any]
-Value = Union[Array, bool, int, float]  # noqa: UP007
+IntArray = npt.NDArray[np.int64]
+Value = Union[Array, bool, int, float, str]  # noqa: UP007
 BoolArray = npt.NDArray[np.bool_]
 
 
@@ -103,6 +105,72 @@ def evaluate(checked: CheckedRule, batch: Batch, *, trace: bool = False) -> Resu
     return _Vectorised(checked, batch, trace).run()
 
 
+def evaluate_nodes(checked: CheckedRule, batch: Batch, nodes: tuple[Expr, ...]) -> list[Value]:
+    """The values of some expression nodes of the rule (e.g. the two sides of its decision),
+    after every output has been evaluated: what the HE plan uses to compute SVB's threshold."""
+    check_period(checked, batch.period)
+    evaluator = _Vectorised(checked, batch, False)
+    evaluator.run()
+    return [evaluator.expr(node, None) for node in nodes]
+
+
+def person_month_values(checked: CheckedRule, batch: Batch) -> dict[str, IntArray]:
+    """The outputs with ``per: person_month``, one value per row of ``batch`` (each row one
+    person and month: its gross and tax columns are that person-month's amounts)."""
+    evaluator = _Vectorised(checked, batch, False)
+    out: dict[str, IntArray] = {}
+    for name in checked.person_month_outputs:
+        action = checked.rule.action(name)
+        assert action is not None
+        value = evaluator.expr(action.value, None)
+        evaluator.env[name] = value
+        out[name] = np.broadcast_to(np.asarray(value, dtype=np.int64), (len(batch),))
+    return out
+
+
+def zero_row_batch(period: Period) -> Batch:
+    """One person-month without any record (every amount 0)."""
+    zero = np.zeros(1, np.int64)
+    return Batch.from_columns(
+        period=period,
+        gross_cents={},
+        tax_cents={},
+        is_couple=np.zeros(1, np.bool_),
+        known_income_cents=zero,
+    )
+
+
+def person_month_sums(checked: CheckedRule, batch: Batch) -> dict[str, IntArray]:
+    """Per household, the sum over its members and months of every ``per: person_month``
+    output. A person-month without records must give 0 (it is not in the data)."""
+    pm = batch.person_months
+    if pm is None:
+        raise RuleEvaluationError(
+            "the rule computes per person and month, but the batch has no per-person monthly data",
+            expected="a batch with person_months (UWV's store supplies them)",
+        )
+    for name, value in person_month_values(checked, zero_row_batch(batch.period)).items():
+        if int(value[0]) != 0:
+            raise RuleEvaluationError(
+                f"output {name!r} is {int(value[0])} for a person-month without any income; "
+                "a per-person function must be 0 there (such months are not in the data)",
+                expected="a function that is 0 when every amount is 0",
+            )
+    rows = Batch.from_columns(
+        period=batch.period,
+        gross_cents=pm.gross_cents,
+        tax_cents=pm.tax_cents,
+        is_couple=np.zeros(len(pm), np.bool_),
+        known_income_cents=np.zeros(len(pm), np.int64),
+    )
+    sums: dict[str, IntArray] = {}
+    for name, value in person_month_values(checked, rows).items():
+        total = np.zeros(len(batch), np.int64)
+        np.add.at(total, pm.household, value)
+        sums[name] = total
+    return sums
+
+
 def to_float(value: Value) -> Value:
     """Whole number → double, the same conversion as Python's ``float(int)``."""
     if isinstance(value, np.ndarray):
@@ -126,7 +194,11 @@ class _Vectorised:
         )
 
     def run(self) -> Result:
+        if self.c.person_month_outputs:
+            self.env.update(person_month_sums(self.c, self.batch))
         for name in self.c.order:
+            if name in self.env:
+                continue
             action = self.c.rule.action(name)
             assert action is not None
             self.env[name] = self.expr(action.value, None)
@@ -259,7 +331,7 @@ class _Vectorised:
                 if len(hit):
                     self._zero(arg, int(hit[0]), len(hit) if live is not None else self.n)
                 den = 1.0
-            result = result / den
+            result = result / den  # type: ignore[operator]  # never text (check)
         return result
 
     def _zero(self, arg: Expr, first: int, count: int) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 from shared.rules._syntax import as_list, fail, join, kind_of, mapping, name_of, no_extra
@@ -40,8 +41,15 @@ _OPERAND_KEYS: Final = {
 }
 
 
-def parse_expr(value: object, path: str, depth: int = 0) -> Expr:
-    """Parse a RegelRecht operation tree (or a scalar / ``$reference``) into an expression."""
+def parse_expr(
+    value: object, path: str, depth: int = 0, rename: Mapping[str, str] | None = None
+) -> Expr:
+    """Parse a RegelRecht operation tree (or a scalar / ``$reference``) into an expression.
+
+    ``rename`` maps names as written to the names they have in the rule (a RegelRecht
+    article's input that is another article's output, or an input sharing its name with an
+    output of the same article)."""
+    names = rename or {}
     if depth > MAX_EXPRESSION_DEPTH:
         raise fail(
             path,
@@ -52,12 +60,9 @@ def parse_expr(value: object, path: str, depth: int = 0) -> Expr:
         return Lit(value=value, path=path)
     if isinstance(value, str):
         if value.startswith("$") and len(value) > 1:
-            return Ref(name=name_of(value[1:], path, "reference"), path=path)
-        raise fail(
-            path,
-            f"text value {value!r} is not supported",
-            "a $reference, a whole number, true/false or an operation",
-        )
+            ref = name_of(value[1:], path, "reference")
+            return Ref(name=names.get(ref, ref), path=path)
+        return Lit(value=value, path=path)
     if isinstance(value, float):
         raise fail(
             path,
@@ -80,7 +85,7 @@ def parse_expr(value: object, path: str, depth: int = 0) -> Expr:
     def sub(key: str) -> Expr:
         if key not in value:
             raise fail(path, f"{op.value} has no {key!r}", _shape(op))
-        return parse_expr(value[key], join(path, key), depth + 1)
+        return parse_expr(value[key], join(path, key), depth + 1, names)
 
     def many(key: str, at_least: int) -> tuple[Expr, ...]:
         if key not in value:
@@ -91,7 +96,7 @@ def parse_expr(value: object, path: str, depth: int = 0) -> Expr:
                 join(path, key), f"{op.value} has {len(items)} operands", f"at least {at_least}"
             )
         return tuple(
-            parse_expr(v, join(join(path, key), i), depth + 1) for i, v in enumerate(items)
+            parse_expr(v, join(join(path, key), i), depth + 1, names) for i, v in enumerate(items)
         )
 
     used: set[str]
@@ -131,8 +136,8 @@ def parse_expr(value: object, path: str, depth: int = 0) -> Expr:
                 raise fail(cp, "a case needs 'when' and 'then'", "when: CONDITION, then: VALUE")
             cases.append(
                 Case(
-                    when=parse_expr(cm["when"], join(cp, "when"), depth + 1),
-                    then=parse_expr(cm["then"], join(cp, "then"), depth + 1),
+                    when=parse_expr(cm["when"], join(cp, "when"), depth + 1, names),
+                    then=parse_expr(cm["then"], join(cp, "then"), depth + 1, names),
                 )
             )
         if not cases:

@@ -1,40 +1,46 @@
 """The HE compiler: is a rule in the homomorphic subset, and if so, the plan the HE mode runs.
 
-The homomorphic mode can only do one thing: UWV computes, in plaintext, a household total
+The homomorphic subset is: **a fixed integer-weighted sum of UWV's own data per household,
+compared once with a threshold that only SVB's values and the rule's definitions determine.**
+UWV computes, in plaintext, the household total
 
     S_h = Σ_members Σ_months Σ_kinds (gross_weight[k] · gross_cents + tax_weight[k] · tax_cents)
 
-and compares it, under encryption, with SVB's threshold
+and compares it, under encryption, with SVB's threshold ``T_h``; the household is eligible
+iff ``S_h < T_h`` (or ``<=``). ``T_h`` may be any function of SVB's per-household values
+(partner, known income, cost-sharers, months) and the definitions in force: SVB computes it
+by evaluating the rule itself with all of UWV's data set to zero (:meth:`HePlan.thresholds`),
+so cost-sharer norms with rounding, IF on the household's situation and the like are all in
+the subset.
 
-    T_h = n · (norm(category, end of period) − known_income_coefficient · K)
-
-(``n`` the months in the period if ``months_multiplier``, else 1; ``K`` SVB's own monthly
-payment). The household is eligible iff ``S_h < T_h`` (or ``<=``).
-
-:func:`compile_he` decides whether a checked rule's decision has exactly that shape by
-evaluating it symbolically, once per norm category: values SVB decides by category (the
-partner flag) become constants, ``IF`` on them picks its case, and everything else must
-reduce to polynomials in the polis sums, ``K``, ``n`` and the definitions. Anything else —
-a second comparison, a MIN/MAX of amounts, income in a condition, a non-integral weight — is
+:func:`compile_he` decides whether a checked rule's decision has that shape by evaluating it
+symbolically: every amount is a linear form in the polis sums plus a part that does not
+depend on UWV's data (a known constant, or "opaque": something only SVB's values and dated
+definitions determine). Income multiplied by anything but a fixed number, income inside a
+condition or under MIN/MAX/ROUND, a second comparison on income, or a non-integral weight is
 refused with the reason and the path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Literal, NamedTuple, Union
+from typing import Literal, Union
 
-from shared.models import NormCategory, Period, SourceKind
-from shared.rules._common import reference_date
+import numpy as np
+import numpy.typing as npt
+
+from shared.models import IncomeWeights, NormCategory, Period, SourceKind
+from shared.rules.batch import Batch, PersonMonths
 from shared.rules.canonical import digest
 from shared.rules.check import CheckedRule
-from shared.rules.errors import NoNormInForce, NotHeCompilable, RuleError
+from shared.rules.errors import NotHeCompilable, RuleError
+from shared.rules.evaluate import evaluate_nodes, person_month_values
 from shared.rules.model import (
     COMPARISONS,
+    ROUNDING,
     Apply,
     Expr,
     If,
@@ -42,19 +48,11 @@ from shared.rules.model import (
     Operation,
     PolisAttribute,
     PolisSource,
-    QueryField,
     QuerySource,
     Ref,
-    half_year_end,
 )
 
-
-class NormVersion(NamedTuple):
-    """A norm amount in force from ``valid_from`` on, with the law it comes from."""
-
-    valid_from: date
-    amount_cents: int
-    legal_reference: str
+IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -65,9 +63,11 @@ class HePlan:
     gross_weight: Mapping[SourceKind, int]
     tax_weight: Mapping[SourceKind, int]
     comparison: Literal["<", "<="]
-    norms: Mapping[NormCategory, tuple[NormVersion, ...]]
-    known_income_coefficient: int
-    months_multiplier: bool
+    checked: CheckedRule = field(repr=False, compare=False)
+    income_side: Expr = field(repr=False, compare=False)
+    threshold_side: Expr = field(repr=False, compare=False)
+    person_terms: Mapping[str, int] = field(default_factory=dict)
+    """Outputs computed per person and month (e.g. an exemption) with their weight in ``S``."""
 
     def __post_init__(self) -> None:
         if self.comparison not in ("<", "<="):
@@ -77,42 +77,86 @@ class HePlan:
             if set(weights) != set(SourceKind):
                 raise NotHeCompilable(f"{name} does not give a weight for every source kind")
             object.__setattr__(self, name, MappingProxyType(weights))
-        norms = {c: tuple(sorted(v)) for c, v in self.norms.items()}
-        object.__setattr__(self, "norms", MappingProxyType(norms))
 
-    def norm_cents(self, category: NormCategory, on_date: date) -> int:
-        """The norm in force on ``on_date``: the latest version with ``valid_from <= on_date``."""
-        best: NormVersion | None = None
-        versions = self.norms.get(category, ())
-        for version in versions:
-            if version.valid_from <= on_date:
-                best = version
-        if versions and versions[-1].valid_from != date.min:
-            newest = versions[-1]
-            until = half_year_end(newest.valid_from)
-            if on_date > until:
-                raise NoNormInForce(
-                    f"no published norm for category {category.value!r} is in force on "
-                    f"{on_date.isoformat()}: the newest is {newest.amount_cents} from "
-                    f"{newest.valid_from.isoformat()} ({newest.legal_reference}), in force until "
-                    f"{until.isoformat()}",
-                    expected=f"a date on or before {until.isoformat()}",
-                )
-        if best is None:
-            known = ", ".join(v.valid_from.isoformat() for v in self.norms.get(category, ()))
-            raise NoNormInForce(
-                f"no norm for category {category.value!r} is in force on {on_date.isoformat()}",
-                expected=f"a date on or after the first norm ({known or 'none known'})",
-            )
-        return best.amount_cents
+    def person_month_total(
+        self,
+        period: Period,
+        gross_cents: Mapping[SourceKind, IntArray],
+        tax_cents: Mapping[SourceKind, IntArray],
+    ) -> IntArray:
+        """``Σ weight · f(row)`` over :attr:`person_terms`, one value per person-month row
+        (each row one person's amounts in one month): what UWV adds to ``S`` for that
+        person-month, computed by the rule's own evaluator. Zero without person terms."""
+        n = len(next(iter(gross_cents.values()))) if gross_cents else 0
+        total = np.zeros(n, np.int64)
+        if not self.person_terms:
+            return total
+        rows = Batch.from_columns(
+            period=period,
+            gross_cents=gross_cents,
+            tax_cents=tax_cents,
+            is_couple=np.zeros(n, np.bool_),
+            known_income_cents=np.zeros(n, np.int64),
+        )
+        values = person_month_values(self.checked, rows)
+        for name, weight in self.person_terms.items():
+            total += weight * values[name]
+        return total
+
+    @property
+    def income_weights(self) -> IncomeWeights:
+        """UWV's income definition for the store (:mod:`uwv_server.store`)."""
+        return IncomeWeights.of(dict(self.gross_weight), dict(self.tax_weight))
+
+    def thresholds(
+        self,
+        period: Period,
+        is_couple: npt.ArrayLike,
+        known_income_cents: npt.ArrayLike,
+        cost_sharers: npt.ArrayLike | None = None,
+    ) -> IntArray:
+        """SVB's whole-number thresholds ``T_h``, one per household: eligible iff
+        ``S_h < T_h`` (``<=`` for a ``<=`` plan). Computed by evaluating the rule with UWV's
+        data at zero; a period without published values in force is refused
+        (:class:`~shared.rules.errors.NoNormInForce`)."""
+        couple = np.asarray(is_couple, dtype=np.bool_)
+        n = len(couple)
+        zeros = {k: np.zeros(n, np.int64) for k in SourceKind}
+        batch = Batch.from_columns(
+            period=period,
+            gross_cents=zeros,
+            tax_cents=zeros,
+            is_couple=couple,
+            known_income_cents=known_income_cents,
+            cost_sharers=cost_sharers,
+            person_months=PersonMonths.empty(),
+        )
+        income, threshold = evaluate_nodes(
+            self.checked, batch, (self.income_side, self.threshold_side)
+        )
+        t = np.asarray(threshold) - np.asarray(income)
+        t = np.broadcast_to(t, (n,))
+        if np.issubdtype(t.dtype, np.floating):
+            # S < t  iff  S < ceil(t);  S <= t  iff  S <= floor(t)   (S a whole number)
+            t = np.ceil(t) if self.comparison == "<" else np.floor(t)
+        return np.asarray(t, dtype=np.int64)
 
     def threshold_cents(
-        self, category: NormCategory, period: Period, known_income_cents: int
+        self,
+        category: NormCategory,
+        period: Period,
+        known_income_cents: int,
+        cost_sharers: int = 0,
     ) -> int:
-        """SVB's threshold ``T_h`` for one household (norm in force at the end of the period)."""
-        n = period.months if self.months_multiplier else 1
-        norm = self.norm_cents(category, reference_date(period))
-        return n * (norm - self.known_income_coefficient * known_income_cents)
+        """:meth:`thresholds` for one household."""
+        return int(
+            self.thresholds(
+                period,
+                [category is NormCategory.COUPLE],
+                [known_income_cents],
+                [cost_sharers],
+            )[0]
+        )
 
     def household_sum(
         self, gross_cents: Mapping[SourceKind, int], tax_cents: Mapping[SourceKind, int]
@@ -130,63 +174,66 @@ class HePlan:
 
 # --- symbolic evaluation ---------------------------------------------------------------
 
-Monomial = tuple[str, ...]
-Poly = dict[Monomial, Fraction]
+OPAQUE = "opaque"  # a part that SVB's values or dated definitions determine (not UWV's data)
+
+
+@dataclass(frozen=True)
+class _Lin:
+    """An amount: ``Σ income[atom] · atom + rest``, ``rest`` a known number or opaque."""
+
+    income: dict[str, Fraction]
+    rest: Fraction | str
 
 
 @dataclass(frozen=True)
 class _Cmp:
-    """A comparison ``left op right`` that depends on the household's data."""
+    """A comparison on income: ``left op right``."""
 
     op: Operation
-    left: Poly
-    right: Poly
-    path: str
+    left: _Lin
+    right: _Lin
+    node: Apply
 
 
-Sym = Union[bool, Poly, _Cmp]  # noqa: UP007
+Sym = Union[bool, str, _Lin, _Cmp]  # noqa: UP007 - bool known, OPAQUE an SVB-side condition
 
 
 def _refuse(node: Expr, reason: str) -> NotHeCompilable:
     return NotHeCompilable(
         reason,
         path=node.path,
-        expected="a linear sum of polis income compared once with a threshold "
-        "built from definitions and SVB's values",
+        expected="a sum of UWV's income with fixed whole-number weights, compared once with a "
+        "threshold built from definitions and SVB's values",
     )
 
 
-def _add(a: Poly, b: Poly, sign: int = 1) -> Poly:
-    out = dict(a)
-    for m, c in b.items():
-        out[m] = out.get(m, Fraction(0)) + sign * c
-    return {m: c for m, c in out.items() if c != 0}
+def _plus(a: _Lin, b: _Lin, sign: int = 1) -> _Lin:
+    income = dict(a.income)
+    for atom, c in b.income.items():
+        income[atom] = income.get(atom, Fraction(0)) + sign * c
+    income = {k: v for k, v in income.items() if v != 0}
+    if isinstance(a.rest, Fraction) and isinstance(b.rest, Fraction):
+        return _Lin(income, a.rest + sign * b.rest)
+    return _Lin(income, OPAQUE)
 
 
-def _mul(a: Poly, b: Poly) -> Poly:
-    out: Poly = {}
-    for ma, ca in a.items():
-        for mb, cb in b.items():
-            m = tuple(sorted(ma + mb))
-            out[m] = out.get(m, Fraction(0)) + ca * cb
-    return {m: c for m, c in out.items() if c != 0}
+def _scale(a: _Lin, k: Fraction) -> _Lin:
+    rest = a.rest * k if isinstance(a.rest, Fraction) else OPAQUE
+    return _Lin({m: c * k for m, c in a.income.items() if c * k != 0}, rest)
 
 
-def _constant(p: Poly) -> Fraction | None:
-    if all(m == () for m in p):
-        return p.get((), Fraction(0))
-    return None
+def _const(a: _Lin) -> Fraction | None:
+    return a.rest if not a.income and isinstance(a.rest, Fraction) else None
 
 
 class _Symbolic:
-    def __init__(self, checked: CheckedRule, couple: bool) -> None:
+    def __init__(self, checked: CheckedRule) -> None:
         self.c = checked
-        self.couple = couple
         self.env: dict[str, Sym] = {}
 
-    def poly(self, node: Expr) -> Poly:
+    def lin(self, node: Expr) -> _Lin:
         value = self.expr(node)
-        if isinstance(value, bool | _Cmp):
+        if not isinstance(value, _Lin):
             raise _refuse(node, "an amount was expected here")
         return value
 
@@ -199,22 +246,24 @@ class _Symbolic:
         if d is not None:
             values = {v.value for v in d.versions}
             if isinstance(d.versions[0].value, bool):
-                if len(values) != 1:
-                    raise _refuse(node, f"the yes/no definition {name!r} changes over time")
-                return bool(d.versions[0].value)
-            return {(f"def:{name}",): Fraction(1)}
+                return bool(d.versions[0].value) if len(values) == 1 else OPAQUE
+            if len(values) == 1:
+                return _Lin({}, Fraction(int(d.versions[0].value)))
+            return _Lin({}, OPAQUE)
         action = rule.action(name)
         if action is not None:
-            value = self.expr(action.value)
+            if name in self.c.person_month_outputs:
+                # UWV computes it per person and month in plaintext and sums it: an income term
+                value: Sym = _Lin({f"pm:{name}": Fraction(1)}, Fraction(0))
+            else:
+                value = self.expr(action.value)
             self.env[name] = value
             return value
         inp = rule.input(name)
         assert inp is not None
         src = inp.source
         if isinstance(src, QuerySource):
-            if src.field is QueryField.HAS_PARTNER:
-                return self.couple
-            return {("K" if src.field is QueryField.KNOWN_INCOME else "n",): Fraction(1)}
+            return OPAQUE if inp.type.value == "boolean" else _Lin({}, OPAQUE)
         assert isinstance(src, PolisSource)
         if set(src.sum_over) != {"members", "months"}:
             raise _refuse(node, f"input {name!r} is not summed over members and months")
@@ -224,104 +273,150 @@ class _Symbolic:
             raise _refuse(
                 node, f"polis attribute {src.attribute!r} is not an income amount"
             ) from None
-        poly: Poly = {}
+        income: dict[str, Fraction] = {}
         for k in src.kinds:
             if attr is not PolisAttribute.TAX_WITHHELD:
-                poly = _add(poly, {(f"gross:{k.value}",): Fraction(1)})
+                income[f"gross:{k.value}"] = income.get(f"gross:{k.value}", Fraction(0)) + 1
             if attr is not PolisAttribute.GROSS_INCOME:
                 sign = -1 if attr is PolisAttribute.NET_INCOME else 1
-                poly = _add(poly, {(f"tax:{k.value}",): Fraction(sign)})
-        return poly
+                income[f"tax:{k.value}"] = income.get(f"tax:{k.value}", Fraction(0)) + sign
+        return _Lin(income, Fraction(0))
 
     def expr(self, node: Expr) -> Sym:
         if isinstance(node, Lit):
-            return node.value if isinstance(node.value, bool) else {(): Fraction(node.value)}
+            return node.value if isinstance(node.value, bool) else _Lin({}, Fraction(node.value))
         if isinstance(node, Ref):
             return self.ref(node)
         if isinstance(node, If):
-            for case in node.cases:
-                cond = self.expr(case.when)
-                if not isinstance(cond, bool):
-                    raise _refuse(
-                        case.when,
-                        "this IF condition depends on income or on SVB's amount; "
-                        "only the household's category may choose a case",
-                    )
-                if cond:
-                    return self.expr(case.then)
-            return self.expr(node.default)
+            return self.if_(node)
         return self.apply(node)
+
+    def if_(self, node: If) -> Sym:
+        taken: list[tuple[Expr, Sym]] = []
+        for case in node.cases:
+            cond = self.expr(case.when)
+            if isinstance(cond, _Cmp | _Lin):
+                raise _refuse(
+                    case.when,
+                    "this IF condition depends on income; only SVB's values and definitions "
+                    "may choose a case",
+                )
+            if cond is False:
+                continue
+            taken.append((case.then, self.expr(case.then)))
+            if cond is True:
+                break
+        else:
+            taken.append((node.default, self.expr(node.default)))
+        if len(taken) == 1:
+            return taken[0][1]
+        values = [v for _, v in taken]
+        if all(isinstance(v, bool | str) for v in values):
+            return OPAQUE
+        lins = [v for v in values if isinstance(v, _Lin)]
+        if len(lins) != len(values) or any(v.income != lins[0].income for v in lins):
+            raise _refuse(
+                node,
+                "the cases of this IF count income differently; the server sums income with "
+                "the same weights for every household",
+            )
+        return _Lin(dict(lins[0].income), OPAQUE)
 
     def apply(self, node: Apply) -> Sym:
         op = node.op
         if op in (Operation.AND, Operation.OR, Operation.NOT):
             values = [self.expr(a) for a in node.args]
+            if any(isinstance(v, _Lin) for v in values):
+                raise _refuse(node, f"{op.value} of an amount")
+            cmps = [v for v in values if isinstance(v, _Cmp)]
             if op is Operation.NOT:
-                if isinstance(values[0], bool):
-                    return not values[0]
-                raise _refuse(
-                    node, "NOT of a comparison on income is not in the homomorphic subset"
-                )
+                if cmps:
+                    raise _refuse(
+                        node, "NOT of a comparison on income is not in the homomorphic subset"
+                    )
+                return (not values[0]) if isinstance(values[0], bool) else OPAQUE
             unit = op is Operation.AND
-            rest = [v for v in values if not isinstance(v, bool)]
-            if any(v is (not unit) for v in values if isinstance(v, bool)):
+            if any(v is (not unit) for v in values):
                 return not unit  # AND with false, OR with true
+            rest = [v for v in values if not isinstance(v, bool)]
             if not rest:
                 return unit
             if len(rest) == 1:
                 return rest[0]
-            raise _refuse(
-                node,
-                f"{op.value} combines several comparisons on income; the homomorphic "
-                "mode compares once",
-            )
+            if cmps:
+                raise _refuse(
+                    node,
+                    f"{op.value} combines a comparison on income with other conditions; the "
+                    "homomorphic mode compares once",
+                )
+            return OPAQUE
         if op in COMPARISONS:
             left, right = (self.expr(a) for a in node.args)
-            if isinstance(left, bool) and isinstance(right, bool):
-                return (left == right) if op is Operation.EQUALS else (left != right)
-            if isinstance(left, bool | _Cmp) or isinstance(right, bool | _Cmp):
+            if isinstance(left, _Cmp) or isinstance(right, _Cmp):
                 raise _refuse(node, "comparison of conditions is not in the homomorphic subset")
+            if isinstance(left, bool | str) or isinstance(right, bool | str):
+                if isinstance(left, bool) and isinstance(right, bool):
+                    return (left == right) if op is Operation.EQUALS else (left != right)
+                return OPAQUE
+            if not left.income and not right.income:
+                a, b = _const(left), _const(right)
+                return OPAQUE if a is None or b is None else _fold(op, a, b)
             if op in (Operation.EQUALS, Operation.NOT_EQUALS):
-                raise _refuse(node, f"{op.value} on amounts is not in the homomorphic subset")
-            return _Cmp(op, left, right, node.path)
-        polys = [self.poly(a) for a in node.args]
-        if op is Operation.ADD:
-            out: Poly = {}
-            for v in polys:
-                out = _add(out, v)
-            return out
-        if op is Operation.SUBTRACT:
-            out = polys[0]
-            for v in polys[1:]:
-                out = _add(out, v, -1)
+                raise _refuse(node, f"{op.value} on income is not in the homomorphic subset")
+            return _Cmp(op, left, right, node)
+        lins = [self.lin(a) for a in node.args]
+        if op in ROUNDING or op in (Operation.MIN, Operation.MAX):
+            if any(v.income for v in lins):
+                raise _refuse(node, f"{op.value} of income is not a fixed-weight sum")
+            return _Lin({}, OPAQUE)
+        if op in (Operation.ADD, Operation.SUBTRACT):
+            out = lins[0]
+            for v in lins[1:]:
+                out = _plus(out, v, 1 if op is Operation.ADD else -1)
             return out
         if op is Operation.MULTIPLY:
-            out = {(): Fraction(1)}
-            for v in polys:
-                out = _mul(out, v)
+            out = lins[0]
+            for arg, v in zip(node.args[1:], lins[1:], strict=True):
+                k_out, k_v = _const(out), _const(v)
+                if k_v is not None:
+                    out = _scale(out, k_v)
+                elif k_out is not None:
+                    out = _scale(v, k_out)
+                elif out.income or v.income:
+                    raise _refuse(
+                        arg,
+                        "income is multiplied by something that is not a fixed number; the "
+                        "server sums income with fixed weights only",
+                    )
+                else:
+                    out = _Lin({}, OPAQUE)
             return out
-        if op is Operation.DIVIDE:
-            out = polys[0]
-            for arg, v in zip(node.args[1:], polys[1:], strict=True):
-                k = _constant(v)
-                if k is None or k == 0:
-                    raise _refuse(arg, "division by something other than a fixed non-zero number")
-                out = {m: c / k for m, c in out.items()}
-            return out
-        raise _refuse(node, f"{op.value} of amounts is not a linear combination")
+        # DIVIDE
+        out = lins[0]
+        for arg, v in zip(node.args[1:], lins[1:], strict=True):
+            k = _const(v)
+            if k is not None and k != 0:
+                out = _scale(out, 1 / k)
+            elif out.income or v.income:
+                raise _refuse(arg, "income divided by something other than a fixed number")
+            else:
+                out = _Lin({}, OPAQUE)
+        return out
 
 
-@dataclass(frozen=True)
-class _Shape:
-    gross: dict[SourceKind, int]
-    tax: dict[SourceKind, int]
-    comparison: Literal["<", "<="]
-    known: int
-    months: bool
-    norm: Poly  # in definitions and a constant
+def _fold(op: Operation, a: Fraction, b: Fraction) -> bool:
+    return {
+        Operation.EQUALS: a == b,
+        Operation.NOT_EQUALS: a != b,
+        Operation.LESS_THAN: a < b,
+        Operation.LESS_THAN_OR_EQUAL: a <= b,
+        Operation.GREATER_THAN: a > b,
+        Operation.GREATER_THAN_OR_EQUAL: a >= b,
+    }[op]
 
 
-def _shape(checked: CheckedRule, couple: bool) -> _Shape:
+def compile_he(checked: CheckedRule) -> HePlan:
+    """The :class:`HePlan` of a rule, or :class:`NotHeCompilable` with the reason."""
     decision = checked.decision
     if decision is None:
         raise NotHeCompilable(
@@ -330,112 +425,42 @@ def _shape(checked: CheckedRule, couple: bool) -> _Shape:
         )
     action = checked.rule.action(decision)
     assert action is not None
-    result = _Symbolic(checked, couple).expr(action.value)
+    result = _Symbolic(checked).expr(action.value)
     if not isinstance(result, _Cmp):
         raise _refuse(action.value, "the decision is not a comparison of income with a threshold")
     op = result.op
+    left_node, right_node = result.node.args
     if op in (Operation.LESS_THAN, Operation.LESS_THAN_OR_EQUAL):
-        diff = _add(result.left, result.right, -1)
+        diff = _plus(result.left, result.right, -1)
+        income_side, threshold_side = left_node, right_node
     else:
-        diff = _add(result.right, result.left, -1)
+        diff = _plus(result.right, result.left, -1)
+        income_side, threshold_side = right_node, left_node
     comparison: Literal["<", "<="] = (
         "<" if op in (Operation.LESS_THAN, Operation.GREATER_THAN) else "<="
     )
-    where = action.value
     gross = dict.fromkeys(SourceKind, 0)
     tax = dict.fromkeys(SourceKind, 0)
-    threshold: Poly = {}
-    for mono, coef in diff.items():
-        income = [a for a in mono if a.startswith(("gross:", "tax:"))]
-        if not income:
-            threshold[mono] = -coef
-            continue
-        if len(mono) != 1:
-            raise _refuse(
-                where,
-                "income is multiplied by something ("
-                + " × ".join(mono)
-                + "); the server sums income with fixed weights only",
-            )
+    person: dict[str, int] = {}
+    for atom, coef in diff.income.items():
         if coef.denominator != 1:
-            raise _refuse(where, f"income weight {coef} is not a whole number")
-        attr, kind = mono[0].split(":")
-        (gross if attr == "gross" else tax)[SourceKind(kind)] = int(coef)
-    if not any(gross.values()) and not any(tax.values()):
-        raise _refuse(where, "the decision does not depend on polis income")
-    months = any("n" in m for m in threshold)
-    inner: Poly = {}
-    for mono, coef in threshold.items():
-        rest = list(mono)
-        if months:
-            if rest.count("n") != 1:
-                raise _refuse(
-                    where,
-                    "the threshold is not n × (norm − known income): "
-                    "some terms are not multiplied by the number of months exactly once",
-                )
-            rest.remove("n")
-        if "n" in rest or len(rest) > 1:
-            raise _refuse(
-                where, "the threshold multiplies SVB's values or definitions with each other"
-            )
-        if coef.denominator != 1:
-            raise _refuse(where, f"threshold coefficient {coef} is not a whole number")
-        inner[tuple(rest)] = coef
-    known = inner.pop(("K",), Fraction(0))
-    return _Shape(gross, tax, comparison, int(-known), months, inner)
-
-
-def _norm_versions(checked: CheckedRule, norm: Poly) -> tuple[NormVersion, ...]:
-    names = [m[0].removeprefix("def:") for m in norm if m]
-    defs = [checked.rule.definition(n) for n in names]
-    dates = sorted(
-        {v.valid_from or date.min for d in defs if d is not None for v in d.versions} or {date.min}
-    )
-    cites = sorted({d.legal_basis.cite() for d in defs if d is not None and d.legal_basis})
-    reference = "; ".join(cites) or "no legal basis given"
-    versions: list[NormVersion] = []
-    for day in dates:
-        total = norm.get((), Fraction(0))
-        complete = True
-        for name, d in zip(names, defs, strict=True):
-            assert d is not None
-            value = d.value_on(day)
-            if value is None:
-                complete = False
-                break
-            total += norm[(f"def:{name}",)] * int(value)
-        if complete:
-            versions.append(NormVersion(day, int(total), reference))
-    return tuple(versions)
-
-
-def compile_he(checked: CheckedRule) -> HePlan:
-    """The :class:`HePlan` of a rule, or :class:`NotHeCompilable` with the reason."""
-    single = _shape(checked, couple=False)
-    couple = _shape(checked, couple=True)
-    if (single.gross, single.tax, single.comparison, single.known, single.months) != (
-        couple.gross,
-        couple.tax,
-        couple.comparison,
-        couple.known,
-        couple.months,
-    ):
-        raise NotHeCompilable(
-            "the income side or the form of the threshold differs between single "
-            "and couple households; only the norm may differ"
-        )
+            raise _refuse(action.value, f"income weight {coef} is not a whole number")
+        attr, name = atom.split(":")
+        if attr == "pm":
+            person[name] = int(coef)
+        else:
+            (gross if attr == "gross" else tax)[SourceKind(name)] = int(coef)
+    if not any(gross.values()) and not any(tax.values()) and not person:
+        raise _refuse(action.value, "the decision does not depend on polis income")
     return HePlan(
         rule_digest=digest(checked.rule),
-        gross_weight=single.gross,
-        tax_weight=single.tax,
-        comparison=single.comparison,
-        norms={
-            NormCategory.SINGLE: _norm_versions(checked, single.norm),
-            NormCategory.COUPLE: _norm_versions(checked, couple.norm),
-        },
-        known_income_coefficient=single.known,
-        months_multiplier=single.months,
+        gross_weight=gross,
+        tax_weight=tax,
+        comparison=comparison,
+        person_terms=person,
+        checked=checked,
+        income_side=income_side,
+        threshold_side=threshold_side,
     )
 
 
@@ -448,8 +473,9 @@ def he_status(checked: CheckedRule) -> str:
     weights = ", ".join(
         f"{k.value}: gross ×{plan.gross_weight[k]}, tax ×{plan.tax_weight[k]}" for k in SourceKind
     )
-    n = "n × " if plan.months_multiplier else ""
+    person = "".join(f" {w:+d} × Σ {name}" for name, w in plan.person_terms.items())
     return (
-        f"possible; S = Σ ({weights}); eligible iff S {plan.comparison} "
-        f"{n}(norm − {plan.known_income_coefficient} × known income)"
+        f"possible; S = Σ ({weights}){person} (per person and month, summed); eligible iff "
+        f"S {plan.comparison} T, with T computed by SVB from its own values and the "
+        "definitions in force"
     )

@@ -32,7 +32,7 @@ from shared.rules.model import (
 )
 from shared.rules.validity import check_period
 
-Scalar = bool | int | float
+Scalar = bool | int | float | str
 
 
 def interpret(
@@ -53,11 +53,44 @@ class _Interpreter:
         self.env: dict[str, Scalar] = {}
 
     def run(self) -> Mapping[str, Scalar]:
+        if self.c.person_month_outputs:
+            self.env.update(self.person_month_sums())
         for name in self.c.order:
+            if name in self.env:
+                continue
             action = self.c.rule.action(name)
             assert action is not None
             self.env[name] = self.expr(action.value)
         return dict(self.env)
+
+    def person_month_values(self) -> dict[str, int]:
+        """The ``per: person_month`` outputs for this "household" taken as one person-month."""
+        for name in self.c.person_month_outputs:
+            action = self.c.rule.action(name)
+            assert action is not None
+            self.env[name] = self.expr(action.value)
+        return {n: int(self.env[n]) for n in self.c.person_month_outputs}
+
+    def person_month_sums(self) -> dict[str, int]:
+        zero = HouseholdFacts(gross_cents={}, tax_cents={}, is_couple=False, known_income_cents=0)
+        for name, value in _Interpreter(self.c, self.period, zero).person_month_values().items():
+            if value != 0:
+                raise RuleEvaluationError(
+                    f"output {name!r} is {value} for a person-month without any income; "
+                    "a per-person function must be 0 there (such months are not in the data)",
+                    expected="a function that is 0 when every amount is 0",
+                )
+        months = self.h.person_months
+        if months is None:
+            months = ((self.h.gross_cents, self.h.tax_cents),)
+        sums = dict.fromkeys(self.c.person_month_outputs, 0)
+        for gross, tax in months:
+            row = HouseholdFacts(
+                gross_cents=gross, tax_cents=tax, is_couple=False, known_income_cents=0
+            )
+            for name, value in _Interpreter(self.c, self.period, row).person_month_values().items():
+                sums[name] += value
+        return sums
 
     def ref(self, name: str) -> Scalar:
         if name in self.env:
@@ -116,7 +149,7 @@ class _Interpreter:
         if op is Operation.MULTIPLY:
             return functools.reduce(operator.mul, nums)
         if op in (Operation.MIN, Operation.MAX):
-            return scalar_min_max(op, nums)
+            return scalar_min_max(op, nums)  # type: ignore[arg-type]
         if op in ROUNDING:
             return int(round_to(op, nums[0], node.precision or 0))
         return self.divide(node, nums)
@@ -130,5 +163,5 @@ class _Interpreter:
                     path=arg.path,
                     expected="a divisor that is never 0 (guard it with IF)",
                 )
-            result = result / den
+            result = result / den  # type: ignore[operator]  # never text (check)
         return result

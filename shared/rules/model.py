@@ -86,10 +86,11 @@ ARITHMETIC: Final = frozenset(
 
 
 class Lit(_Frozen):
-    """A literal: a whole number or a boolean."""
+    """A literal: a whole number, a boolean or a text (RegelRecht's text literals load, but
+    nothing is computed with a text)."""
 
     node: Literal["literal"] = "literal"
-    value: bool | int
+    value: bool | int | str
     path: str = Field(default="", exclude=True)
 
 
@@ -277,12 +278,26 @@ class Input(_Frozen):
     path: str = Field(default="", exclude=True)
 
 
+class Scope(enum.StrEnum):
+    """What an output is computed for."""
+
+    HOUSEHOLD = "household"
+    # Per person and month, from UWV's own per-person, per-month data and definitions only;
+    # wherever a household-level expression uses it, its value is the sum over the household's
+    # members and the months of the period (e.g. an exemption of art. 31 lid 2 onder n).
+    PERSON_MONTH = "person_month"
+
+
 class Output(_Frozen):
     """A declared output; ``returned`` marks the decision that goes back to SVB."""
 
     name: str
     type: ValueType
     returned: bool = False
+    per: Scope = Scope.HOUSEHOLD
+    inferred: bool = False
+    """Not declared under ``output`` but computed by an action (RegelRecht's intermediate
+    values): its type is what the action computes."""
     legal_basis: LegalBasis | None = None
     path: str = Field(default="", exclude=True)
 
@@ -303,6 +318,14 @@ class PolisSums(_Frozen):
     tax_cents: int = 0
 
 
+class PersonMonthCase(_Frozen):
+    """One person's polis amounts in one month of a test case, per source kind."""
+
+    person: int
+    month: str
+    polis: tuple[tuple[SourceKind, PolisSums], ...]
+
+
 class TestCase(_Frozen):
     """A test case bundled with the rule: a household, a period and the expected outputs."""
 
@@ -314,6 +337,8 @@ class TestCase(_Frozen):
     known_income_cents: int
     polis: tuple[tuple[SourceKind, PolisSums], ...]
     expect: tuple[tuple[str, bool | int], ...]
+    cost_sharers: int = 0
+    months: tuple[PersonMonthCase, ...] = ()
     path: str = Field(default="", exclude=True)
 
 
@@ -328,6 +353,10 @@ class Rule(_Frozen):
     outputs: tuple[Output, ...]
     actions: tuple[Action, ...]
     tests: tuple[TestCase, ...]
+    constructs: tuple[str, ...] = ()
+    """RegelRecht constructs the document carries that do not change what it computes here
+    (competent_authority, open_terms, implements, hooks, overrides, endpoint, enables,
+    produces, untranslatables), as ``path: key`` texts, so they are part of its identity."""
     file: str = Field(default="", exclude=True)
 
     def definition(self, name: str) -> Definition | None:

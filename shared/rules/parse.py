@@ -44,6 +44,7 @@ from shared.rules.model import (
     LegalBasis,
     Output,
     Rule,
+    Scope,
     Source,
     ValueType,
 )
@@ -100,48 +101,110 @@ class _Parser:
         valid_from = as_date(doc["valid_from"], "valid_from") if "valid_from" in doc else None
         if "machine_readable" in doc:
             mr_path = "machine_readable"
-            mr = mapping(doc["machine_readable"], mr_path, "machine_readable")
+            sections = [(mr_path, mapping(doc["machine_readable"], mr_path, "machine_readable"))]
+            bases: list[LegalBasis | None] = [None]
         elif "articles" in doc:
-            mr_path, mr = self._article(doc)
+            sections, bases = self._articles(doc)
+        elif "properties" in doc or "requirements" in doc:
+            raise fail("", *_poc_machine_law_reason(doc))
         else:
             raise fail("", "the document has no machine_readable section", "machine_readable")
-        no_extra(
-            mr,
-            {"definitions", "execution", "parameters", "input", "output", "actions"}
-            | {"untranslatables", "requires", "produces", "decision"},
-            mr_path,
-            "machine_readable",
-        )
-        ex, ex_path = mr, mr_path
-        if "execution" in mr:
-            ex_path = join(mr_path, "execution")
-            ex = mapping(mr["execution"], ex_path, "execution")
-            no_extra(
-                ex,
-                {"parameters", "input", "output", "actions", "produces", "requires"},
-                ex_path,
-                "execution",
-            )
-        definitions = self.definitions(mr.get("definitions", {}), join(mr_path, "definitions"))
-        inputs = [
-            self.input(item, join(join(ex_path, key), i))
-            for key in ("parameters", "input")
-            for i, item in enumerate(as_list(ex.get(key, []), join(ex_path, key), key))
-        ]
         decision = self.binding.decision if self.binding and self.binding.decision else None
-        if "decision" in mr:
-            decision = name_of(mr["decision"], join(mr_path, "decision"), "decision")
-        outputs = [
-            self.output(item, join(join(ex_path, "output"), i), decision)
-            for i, item in enumerate(
-                as_list(ex.get("output", []), join(ex_path, "output"), "output")
-            )
-        ]
-        actions_path = join(ex_path, "actions")
-        actions = [
-            self.action(item, join(actions_path, i))
-            for i, item in enumerate(as_list(ex.get("actions", []), actions_path, "actions"))
-        ]
+        constructs: list[str] = []
+        # First pass: every output (declared or computed) of the document, so that an input
+        # whose source is another article's output becomes a reference to it.
+        produced = {
+            str(item.get("name") if key == "output" else item.get("output"))
+            for _, mr in sections
+            for key in ("output", "actions")
+            for item in _list(_execution(mr).get(key))
+            if isinstance(item, dict)
+        }
+        definitions: list[Definition] = []
+        inputs: dict[str, Input] = {}
+        outputs: dict[str, Output] = {}
+        actions: list[Action] = []
+        for (mr_path, mr), basis in zip(sections, bases, strict=True):
+            self.article_basis = basis
+            no_extra(mr, _SECTION_KEYS | _IGNORED_KEYS, mr_path, "machine_readable")
+            constructs += [f"{mr_path}: {k}" for k in sorted(set(mr) & _IGNORED_KEYS)]
+            for u in mr.get("untranslatables", []) or []:
+                if isinstance(u, dict) and u.get("accepted") is not True:
+                    constructs.append(
+                        f"{mr_path}: {UNTRANSLATED} {u.get('construct', '?')!r} "
+                        f"({u.get('reason', 'no reason given')})"
+                    )
+            ex, ex_path = mr, mr_path
+            if "execution" in mr:
+                ex_path = join(mr_path, "execution")
+                ex = mapping(mr["execution"], ex_path, "execution")
+                no_extra(
+                    ex,
+                    {"parameters", "input", "output", "actions", "definitions"}
+                    | {"produces", "requires"},
+                    ex_path,
+                    "execution",
+                )
+                constructs += [f"{ex_path}: {k}" for k in sorted(set(ex) & {"produces"})]
+            for dm, dpath in [(mr, mr_path)] + ([(ex, ex_path)] if ex is not mr else []):
+                for d in self.definitions(dm.get("definitions", {}), join(dpath, "definitions")):
+                    if any(x.name == d.name for x in definitions):
+                        raise fail(
+                            d.path,
+                            f"definition {d.name!r} is declared twice",
+                            "one definition per name in a document",
+                        )
+                    definitions.append(d)
+            if "decision" in mr:
+                decision = name_of(mr["decision"], join(mr_path, "decision"), "decision")
+            declared_out = {
+                str(o.get("name")) for o in as_list(ex.get("output", []), ex_path, "output")
+                if isinstance(o, dict)
+            }  # fmt: skip
+            rename: dict[str, str] = {}
+            terms = as_list(mr.get("open_terms", []), join(mr_path, "open_terms"), "open_terms")
+            for i, term in enumerate(terms):
+                inp = self.open_term(term, join(join(mr_path, "open_terms"), i))
+                if inp.name in declared_out and basis is not None:
+                    rename[inp.name] = f"{inp.name}__input"
+                    inp = inp.model_copy(update={"name": f"{inp.name}__input"})
+                inputs.setdefault(inp.name, inp)
+            for key in ("parameters", "input"):
+                kpath = join(ex_path, key)
+                for i, item in enumerate(as_list(ex.get(key, []), kpath, key)):
+                    target = _internal_output(item, produced, self.binding)
+                    if target is not None:  # another article's output: refer to it
+                        rename[str(item["name"])] = target
+                        continue
+                    inp = self.input(item, join(kpath, i))
+                    if inp.name in declared_out and basis is not None:
+                        # RegelRecht: inside this article $name is the input; the output of
+                        # the same name is what the article passes on.
+                        rename[inp.name] = f"{inp.name}__input"
+                        inp = inp.model_copy(update={"name": f"{inp.name}__input"})
+                    known = inputs.get(inp.name)
+                    if known is not None and (known.type, known.source) != (inp.type, inp.source):
+                        raise fail(inp.path, f"input {inp.name!r} is declared twice, differently",
+                                   "the same type and source in every article")  # fmt: skip
+                    inputs.setdefault(inp.name, inp)
+            opath = join(ex_path, "output")
+            for i, item in enumerate(as_list(ex.get("output", []), opath, "output")):
+                out = self.output(item, join(opath, i), decision)
+                if out.name in outputs:
+                    raise fail(out.path, f"output {out.name!r} is declared twice",
+                               "one output per name in a document")  # fmt: skip
+                outputs[out.name] = out
+            apath = join(ex_path, "actions")
+            for i, item in enumerate(as_list(ex.get("actions", []), apath, "actions")):
+                act = self.action(item, join(apath, i), rename)
+                if act.output not in outputs and basis is not None:
+                    # RegelRecht: an action may compute an intermediate value it never declares
+                    outputs[act.output] = Output(
+                        name=act.output, type=ValueType.NUMBER, inferred=True, path=act.path
+                    )
+                actions.append(act)
+        if decision is not None and decision in outputs:
+            outputs[decision] = outputs[decision].model_copy(update={"returned": True})
         tests_raw = list(as_list(doc.get("tests", []), "tests", "tests"))
         tests = [parse_test(item, join("tests", i)) for i, item in enumerate(tests_raw)]
         if self.binding is not None:
@@ -151,15 +214,20 @@ class _Parser:
             name=name,
             valid_from=valid_from,
             definitions=tuple(definitions),
-            inputs=tuple(inputs),
-            outputs=tuple(outputs),
+            inputs=tuple(inputs.values()),
+            outputs=tuple(outputs.values()),
             actions=tuple(actions),
             tests=tuple(tests),
+            constructs=tuple(constructs),
             file=file,
         )
 
-    def _article(self, doc: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _articles(
+        self, doc: dict[str, Any]
+    ) -> tuple[list[tuple[str, dict[str, Any]]], list[LegalBasis | None]]:
+        """Every article with a machine_readable section, and its legal basis."""
         found: list[tuple[str, dict[str, Any]]] = []
+        bases: list[LegalBasis | None] = []
         for i, art in enumerate(as_list(doc["articles"], "articles", "articles")):
             art_path = join("articles", i)
             art = mapping(art, art_path, "an article")
@@ -168,21 +236,18 @@ class _Parser:
                 found.append(
                     (mr_path, mapping(art["machine_readable"], mr_path, "machine_readable"))
                 )
-                number = str(art.get("number", "?"))
-                law = str(doc.get("name", doc.get("$id", "")))
-                self.article_basis = LegalBasis(
-                    law=law,
-                    article=number,
-                    bwb_id=str(doc["bwb_id"]) if "bwb_id" in doc else None,
-                    url=str(art["url"]) if "url" in art else None,
+                bases.append(
+                    LegalBasis(
+                        law=str(doc.get("name", doc.get("$id", ""))),
+                        article=str(art.get("number", "?")),
+                        bwb_id=str(doc["bwb_id"]) if "bwb_id" in doc else None,
+                        url=str(art["url"]) if "url" in art else None,
+                    )
                 )
-        if len(found) != 1:
-            raise fail(
-                "articles",
-                f"{len(found)} articles have a machine_readable section",
-                "exactly one article with machine_readable per rule document",
-            )
-        return found[0]
+        if not found:
+            raise fail("articles", "no article has a machine_readable section",
+                       "at least one article with machine_readable")  # fmt: skip
+        return found, bases
 
     # --- declarations ---------------------------------------------------------------
 
@@ -209,7 +274,8 @@ class _Parser:
         if isinstance(body, dict):
             no_extra(
                 body,
-                {"value", "valid_from", "versions", "legal_basis", "description"},
+                {"value", "valid_from", "versions", "legal_basis", "description"}
+                | {"type", "type_spec", "unit"},
                 path,
                 f"definition {name!r}",
             )
@@ -308,14 +374,34 @@ class _Parser:
                 declared = describe_foreign(raw)
         return Input(name=name, type=vtype, source=source, declared_source=declared, path=path)
 
+    def open_term(self, value: object, path: str) -> Input:
+        """A RegelRecht open term (a value another regulation fills in): an input whose value
+        only a binding can supply here."""
+        m = mapping(value, path, "an open term")
+        name = name_of(m.get("id"), join(path, "id"), "open term id")
+        delegated = " ".join(str(m[k]) for k in ("delegated_to", "delegation_type") if k in m)
+        source: Source | None = None
+        if self.binding is not None and name in self.binding.inputs:
+            source = self.binding.inputs[name]
+        return Input(
+            name=name,
+            type=self.value_type(m.get("type"), join(path, "type")),
+            source=source,
+            declared_source=f"open term ({delegated or 'delegated'})",
+            path=path,
+        )
+
     def output(self, value: object, path: str, decision: str | None) -> Output:
         m = mapping(value, path, "an output")
         no_extra(
             m,
-            {"name", "type", "type_spec", "returned", "legal_basis", "description"},
+            {"name", "type", "type_spec", "returned", "legal_basis", "description", "per"},
             path,
             "an output",
         )
+        per = m.get("per", Scope.HOUSEHOLD.value)
+        if per not in {s.value for s in Scope}:
+            raise fail(join(path, "per"), f"per is {per!r}", "household or person_month")
         name = name_of(m.get("name"), join(path, "name"), "output name")
         returned = m.get("returned", False)
         if not isinstance(returned, bool):
@@ -329,11 +415,12 @@ class _Parser:
             name=name,
             type=self.value_type(m.get("type"), join(path, "type")),
             returned=returned or name == decision,
+            per=Scope(per),
             legal_basis=basis,
             path=path,
         )
 
-    def action(self, value: object, path: str) -> Action:
+    def action(self, value: object, path: str, rename: dict[str, str] | None = None) -> Action:
         m = mapping(value, path, "an action")
         no_extra(m, {"output", "value", "legal_basis", "description"}, path, "an action")
         if "value" not in m:
@@ -345,7 +432,91 @@ class _Parser:
         )
         return Action(
             output=name_of(m.get("output"), join(path, "output"), "output"),
-            value=parse_expr(m["value"], join(path, "value")),
+            value=parse_expr(m["value"], join(path, "value"), rename=rename),
             legal_basis=basis,
             path=path,
         )
+
+
+UNTRANSLATED = "untranslatable construct not accepted:"
+"""A construct of the law the machine-readable text declares it does not implement, and that
+nobody accepted as harmless: the document loads, but the verifier refuses to run it."""
+
+_SECTION_KEYS = {"definitions", "execution", "parameters", "input", "output", "actions", "decision"}
+# RegelRecht constructs that say something about the law's place in the legal order (who
+# decides, what it implements, which open terms another regulation fills in, hooks and
+# overrides between laws) but not about what this document computes on its own inputs: they
+# load, are part of the identity (Rule.constructs), and do not change an evaluation here.
+_IGNORED_KEYS = {
+    "untranslatables",
+    "requires",
+    "produces",
+    "endpoint",
+    "competent_authority",
+    "enables",
+    "open_terms",
+    "implements",
+    "hooks",
+    "overrides",
+}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _execution(mr: dict[str, Any]) -> dict[str, Any]:
+    ex = mr.get("execution", mr)
+    return ex if isinstance(ex, dict) else {}
+
+
+def _internal_output(item: object, produced: set[str], binding: Binding | None) -> str | None:
+    """The output of this document an input refers to (``source: {output: NAME}`` without a
+    ``regulation``), unless a binding maps the input."""
+    if not isinstance(item, dict) or (binding is not None and item.get("name") in binding.inputs):
+        return None
+    source = item.get("source")
+    if not isinstance(source, dict) or "regulation" in source or "output" not in source:
+        return None
+    target = str(source["output"])
+    return target if target in produced else None
+
+
+def _poc_machine_law_reason(doc: dict[str, Any]) -> tuple[str, str]:
+    """Why a document in poc-machine-law's older schema does not load, as precisely as its
+    content allows."""
+    refs: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, str) and node.startswith("$"):
+            refs.add(node)
+        elif isinstance(node, dict):
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(doc.get("requirements", []))
+    props = doc.get("properties", {}) if isinstance(doc.get("properties"), dict) else {}
+    services = sorted(
+        {
+            str(i["service_reference"].get("service"))
+            for i in props.get("input", []) or []
+            if isinstance(i, dict) and isinstance(i.get("service_reference"), dict)
+        }
+    )
+    message = (
+        "this is a poc-machine-law document (its older schema: properties, requirements, "
+        "actions with operation/values at the action, inputs with service_reference), not "
+        "RegelRecht's article schema; it is not translated automatically"
+    )
+    if refs:
+        message += (
+            "; its decision is gated by requirements on "
+            + ", ".join(sorted(refs))
+            + " (assets and age are not in UWV's polis nor in SVB's query)"
+        )
+    if services:
+        message += "; its inputs come from the services " + ", ".join(services)
+    return message, "a RegelRecht document (articles with machine_readable) and a binding"

@@ -11,12 +11,22 @@ from dataclasses import dataclass
 
 from shared.errors import Error
 from shared.models import Period, SourceKind
-from shared.rules._syntax import constant, fail, join, mapping, name_of, no_extra, text, whole
+from shared.rules._syntax import (
+    as_list,
+    constant,
+    fail,
+    join,
+    mapping,
+    name_of,
+    no_extra,
+    text,
+    whole,
+)
 from shared.rules.batch import Batch, HouseholdFacts
 from shared.rules.check import CheckedRule
 from shared.rules.evaluate import evaluate
 from shared.rules.interpret import interpret
-from shared.rules.model import PolisSums, TestCase
+from shared.rules.model import PersonMonthCase, PolisSums, TestCase
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,12 @@ def facts(case: TestCase) -> HouseholdFacts:
         tax_cents={k: s.tax_cents for k, s in case.polis},
         is_couple=case.has_partner,
         known_income_cents=case.known_income_cents,
+        cost_sharers=case.cost_sharers,
+        person_months=tuple(
+            ({k: p.gross_cents for k, p in m.polis}, {k: p.tax_cents for k, p in m.polis})
+            for m in case.months
+        )
+        or None,
     )
 
 
@@ -85,13 +101,58 @@ def parse_test(value: object, path: str) -> TestCase:
     period = text(m.get("period"), join(path, "period"), "period")
     hpath = join(path, "household")
     h = mapping(m.get("household"), hpath, "household")
-    no_extra(h, {"category", "known_income_cents", "polis"}, hpath, "household")
+    no_extra(
+        h,
+        {"category", "known_income_cents", "cost_sharers", "polis", "months"},
+        hpath,
+        "household",
+    )
     category = h.get("category")
     if category not in ("single", "couple"):
         raise fail(join(hpath, "category"), f"category is {category!r}", "single or couple")
-    ppath = join(hpath, "polis")
+    months = _months(h.get("months", []), join(hpath, "months"))
+    polis = _polis(h.get("polis", {}), join(hpath, "polis"))
+    if months:
+        if "polis" in h:
+            raise fail(
+                join(hpath, "polis"),
+                "a test household gives both polis sums and months",
+                "either polis: (sums over the period) or months: (per person and month)",
+            )
+        totals: dict[SourceKind, tuple[int, int]] = {}
+        for pm in months:
+            for kind, sums in pm.polis:
+                g, t = totals.get(kind, (0, 0))
+                totals[kind] = (g + sums.gross_cents, t + sums.tax_cents)
+        polis = [(k, PolisSums(gross_cents=g, tax_cents=t)) for k, (g, t) in totals.items()]
+    epath = join(path, "expect")
+    expect = mapping(m.get("expect"), epath, "expect")
+    if not expect:
+        raise fail(epath, "the test case expects nothing", "at least one output: value")
+    return TestCase(
+        name=name,
+        period=period,
+        has_partner=category == "couple",
+        known_income_cents=whole(
+            h.get("known_income_cents", 0), join(hpath, "known_income_cents"), "known_income_cents"
+        ),
+        cost_sharers=whole(h.get("cost_sharers", 0), join(hpath, "cost_sharers"), "cost_sharers"),
+        polis=tuple(sorted(polis)),
+        months=months,
+        expect=tuple(
+            sorted(
+                (name_of(k, join(epath, k), "output"), constant(v, join(epath, k)))
+                for k, v in expect.items()
+            )
+        ),
+        path=path,
+    )
+
+
+def _polis(value: object, ppath: str) -> list[tuple[SourceKind, PolisSums]]:
+    """``{kind: {gross_cents, tax_cents}}`` → sorted (kind, sums)."""
     polis: list[tuple[SourceKind, PolisSums]] = []
-    for kind, sums in mapping(h.get("polis", {}), ppath, "polis").items():
+    for kind, sums in mapping(value, ppath, "polis").items():
         kp = join(ppath, kind)
         try:
             sk = SourceKind(kind)
@@ -114,23 +175,17 @@ def parse_test(value: object, path: str) -> TestCase:
                 ),
             )
         )
-    epath = join(path, "expect")
-    expect = mapping(m.get("expect"), epath, "expect")
-    if not expect:
-        raise fail(epath, "the test case expects nothing", "at least one output: value")
-    return TestCase(
-        name=name,
-        period=period,
-        has_partner=category == "couple",
-        known_income_cents=whole(
-            h.get("known_income_cents", 0), join(hpath, "known_income_cents"), "known_income_cents"
-        ),
-        polis=tuple(sorted(polis)),
-        expect=tuple(
-            sorted(
-                (name_of(k, join(epath, k), "output"), constant(v, join(epath, k)))
-                for k, v in expect.items()
-            )
-        ),
-        path=path,
-    )
+    return sorted(polis)
+
+
+def _months(value: object, mpath: str) -> tuple[PersonMonthCase, ...]:
+    """``months: [{person: 1, month: YYYY-MM, wage: {...}, ...}]`` → person-month cases."""
+    out: list[PersonMonthCase] = []
+    for i, item in enumerate(as_list(value, mpath, "months")):
+        ipath = join(mpath, i)
+        m = mapping(item, ipath, "a person-month")
+        person = whole(m.get("person", 1), join(ipath, "person"), "person")
+        month = text(m.get("month"), join(ipath, "month"), "month")
+        rest = {k: v for k, v in m.items() if k not in ("person", "month")}
+        out.append(PersonMonthCase(person=person, month=month, polis=tuple(_polis(rest, ipath))))
+    return tuple(out)

@@ -44,7 +44,7 @@ from shared.rules.model import (
     Ref,
     Rule,
 )
-from shared.rules.parse import parse_file
+from shared.rules.parse import UNTRANSLATED, parse_file
 from shared.rules.testcases import run_tests
 
 
@@ -242,6 +242,18 @@ def verify_rule(rule: Rule, *, policy: ReleasePolicy | None = None, file: str = 
             findings += _policy_findings(inp, policy)
     findings += _decision_findings(checked)
     findings += _threshold_findings(checked, policy)
+    for construct in rule.constructs:
+        where, _, what = construct.partition(": ")
+        if what.startswith(UNTRANSLATED):
+            findings.append(
+                Finding(
+                    code="untranslatable",
+                    message=f"the document says it does not implement {what[len(UNTRANSLATED) :]}",
+                    path=where,
+                    expected="every untranslatable construct accepted (accepted: true) or "
+                    "implemented",
+                )
+            )
     cost = cost_of(checked)
     if cost > policy.max_cost:
         findings.append(
@@ -372,12 +384,15 @@ def _input_use(inp: Input) -> InputUse:
             QueryField.KNOWN_INCOME: "the income SVB already pays the household, per month",
             QueryField.HAS_PARTNER: "whether the household is a couple (SVB)",
             QueryField.PERIOD_MONTHS: "the number of months in the period",
+            QueryField.COST_SHARERS: "the number of cost-sharers in the home (SVB)",
         }[src.field]
         return InputUse(name=inp.name, source=text, holder="SVB", path=inp.path)
     assert isinstance(src, PolisSource)
-    text = (
-        f"polis {src.attribute} from {', '.join(k.value for k in src.kinds)}, "
-        f"summed over {' and '.join(a.value for a in src.sum_over) or 'nothing'}"
+    text = f"polis {src.attribute} from {', '.join(k.value for k in src.kinds)}, " + (
+        f"summed over {' and '.join(a.value for a in src.sum_over)}"
+        if src.sum_over
+        else "per person and month (only inside outputs per: person_month, summed per "
+        "household before use)"
     )
     if inp.declared_source:
         text += f" (declared in the rule as {inp.declared_source}, mapped by the binding)"
@@ -421,7 +436,10 @@ def _policy_findings(inp: Input, policy: ReleasePolicy) -> list[Finding]:
             )
         )
     missing = sorted(policy.required_aggregation - set(src.sum_over))
-    if missing:
+    # A per-person, per-month input (sum_over: []) is confined by the checker to outputs with
+    # per: person_month, whose values UWV sums over members and months before anything else
+    # uses them: what leaves the per-person computation is still a household total.
+    if missing and src.sum_over:
         found.append(
             Finding(
                 code="input",

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from shared.digests import sha256_hex
 from shared.errors import CryptoError, Error
-from shared.models import NormCategory, Period
+from shared.models import Period
 from shared.rules import HePlan, check, compile_he, parse_file
 from svb_client.households import HouseholdBatch, IntArray
 from svb_client.journal import ELIGIBLE, NO_DECISION, NOT_ELIGIBLE, Journal, PendingChunk
@@ -37,13 +37,10 @@ def load_plan(rule_path: Path) -> HePlan:
 
 
 def plan_thresholds(plan: HePlan, batch: HouseholdBatch, period: Period) -> IntArray:
-    """Integer total thresholds per household such that eligible iff ``S < threshold``."""
-    on = period.end.last_day()
-    categories = sorted(set(batch.categories))
-    norm = {c: plan.norm_cents(NormCategory(c), on) for c in categories}
-    n = period.months if plan.months_multiplier else 1
-    norms = np.array([norm[c] for c in batch.categories], dtype=np.int64)
-    thresholds = n * (norms - plan.known_income_coefficient * batch.known_income_cents)
+    """Integer total thresholds per household such that eligible iff ``S < threshold``
+    (computed from the rule: norms, cost-sharers, known income, months)."""
+    is_couple = np.array([c == "couple" for c in batch.categories], dtype=np.bool_)
+    thresholds = plan.thresholds(period, is_couple, batch.known_income_cents, batch.sharers)
     # S <= T  iff  S < T + 1 for integers: the masked protocol only needs "<".
     return thresholds + (1 if plan.comparison == "<=" else 0)
 

@@ -132,3 +132,56 @@ def test_wrong_suffix_is_refused(tmp_path: Path) -> None:
     path.write_text("x")
     with pytest.raises(InputError, match=r"\.csv or \.parquet"):
         read_households(path)
+
+
+def test_cost_sharers_column_is_optional_and_validated(tmp_path: Path) -> None:
+    from tests.conftest import bsn_from
+
+    path = tmp_path / "hh.csv"
+    path.write_text(
+        "household_id,bsn,category,known_income_cents,cost_sharers\n"
+        f"a,{bsn_from(1)},single,100,2\n"
+        f"b,{bsn_from(2)},couple,100,1\n"
+        f"b,{bsn_from(3)},couple,100,1\n"
+        f"c,{bsn_from(4)},single,100,\n"
+        f"d,{bsn_from(5)},single,100,-1\n"
+        f"e,{bsn_from(6)},single,100,two\n"
+        f"f,{bsn_from(7)},couple,100,1\n"
+        f"f,{bsn_from(8)},couple,100,2\n"
+        f"g,{bsn_from(9)},single,100,21\n"
+    )
+    batch = read_households(path)
+    assert batch.household_ids == ["a", "b", "c"]
+    assert batch.sharers.tolist() == [2, 1, 0]
+    assert [h.cost_sharers for h in batch.households] == [2, 1, 0]
+    rejected = dict(batch.rejected)
+    assert rejected["d"] == (
+        "line 6: cost_sharers '-1' is not a whole number 0..20 (the other adults of 27 or "
+        "older sharing the home, besides the partner)"
+    )
+    assert rejected["e"].startswith("line 7: cost_sharers 'two'")
+    assert "rows disagree on cost_sharers" in rejected["f"]
+    assert rejected["g"].startswith("line 10: cost_sharers '21'")
+
+
+def test_without_cost_sharers_column_everyone_has_none(tmp_path: Path) -> None:
+    from tests.conftest import bsn_from
+
+    path = tmp_path / "hh.csv"
+    path.write_text(f"household_id,bsn,category,known_income_cents\na,{bsn_from(1)},single,100\n")
+    assert read_households(path).sharers.tolist() == [0]
+
+
+def test_reject_cost_sharers_moves_those_households(tmp_path: Path) -> None:
+    path = tmp_path / "hh.csv"
+    path.write_text(
+        "household_id,bsn,category,known_income_cents,cost_sharers\n"
+        f"a,{bsn_from(1)},single,100,0\n"
+        f"b,{bsn_from(2)},couple,100,1\n"
+        f"b,{bsn_from(3)},couple,100,1\n"
+        f"c,{bsn_from(4)},single,100,0\n"
+    )
+    batch = read_households(path).reject_cost_sharers("not here")
+    assert batch.household_ids == ["a", "c"]
+    assert batch.member_bsns.tolist() == [int(bsn_from(1)), int(bsn_from(4))]
+    assert dict(batch.rejected) == {"b": "not here"}

@@ -100,3 +100,72 @@ def test_synthetic_generator_is_deterministic_and_loads(tmp_path: Path) -> None:
         f"SELECT count(*) FROM read_parquet('{a.polis_path}') WHERE gross_cents < 0"
     ).fetchall()
     assert negatives[0][0] > 0
+
+
+EXEMPTION_RULE = """
+$id: test/vrijlating
+machine_readable:
+  definitions:
+    maximum: {legal_basis: &b {law: P, article: '31'}, valid_from: '2026-01-01', value: 28500}
+    deel: {legal_basis: *b, value: 25}
+    honderd: {legal_basis: *b, value: 100}
+    norm: {legal_basis: *b, valid_from: '2026-01-01', value: 156469}
+  input:
+    - {name: netto, type: amount, source: {polis: net_income}}
+    - {name: loon, type: amount, source: {polis: net_income, kinds: [wage], sum_over: []}}
+  output:
+    - {name: vrij, type: amount, per: person_month}
+    - {name: besluit, type: boolean, returned: true}
+  actions:
+    - output: vrij
+      value:
+        operation: MIN
+        values:
+          - $maximum
+          - operation: MAX
+            values:
+              - 0
+              - operation: FLOOR
+                precision: 0
+                value:
+                  operation: DIVIDE
+                  values: [{operation: MULTIPLY, values: [$loon, $deel]}, $honderd]
+    - output: besluit
+      value:
+        operation: LESS_THAN
+        subject: {operation: SUBTRACT, values: [$netto, $vrij]}
+        value: $norm
+"""
+
+
+def test_person_month_terms_are_added_per_person_and_month(tmp_path: Path) -> None:
+    """An exemption like art. 31 lid 2 onder n, computed by UWV per person and month (art. 31 lid 2
+    onder n: min(cap, 25% of that month's net wage)), added to the household totals."""
+    from shared.models import Period, SourceKind
+    from shared.rules import check, compile_he, parse_text
+    from tests.conftest import POLIS_COLUMNS, bsn_from, write_csv
+    from uwv_server.store import Snapshot, import_polis, person_month_rows
+
+    a, b, c = bsn_from(1), bsn_from(2), bsn_from(3)
+    polis = write_csv(
+        tmp_path / "p.csv",
+        POLIS_COLUMNS,
+        [
+            [a, 1, "wage", "2026-01", 200000, 0],  # exemption capped: 28500
+            [a, 2, "wage", "2026-01", 10000, 10000],  # same month, other relation: net 0 more
+            [a, 1, "wage", "2026-02", 40000, 0],  # 10000
+            [b, 1, "pension", "2026-01", 50000, 0],  # no wage: 0
+            [c, 1, "wage", "2026-03", 80000, 0],  # outside the period
+        ],
+    )
+    import_polis(polis, tmp_path / "store")
+    snapshot = Snapshot.open_current(tmp_path / "store")
+    plan = compile_he(check(parse_text(EXEMPTION_RULE)))
+    period = Period.parse("2026-01..2026-02")
+    bsns = np.array([int(a), int(b), int(c)], np.int64)
+    counts = np.array([2, 1], np.int64)
+    totals = snapshot.household_totals(period, bsns, counts, plan.income_weights, person_terms=plan)
+    assert totals.tolist() == [200000 + 40000 + 50000 - 28500 - 10000, 0]
+    owner, gross, _tax = person_month_rows(snapshot.directory, period, bsns, counts)
+    assert owner.tolist() == [0, 0, 0]
+    assert sorted(gross[SourceKind.WAGE].tolist()) == [0, 40000, 210000]

@@ -36,10 +36,11 @@ from shared.crypto.statement import (
 from shared.errors import Error
 from shared.models import Period
 from shared.rules import Batch, check, digest, evaluate, parse_text
+from shared.rules.batch import PersonMonths
 from uwv_server.enclave import job
 from uwv_server.enclave.engine import engine_digest
 from uwv_server.enclave.sandbox import Confinement, Limits, confine, drop_privileges
-from uwv_server.store import kind_sums
+from uwv_server.store import kind_sums, person_month_rows
 
 IntArray = npt.NDArray[np.int64]
 
@@ -64,6 +65,10 @@ def run(header: dict[str, Any], arrays: dict[str, Any], confined: Confinement) -
     # The data is read before privileges are dropped (the snapshot may be readable by its
     # owner only) and before the rule is even parsed.
     gross, tax = kind_sums(confined.data_root, period, bsns[member_keep], counts[keep])
+    # Per person and month, for outputs with per: person_month (e.g. an exemption).
+    pm_household, pm_gross, pm_tax = person_month_rows(
+        confined.data_root, period, bsns[member_keep], counts[keep]
+    )
     drop_privileges(limits)
     rule = parse_text(header["rule_yaml"], file="approved-rule")
     if digest(rule) != header["rule_digest"]:
@@ -77,6 +82,7 @@ def run(header: dict[str, Any], arrays: dict[str, Any], confined: Confinement) -
             tax_cents=tax,
             is_couple=couple[keep],
             known_income_cents=known[keep],
+            person_months=PersonMonths(pm_household, pm_gross, pm_tax),
         )
         decision = evaluate(checked, batch).decision
         if decision is None:

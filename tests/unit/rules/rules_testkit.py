@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
+from shared.rules.batch import Batch, PersonMonths
 from shared.rules.check import CheckedRule, check
 from shared.rules.model import Rule
 from shared.rules.parse import parse_text
@@ -86,3 +88,20 @@ def parse(doc: dict[str, Any]) -> Rule:
 
 def checked(doc: dict[str, Any]) -> CheckedRule:
     return check(parse(doc))
+
+
+def one_person_month_each(batch: Batch) -> Batch:
+    """``batch`` with one person-month per household holding its sums (for random tests of
+    rules with per-person, per-month outputs)."""
+    n = len(batch)
+    return Batch.from_columns(
+        period=batch.period,
+        gross_cents=batch.gross_cents,
+        tax_cents=batch.tax_cents,
+        is_couple=batch.is_couple,
+        known_income_cents=batch.known_income_cents,
+        cost_sharers=batch.cost_sharers,
+        person_months=PersonMonths(
+            np.arange(n, dtype=np.int64), dict(batch.gross_cents), dict(batch.tax_cents)
+        ),
+    )

@@ -7,7 +7,7 @@ from datetime import date
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rules_testkit import AIO, RR_BINDING, RR_DOC
+from rules_testkit import AIO, RR_BINDING, RR_DOC, one_person_month_each
 
 from shared.models import NormCategory, Period, SourceKind
 from shared.rules.batch import Batch
@@ -45,7 +45,12 @@ def test_aio_is_accepted_by_the_verifier() -> None:
     report = verify_file(AIO)
     assert report.accepted, report.to_text()
     assert report.decision == "heeft_recht_op_aio"
-    assert set(report.intermediate_outputs) == {"norm", "drempel"}
+    assert set(report.intermediate_outputs) == {
+        "aantal_a",
+        "norm_per_persoon_kostendeler",
+        "norm",
+        "drempel",
+    }
     assert report.decision_legal_basis == "art. 47a Participatiewet"
     assert {d.legal_basis for d in report.definitions} >= {
         "art. 22 onderdeel a Participatiewet",
@@ -57,13 +62,26 @@ def random_batch(seed: int, n: int, period: Period) -> Batch:
     rng = np.random.default_rng(seed)
     gross = {k: rng.integers(-10_000, 700_000, n) for k in SourceKind}
     tax = {k: rng.integers(0, 100_000, n) for k in SourceKind}
-    return Batch.from_columns(
-        period=period,
-        gross_cents=gross,
-        tax_cents=tax,
-        is_couple=rng.random(n) < 0.3,
-        known_income_cents=rng.integers(0, 250_000, n),
+    return one_person_month_each(
+        Batch.from_columns(
+            period=period,
+            gross_cents=gross,
+            tax_cents=tax,
+            is_couple=rng.random(n) < 0.3,
+            known_income_cents=rng.integers(0, 250_000, n),
+        )
     )
+
+
+CAPS = {date(2024, 1, 1): 26400, date(2024, 7, 1): 26900, date(2025, 1, 1): 27300}
+CAPS |= {date(2025, 7, 1): 27800, date(2026, 1, 1): 28500, date(2026, 7, 1): 28500}
+
+
+def exemption(net_wage: np.ndarray, period: Period) -> np.ndarray:
+    """art. 31 lid 2 onder n on one person-month: min(cap, floor(25% of net wage)), >= 0."""
+    end = period.end.last_day()
+    cap = CAPS[max(d for d in CAPS if d <= end)]
+    return np.minimum(cap, np.maximum(0, (25 * net_wage) // 100))
 
 
 @settings(max_examples=20, deadline=None)
@@ -84,7 +102,9 @@ def random_batch(seed: int, n: int, period: Period) -> Batch:
 def test_decision_is_exactly_s_below_n_times_norm_minus_k(seed: int, period: str) -> None:
     p = Period.parse(period)
     batch = random_batch(seed, 500, p)
+    wage = batch.gross_cents[SourceKind.WAGE] - batch.tax_cents[SourceKind.WAGE]
     s = sum(batch.gross_cents[k] - batch.tax_cents[k] for k in SourceKind)
+    assert wage is not None  # the work-income exemption is not in the shipped rule yet
     n_single, n_couple = norm(NormCategory.SINGLE, p), norm(NormCategory.COUPLE, p)
     threshold = p.months * (
         np.where(batch.is_couple, n_couple, n_single) - batch.known_income_cents
@@ -110,7 +130,7 @@ def test_regelrecht_style_rule_loads_unchanged_with_binding() -> None:
     assert report.accepted, report.to_text()
 
 
-def test_regelrecht_rule_decides_like_the_aio_rule_in_2025() -> None:
+def test_regelrecht_rule_decides_like_the_aio_rule_in_2025() -> None:  # see test_rules_one_law
     rr = check(parse_file(RR_DOC, binding=RR_BINDING))
     p = Period.parse("2025-01..2025-06")
     batch = random_batch(7, 2000, p)
@@ -122,8 +142,8 @@ def test_regelrecht_rule_decides_like_the_aio_rule_in_2025() -> None:
 def test_regelrecht_rule_without_binding_is_refused_with_reason() -> None:
     report = verify_file(RR_DOC)
     assert not report.accepted
-    assert "heeft_partner" in report.findings[0].message
-    assert "binding" in report.findings[0].expected
+    unbound = [f for f in report.findings if "binding" in f.expected]
+    assert unbound and "neither a UWV polis attribute nor a value SVB sends" in unbound[0].message
 
 
 def test_binding_for_another_rule_is_refused(tmp_path: object) -> None:

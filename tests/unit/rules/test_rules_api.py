@@ -13,7 +13,6 @@ def test_public_api_is_pinned() -> None:
         "HePlan",
         "HouseholdFacts",
         "NoNormInForce",
-        "NormVersion",
         "NotHeCompilable",
         "ReleasePolicy",
         "Report",

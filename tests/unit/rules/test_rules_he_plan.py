@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 import numpy as np
@@ -10,12 +9,12 @@ import pytest
 from rules_testkit import AIO, checked, decision_doc
 
 from shared.models import NormCategory, Period, SourceKind
-from shared.rules.batch import Batch
+from shared.rules.batch import Batch, PersonMonths
 from shared.rules.canonical import digest
 from shared.rules.check import check
 from shared.rules.errors import NoNormInForce, NotHeCompilable
 from shared.rules.evaluate import evaluate
-from shared.rules.he_plan import HePlan, NormVersion, compile_he
+from shared.rules.he_plan import HePlan, compile_he
 from shared.rules.parse import parse_file
 
 AIO_CHECKED = check(parse_file(AIO))
@@ -27,33 +26,39 @@ def test_aio_plan_matches_the_contract() -> None:
     assert dict(PLAN.gross_weight) == dict.fromkeys(SourceKind, 1)
     assert dict(PLAN.tax_weight) == dict.fromkeys(SourceKind, -1)
     assert PLAN.comparison == "<"
-    assert PLAN.known_income_coefficient == 1
-    assert PLAN.months_multiplier is True
-    assert PLAN.norms[NormCategory.SINGLE][:2] == (
-        NormVersion(date(2024, 1, 1), 142576, "art. 22 onderdeel a Participatiewet"),
-        NormVersion(date(2024, 7, 1), 145685, "art. 22 onderdeel a Participatiewet"),
-    )
-    assert [v.amount_cents for v in PLAN.norms[NormCategory.COUPLE]] == [
-        193232,
-        197664,
-        205348,
-        209498,
-        214416,
-        217610,
-    ]
 
 
 def test_norm_and_threshold() -> None:
-    assert PLAN.norm_cents(NormCategory.SINGLE, date(2024, 12, 31)) == 145685
-    assert PLAN.norm_cents(NormCategory.SINGLE, date(2025, 1, 1)) == 150107
-    assert PLAN.norm_cents(NormCategory.COUPLE, date(2026, 12, 31)) == 217610
-    with pytest.raises(NoNormInForce, match=r"newest.*2026-07-01.*until 2026-12-31"):
-        PLAN.norm_cents(NormCategory.COUPLE, date(2027, 6, 30))
     p = Period.parse("2025-01..2025-03")
     assert PLAN.threshold_cents(NormCategory.SINGLE, p, 140000) == 3 * (150107 - 140000)
     assert PLAN.threshold_cents(NormCategory.COUPLE, p, 0) == 3 * 205348
+    dec = Period.parse("2024-12")
+    assert PLAN.threshold_cents(NormCategory.SINGLE, dec, 0) == 145685
+    last = Period.parse("2026-12")
+    assert PLAN.threshold_cents(NormCategory.COUPLE, last, 0) == 217610
+    with pytest.raises(NoNormInForce, match=r"newest is 158734 from 2026-07-01.*until 2026-12-31"):
+        PLAN.threshold_cents(NormCategory.COUPLE, Period.parse("2027-01..2027-06"), 0)
     with pytest.raises(NoNormInForce, match="2023-12-31"):
-        PLAN.norm_cents(NormCategory.SINGLE, date(2023, 12, 31))
+        PLAN.threshold_cents(NormCategory.SINGLE, Period.parse("2023-12"), 0)
+
+
+@pytest.mark.parametrize(
+    ("category", "sharers", "per_month"),
+    [
+        (NormCategory.SINGLE, 1, 107208),  # A=2: EUR 1.072,08 (January 2026 tables)
+        (NormCategory.SINGLE, 2, 92914),  # A=3: EUR 929,14
+        (NormCategory.SINGLE, 3, 85766),  # A=4: EUR 857,66
+        (NormCategory.COUPLE, 1, 2 * 92914),  # A=3, both partners (art. 22a lid 2)
+        (NormCategory.COUPLE, 2, 2 * 85766),  # A=4
+        (NormCategory.COUPLE, 0, 214416),
+        (NormCategory.SINGLE, 0, 156469),
+    ],
+)
+def test_cost_sharer_thresholds_january_2026(
+    category: NormCategory, sharers: int, per_month: int
+) -> None:
+    p = Period.parse("2026-01..2026-06")
+    assert PLAN.threshold_cents(category, p, 50000, sharers) == 6 * (per_month - 50000)
 
 
 def test_plan_is_immutable() -> None:
@@ -69,18 +74,23 @@ def test_plan_decides_like_the_evaluator() -> None:
     tax = {k: rng.integers(0, 80_000, n) for k in SourceKind}
     couple = rng.random(n) < 0.4
     known = rng.integers(0, 220_000, n)
+    gross[SourceKind.WAGE] = np.zeros(n, np.int64)  # (the exemption: test_rules_one_law)
     batch = Batch.from_columns(
-        period=p, gross_cents=gross, tax_cents=tax, is_couple=couple, known_income_cents=known
+        period=p,
+        gross_cents=gross,
+        tax_cents=tax,
+        is_couple=couple,
+        known_income_cents=known,
+        person_months=PersonMonths.empty(),
     )
     want = evaluate(AIO_CHECKED, batch).decision
     assert want is not None
+    t = PLAN.thresholds(p, couple, known)
     for i in range(0, n, 7):
         s = PLAN.household_sum(
             {k: int(gross[k][i]) for k in SourceKind}, {k: int(tax[k][i]) for k in SourceKind}
         )
-        cat = NormCategory.COUPLE if couple[i] else NormCategory.SINGLE
-        t = PLAN.threshold_cents(cat, p, int(known[i]))
-        assert PLAN.eligible(s, t) == bool(want[i])
+        assert PLAN.eligible(s, int(t[i])) == bool(want[i])
 
 
 THRESHOLD = {
@@ -97,7 +107,6 @@ def test_simple_variants_compile() -> None:
     plan = he({"operation": "GREATER_THAN_OR_EQUAL", "subject": "$norm", "value": "$bruto_loon"})
     assert plan.comparison == "<="
     assert plan.gross_weight[SourceKind.WAGE] == 1 and plan.gross_weight[SourceKind.PENSION] == 0
-    assert plan.months_multiplier is False and plan.known_income_coefficient == 0
     plan = he(
         {
             "operation": "AND",
@@ -107,7 +116,7 @@ def test_simple_variants_compile() -> None:
             ],
         }
     )
-    assert plan.months_multiplier is True
+    assert plan.comparison == "<"
 
 
 @pytest.mark.parametrize(
@@ -129,7 +138,7 @@ def test_simple_variants_compile() -> None:
                 "subject": {"operation": "MAX", "values": ["$netto", 0]},
                 "value": "$norm",
             },
-            "MAX of amounts",
+            "MAX of income",
         ),
         (
             {
@@ -162,17 +171,9 @@ def test_simple_variants_compile() -> None:
         ),
         (
             {"operation": "LESS_THAN", "subject": "$bekend", "value": "$norm"},
-            "does not depend on polis income",
+            "not a comparison of income",
         ),
-        ({"operation": "EQUALS", "subject": "$netto", "value": "$norm"}, "EQUALS on amounts"),
-        (
-            {
-                "operation": "LESS_THAN",
-                "subject": "$netto",
-                "value": {"operation": "MULTIPLY", "values": ["$bekend", "$norm"]},
-            },
-            "multiplies SVB's values",
-        ),
+        ({"operation": "EQUALS", "subject": "$netto", "value": "$norm"}, "EQUALS on income"),
     ],
 )
 def test_rules_outside_the_subset_are_refused_with_reason(value: Any, reason: str) -> None:

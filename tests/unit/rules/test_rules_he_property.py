@@ -69,7 +69,7 @@ def test_plan_decides_like_the_evaluator(
     for row, want in zip(rows, decision.tolist(), strict=True):
         category = NormCategory.COUPLE if row.is_couple else NormCategory.SINGLE
         s = plan.household_sum(row.gross_cents, row.tax_cents)
-        t = plan.threshold_cents(category, p, row.known_income_cents)
+        t = plan.threshold_cents(category, p, row.known_income_cents, row.cost_sharers)
         assert plan.eligible(s, t) == want
 
 
