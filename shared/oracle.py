@@ -46,7 +46,7 @@ LAW_TABLE: Final = (
 )
 
 
-WORK_EXEMPTION_IN_RULE: Final = False
+WORK_EXEMPTION_IN_RULE: Final = True
 """Set once the shipped rule applies art. 31 lid 2 onder n (the oracle checks the rule)."""
 
 

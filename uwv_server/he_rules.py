@@ -50,8 +50,11 @@ class IncomeDefinition:
     def household_totals(
         self, snapshot: Snapshot, period: Period, member_bsns: IntArray, member_counts: IntArray
     ) -> IntArray:
-        """UWV's household totals ``S`` over ``period`` as the rule defines them."""
-        return snapshot.household_totals(period, member_bsns, member_counts, self.weights)
+        """UWV's household totals ``S`` over ``period`` as the rule defines them, including its
+        per-person, per-month terms (e.g. the work-income exemption), computed by UWV."""
+        return snapshot.household_totals(
+            period, member_bsns, member_counts, self.weights, person_terms=self.plan
+        )
 
 
 def compile_definition(rule_yaml: str, expected_digest: str) -> IncomeDefinition:

@@ -37,3 +37,20 @@ Feature: AIO income test 2026
     And polis income over the period of 0 pension
     When it is screened for the period 2027-01..2027-06
     Then the screening is refused naming "from 2026-07-01"
+
+  Scenario Outline: work income of art. 31 lid 2 onder n: <case>
+    Given the shipped AIO rule
+    And a single household with 0 cost-sharers and known income <known>
+    And a net wage of <wage> in each month of the period
+    When it is screened for the period <period>
+    Then the exemption over the period is <exemption>
+    And the household is <outcome>
+
+    Examples: 25 percent per person and month, up to the month's cap (EUR 285,00 in 2026)
+      | case                           | period           | known  | wage   | exemption | outcome      |
+      | below the cap, below threshold | 2026-01..2026-01 | 100000 | 75290  | 18822     | eligible     |
+      | below the cap, at threshold    | 2026-01..2026-01 | 100000 | 75292  | 18823     | not eligible |
+      | at the cap, below threshold    | 2026-01..2026-01 | 0      | 184968 | 28500     | eligible     |
+      | at the cap, at threshold       | 2026-01..2026-01 | 0      | 184969 | 28500     | not eligible |
+      | July 2026, capped every month  | 2026-07..2026-12 | 0      | 187233 | 171000    | eligible     |
+      | July 2026, at threshold        | 2026-07..2026-12 | 0      | 187234 | 171000    | not eligible |

@@ -25,6 +25,7 @@ class Case:
     sharers: int = 0
     known: int = 0
     gross: dict[SourceKind, int] = field(default_factory=dict)
+    monthly_wage: int = 0
     outputs: dict[str, object] = field(default_factory=dict)
     refusal: str = ""
 
@@ -46,16 +47,27 @@ def pension(case: Case, pension: int) -> None:
     case.gross[SourceKind.PENSION] = pension
 
 
+@given(parsers.parse("a net wage of {wage:d} in each month of the period"))
+def monthly_wage(case: Case, wage: int) -> None:
+    case.monthly_wage = wage
+
+
 @when(parsers.parse("it is screened for the period {period}"))
 def screened(case: Case, period: str) -> None:
+    p = Period.parse(period)
+    gross = dict(case.gross)
+    months = None
+    if case.monthly_wage:
+        gross[SourceKind.WAGE] = case.monthly_wage * p.months
+        months = tuple(({SourceKind.WAGE: case.monthly_wage}, {}) for _ in range(p.months))
     facts = HouseholdFacts(
-        gross_cents=case.gross,
+        gross_cents=gross,
         tax_cents={},
         is_couple=case.category == "couple",
         known_income_cents=case.known,
         cost_sharers=case.sharers,
+        person_months=months,
     )
-    p = Period.parse(period)
     try:
         result = evaluate(case.rule, Batch.from_households(p, [facts]))
         one = interpret(case.rule, p, facts)
@@ -69,6 +81,11 @@ def screened(case: Case, period: str) -> None:
 @then(parsers.parse("its monthly norm is {norm:d}"))
 def monthly_norm(case: Case, norm: int) -> None:
     assert case.outputs["norm"] == norm
+
+
+@then(parsers.parse("the exemption over the period is {exemption:d}"))
+def exemption(case: Case, exemption: int) -> None:
+    assert case.outputs["vrijlating_arbeid"] == exemption
 
 
 @then(parsers.parse("the household is {outcome}"))

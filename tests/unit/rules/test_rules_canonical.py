@@ -67,9 +67,9 @@ def test_semantic_changes_change_the_digest() -> None:
         ([*mr, "definitions", "norm_alleenstaand", "versions", 0, "value"], 145686),
         ([*mr, "definitions", "norm_alleenstaand", "versions", 1, "valid_from"], "2025-01-02"),
         ([*mr, "definitions", "norm_gehuwden", "legal_basis", "article"], "21"),
-        ([*mr, "execution", "actions", 4, "value", "operation"], "LESS_THAN_OR_EQUAL"),
+        ([*mr, "execution", "actions", 6, "value", "operation"], "LESS_THAN_OR_EQUAL"),
         ([*mr, "execution", "input", 0, "source", "kinds"], ["wage", "pension"]),
-        ([*mr, "execution", "output", 4, "returned"], False),
+        ([*mr, "execution", "output", 6, "returned"], False),
         (["tests", 0, "expect", "heeft_recht_op_aio"], False),
     ]
     digests = {mutate(path, value) for path, value in changes}

@@ -19,7 +19,7 @@ def run(fn: object, *args: object, **kw: object) -> tuple[int, str]:
 
 def test_check_and_digest_of_the_aio_rule() -> None:
     code, text = run(check_command, str(AIO))
-    assert code == 0 and "15 of 15 test cases passed" in text
+    assert code == 0 and "19 of 19 test cases passed" in text
     code, text = run(digest_command, str(AIO))
     assert code == 0 and len(text.split()[0]) == 64
 
@@ -62,7 +62,7 @@ def test_type_error_names_file_and_path(tmp_path: Path) -> None:
     )
     code, text = run(check_command, str(bad))
     assert code == 2
-    assert f"{bad}:machine_readable.execution.actions[3].value.values[1].values[1]" in text
+    assert f"{bad}:machine_readable.execution.actions[5].value.values[1].values[1]" in text
     assert "needs an amount or number here" in text
 
 

@@ -62,7 +62,7 @@ def test_he_thresholds_agree_with_the_evaluator(period: str) -> None:
     )
     assert b.person_months is not None
     s = s + plan.person_month_total(p, b.person_months.gross_cents, b.person_months.tax_cents)
-    assert dict(plan.person_terms) == {}  # no exemption in the shipped rule yet
+    assert dict(plan.person_terms) == {"vrijlating_arbeid": -1}
     decision = evaluate(NATIVE, b).decision
     assert decision is not None
     np.testing.assert_array_equal(s < t, decision)
