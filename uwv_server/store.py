@@ -373,7 +373,8 @@ class PersonMonthTerms(Protocol):
     """A per-person, per-month function of UWV's data (an HE plan's ``person_terms``): one
     value per row, each row one person's per-kind gross and tax in one month."""
 
-    rule_digest: str
+    @property
+    def rule_digest(self) -> str: ...
 
     @property
     def person_terms(self) -> Mapping[str, int]: ...
