@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.models import Period, SourceKind
-from shared.rules.batch import Batch
+from shared.rules.batch import Batch, PersonMonths
 from shared.rules.check import check
 from shared.rules.evaluate import evaluate
 from shared.rules.parse import parse_file
@@ -30,6 +30,7 @@ from shared.rules.parse import parse_file
 AIO = Path(__file__).resolve().parents[1] / "rules" / "aio.yaml"
 PERIOD = Period.parse("2025-01..2025-03")
 NORM_SINGLE, NORM_COUPLE = 150107, 205348  # in force on 2025-03-31
+WORK_CAP = 27300  # art. 31 lid 2 onder n, text of 2025-01-01: EUR 273,00 per month
 
 
 def generate(persons: int, seed: int = 1) -> dict[str, Any]:
@@ -48,22 +49,40 @@ def generate(persons: int, seed: int = 1) -> dict[str, Any]:
     }
     for kind, p in share.items():
         has = rng.random(households) < p
-        amount = rng.lognormal(11.0, 0.8, households).astype(np.int64) * members * has
-        gross[kind] = amount.astype(np.int64)
-        tax[kind] = (amount * rng.uniform(0.05, 0.4, households)).astype(np.int64)
+        # a whole number of cents per month, the same in each of the 3 months
+        amount = rng.lognormal(9.9, 0.8, households).astype(np.int64) * members * has
+        gross[kind] = 3 * amount.astype(np.int64)
+        tax[kind] = 3 * (amount * rng.uniform(0.05, 0.4, households)).astype(np.int64)
     known = np.where(couple, 180_000, 140_000) + rng.integers(-5_000, 5_000, households)
     return {"gross": gross, "tax": tax, "couple": couple, "known": known.astype(np.int64)}
 
 
+def person_months(gross: dict[SourceKind, Any], tax: dict[SourceKind, Any]) -> PersonMonths:
+    """The household's wage as one person-month row per month (the generator gives equal
+    months; a couple's wage counts as one earner's here)."""
+    n = len(gross[SourceKind.WAGE])
+    rows = np.repeat(np.arange(n, dtype=np.int64), 3)
+    return PersonMonths(
+        rows,
+        {SourceKind.WAGE: np.repeat(gross[SourceKind.WAGE] // 3, 3)},
+        {SourceKind.WAGE: np.repeat(tax[SourceKind.WAGE] // 3, 3)},
+    )
+
+
 def by_hand(batch: Batch) -> npt.NDArray[np.bool_]:
-    """The AIO decision written directly: S < n * (N - K)."""
+    """The AIO decision written directly: S < n * (N - K), S net income minus the work-income
+    exemption min(cap, 25% of the month's net wage) per month."""
     s = batch.gross_cents[SourceKind.WAGE] - batch.tax_cents[SourceKind.WAGE]
+    month_wage = s // 3
+    exemption: npt.NDArray[np.int64] = np.minimum(WORK_CAP, np.maximum(0, (25 * month_wage) // 100))
+    s = s - 3 * exemption
     for kind in (SourceKind.BENEFIT, SourceKind.PENSION, SourceKind.OTHER):
         s += batch.gross_cents[kind]
         s -= batch.tax_cents[kind]
     t = np.where(batch.is_couple, NORM_COUPLE, NORM_SINGLE) - batch.known_income_cents
     t *= PERIOD.months
-    return s < t
+    decision: npt.NDArray[np.bool_] = s < t
+    return decision
 
 
 def by_duckdb(batch: Batch) -> npt.NDArray[np.bool_]:
@@ -76,6 +95,7 @@ def by_duckdb(batch: Batch) -> npt.NDArray[np.bool_]:
     cols |= {"couple": batch.is_couple, "known": batch.known_income_cents}
     households = pa.table(cols)  # noqa: F841 - read by DuckDB's replacement scan
     net = " + ".join(f"(g_{k.value} - t_{k.value})" for k in SourceKind)
+    net += f" - 3 * least({WORK_CAP}, greatest(0, (25 * ((g_wage - t_wage) // 3)) // 100))"
     query = (
         f"SELECT ({net}) < {PERIOD.months} * (CASE WHEN couple THEN {NORM_COUPLE} "
         f"ELSE {NORM_SINGLE} END - known) AS d FROM households"
@@ -109,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             tax_cents=data["tax"],
             is_couple=data["couple"],
             known_income_cents=data["known"],
+            person_months=person_months(data["gross"], data["tax"]),
         ),
         1,
     )
