@@ -63,11 +63,11 @@ class World:
 def fragile_rule(tmp: Path) -> Path:
     """The AIO rule dividing by (months − 1): passes verification, fails for a 1-month period."""
     text = AIO_RULE.read_text().replace(
-        "          subject: $netto_inkomen_huishouden\n          value: $drempel",
+        "          subject: $inkomen\n          value: $drempel",
         """          subject:
             operation: DIVIDE
             values:
-              - $netto_inkomen_huishouden
+              - $inkomen
               - operation: SUBTRACT
                 values: [$aantal_maanden, 1]
           value:
