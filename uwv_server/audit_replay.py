@@ -32,9 +32,10 @@ from shared.crypto.statement import batch_digest, output_digest
 from shared.errors import Error
 from shared.models import Period
 from shared.rules import Batch, check, digest, evaluate, parse_file
+from shared.rules.batch import PersonMonths
 from uwv_server.enclave.engine import engine_digest
 from uwv_server.enclave.snapshot import snapshot_digest
-from uwv_server.store import Snapshot
+from uwv_server.store import Snapshot, person_month_rows
 
 
 class ReplayFailed(Error):
@@ -137,12 +138,16 @@ def replay(
         gross, tax = snapshot.household_kind_sums(
             Period.parse(period), bsns[member_keep], counts[keep]
         )
+        owner, pm_gross, pm_tax = person_month_rows(
+            snapshot.directory, Period.parse(period), bsns[member_keep], counts[keep]
+        )
         batch = Batch.from_columns(
             period=Period.parse(period),
             gross_cents=gross,
             tax_cents=tax,
             is_couple=couple[keep],
             known_income_cents=known[keep],
+            person_months=PersonMonths(owner, pm_gross, pm_tax),  # per-person outputs
         )
         decision = evaluate(check(parse_file(rule)), batch).decision
         if decision is None:

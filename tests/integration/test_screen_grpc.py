@@ -467,6 +467,8 @@ def test_masked_mode_agrees_with_the_rule_evaluator(
 ) -> None:
     """The HE mode runs the rule's compiled plan; the rule evaluator runs the rule itself."""
     from shared.rules import Batch, check, evaluate, parse_file
+    from shared.rules.batch import PersonMonths
+    from uwv_server.store import person_month_rows
 
     synth = generate(2000, PERIOD, tmp_path / "data", seed=21)
     import_polis(synth.polis_path, tmp_path / "store")
@@ -478,12 +480,19 @@ def test_masked_mode_agrees_with_the_rule_evaluator(
     gross, tax = Snapshot.open_current(tmp_path / "store").household_kind_sums(
         PERIOD, hh.member_bsns, hh.member_counts
     )
+    owner, pm_gross, pm_tax = person_month_rows(
+        Snapshot.open_current(tmp_path / "store").directory,
+        PERIOD,
+        hh.member_bsns,
+        hh.member_counts,
+    )
     batch = Batch.from_columns(
         period=PERIOD,
         gross_cents=gross,
         tax_cents=tax,
         is_couple=np.array([c == "couple" for c in hh.categories]),
         known_income_cents=hh.known_income_cents,
+        person_months=PersonMonths(owner, pm_gross, pm_tax),  # the exemption's per-month data
     )
     decision = evaluate(check(parse_file(AIO_RULE)), batch).decision
     assert decision is not None
