@@ -38,13 +38,13 @@ import numpy as np
 from shared.he import masked, strict
 from shared.he.backend import (
     PublicBfvContext,
-    PublicCkksContext,
+    PublicMaskedContext,
     SecretBfvContext,
-    SecretCkksContext,
+    SecretMaskedContext,
 )
 from shared.he.leakage import Batch, synthetic_batch
 from shared.he.parallel import StrictEvaluatorPool
-from shared.he.params import BFV_PARAMETER_SETS, MASKED_N8192, STRICT_DEFAULT
+from shared.he.params import BFV_PARAMETER_SETS, MASKED_DEFAULT, STRICT_DEFAULT
 
 TARGET_RATE = 5_000
 TARGET_UPLOAD = 4 * 1024
@@ -81,10 +81,10 @@ def run_plaintext(batch: Batch, repeat: int = 20) -> Row:
 
 
 def run_masked(batch: Batch) -> Row:
-    params = MASKED_N8192
-    svb = SecretCkksContext.generate(params)
-    context = svb.public_bytes_for_masked()
-    uwv = PublicCkksContext(context, params.name)
+    params = MASKED_DEFAULT
+    svb = SecretMaskedContext.generate(params)
+    context = svb.public_bytes()
+    uwv = PublicMaskedContext(context, params.name)
     up = down = 0
     decisions: list[np.ndarray] = []
     started = time.perf_counter()

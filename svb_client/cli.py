@@ -27,7 +27,7 @@ from shared.cli_support import run_command
 from shared.client_channel import add_channel_arguments, channel_security
 from shared.crypto import Registry
 from shared.errors import Error
-from shared.he.params import BFV_PARAMETER_SETS, MASKED_N8192, PARAMETER_SETS, STRICT_DEFAULT
+from shared.he.params import BFV_PARAMETER_SETS, MASKED_DEFAULT, PARAMETER_SETS, STRICT_DEFAULT
 from shared.models import Period
 from shared.rules import cli as rules_cli
 from svb_client import enclave_cli, sealed_cli
@@ -37,7 +37,7 @@ from svb_client.pipeline.enclave import statements_path
 from svb_client.pipeline.he import DEFAULT_IN_FLIGHT
 from svb_client.preflight import check_inputs
 
-DEFAULT_PARAMETER_SET = {"masked": MASKED_N8192.name, "strict": STRICT_DEFAULT.name}
+DEFAULT_PARAMETER_SET = {"masked": MASKED_DEFAULT.name, "strict": STRICT_DEFAULT.name}
 DEFAULT_KEY = {"masked": "svb-key.enc", "strict": "svb-key-strict.enc"}
 
 
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--mode",
         choices=("masked", "strict", "enclave"),
         default="masked",
-        help="masked: CKKS, sign of a masked difference (fast); strict: BFV, exactly one bit; "
+        help="masked: BFV, sign of a masked difference (fast); strict: BFV, exactly one bit; "
         "enclave: UWV runs the approved rule in its isolated runner (compute-to-data)",
     )
     screen.add_argument(
@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-size",
         type=int,
         default=None,
-        help="households per chunk (default: every slot; masked 4096, strict 16384; "
+        help="households per chunk (default: every slot; masked 16384, strict 16384; "
         "enclave: one run of 1,000,000)",
     )
     screen.add_argument(

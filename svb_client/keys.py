@@ -1,4 +1,4 @@
-"""SVB's CKKS secret key, encrypted at rest and never sent anywhere.
+"""SVB's HE secret key (masked or strict mode), encrypted at rest and never sent anywhere.
 
 File format (one file, binary)::
 
@@ -29,10 +29,10 @@ from shared.crypto.at_rest import (
     seal,
 )
 from shared.errors import CryptoError
-from shared.he.backend import SecretBfvContext, SecretCkksContext
+from shared.he.backend import SecretBfvContext, SecretMaskedContext
 from shared.he.params import BFV_PARAMETER_SETS, bfv_parameter_set, parameter_set
 
-SecretContext = SecretCkksContext | SecretBfvContext
+SecretContext = SecretMaskedContext | SecretBfvContext
 
 MAGIC: Final = b"SVBKEY1\n"
 PASSPHRASE_ENV: Final = "SVB_KEY_PASSPHRASE"
@@ -97,7 +97,7 @@ def load_secret_key(path: Path, passphrase: bytes) -> SecretContext:
     plain = open_sealed(sealed, passphrase, associated_data=MAGIC + header, where=str(path))
     if name in BFV_PARAMETER_SETS:
         return SecretBfvContext.from_secret_bytes(plain, name)
-    return SecretCkksContext.from_secret_bytes(plain, name)
+    return SecretMaskedContext.from_secret_bytes(plain, name)
 
 
 def load_or_create(path: Path, passphrase: bytes, params_name: str) -> tuple[SecretContext, bool]:
@@ -113,7 +113,7 @@ def load_or_create(path: Path, passphrase: bytes, params_name: str) -> tuple[Sec
     if params_name in BFV_PARAMETER_SETS:
         new = SecretBfvContext.generate(bfv_parameter_set(params_name))
     else:
-        new = SecretCkksContext.generate(parameter_set(params_name))
+        new = SecretMaskedContext.generate(parameter_set(params_name))
     save_secret_key(new, path, passphrase)
     return new, True
 

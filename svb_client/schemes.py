@@ -4,8 +4,8 @@ Both take the rule's integer total thresholds ``X`` (eligible iff ``S < X``) and
 slot, a decision and whether it is valid; an invalid slot is an integrity error for its
 household, never a decision.
 
-- :class:`MaskedScheme`: CKKS, one ciphertext per 4,096 households; SVB decrypts
-  ``r·(T − I − 1/(2n)) + e`` and keeps the sign (docs/he.md: what the magnitude leaks).
+- :class:`MaskedScheme`: BFV, one ciphertext per 16,384 households; SVB decrypts
+  ``r·(2(X − S) − 1) + e`` and keeps the sign (docs/he.md: what the magnitude leaks).
 - :class:`StrictScheme`: BFV, an exact comparison; SVB decrypts exactly 0 or 1 per household.
 """
 
@@ -19,11 +19,11 @@ import numpy.typing as npt
 
 from shared.errors import CryptoError
 from shared.he import masked, strict
-from shared.he.backend import SecretBfvContext, SecretCkksContext
+from shared.he.backend import SecretBfvContext, SecretMaskedContext
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-SecretContext = SecretCkksContext | SecretBfvContext
+SecretContext = SecretMaskedContext | SecretBfvContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +55,13 @@ class ClientScheme(Protocol):
 class MaskedScheme:
     mode = "masked"
 
-    def __init__(self, secret: SecretCkksContext) -> None:
+    def __init__(self, secret: SecretMaskedContext) -> None:
         self._secret = secret
         self.parameter_set = secret.params.name
         self.slots = secret.params.slots
 
     def public_context(self) -> bytes:
-        return self._secret.public_bytes_for_masked()
+        return self._secret.public_bytes()
 
     def check_thresholds(self, thresholds: IntArray, months: int) -> None:
         masked.encode_thresholds(thresholds, months)
@@ -75,9 +75,9 @@ class MaskedScheme:
         values = self._secret.decrypt(results[0])[:count]
         if len(values) != count:
             raise CryptoError(f"the result holds {len(values)} slots, the chunk has {count}")
-        slots = masked.decide(values, months, self._secret.params)
+        slots = masked.decide(values, self._secret.params)
         problems = {
-            int(i): str(masked.integrity_error(int(i), float(values[i])))
+            int(i): str(masked.integrity_error(int(i), int(values[i])))
             for i in np.flatnonzero(~slots.valid)
         }
         return ChunkDecisions(slots.eligible, slots.valid, problems)
@@ -114,6 +114,6 @@ class StrictScheme:
 
 
 def scheme_for(secret: SecretContext) -> ClientScheme:
-    if isinstance(secret, SecretCkksContext):
+    if isinstance(secret, SecretMaskedContext):
         return MaskedScheme(secret)
     return StrictScheme(secret)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.he.backend import SecretCkksContext
-from shared.he.params import MASKED_N8192
+from shared.he.backend import SecretMaskedContext
+from shared.he.params import MASKED_DEFAULT
 
 ROOT = Path(__file__).resolve().parent.parent
 AIO_RULE = ROOT / "rules" / "aio.yaml"
@@ -39,9 +39,9 @@ def bsn_from(n: int) -> str:
 
 
 @pytest.fixture(scope="session")
-def secret_context() -> SecretCkksContext:
-    """One CKKS key for the whole session: generation is the expensive part."""
-    return SecretCkksContext.generate(MASKED_N8192)
+def secret_context() -> SecretMaskedContext:
+    """One masked-mode (BFV) key for the whole session: generation is the expensive part."""
+    return SecretMaskedContext.generate(MASKED_DEFAULT)
 
 
 @dataclass

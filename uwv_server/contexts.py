@@ -1,8 +1,10 @@
 """Public contexts uploaded by clients, kept by SHA-256 (in memory and on disk).
 
-A context is checked once, at upload, by the facade (:class:`PublicCkksContext` for the
-masked mode, :class:`PublicBfvContext` for the strict mode: no secret key, parameters of a
-named set); afterwards batches refer to it by digest and get an evaluator for it.
+A context is checked once, at upload, by the facade (:class:`PublicMaskedContext` for the
+masked mode: a public key whose random part is the common ``a`` of this server's seed;
+:class:`PublicBfvContext` for the strict mode: no secret key, parameters of a named set, the
+same check on its public key); afterwards batches refer to it by digest and get an evaluator
+for it. The parameter set comes from its name only, never from the uploaded bytes.
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ from pathlib import Path
 
 from shared.digests import sha256_hex
 from shared.errors import CryptoError
-from shared.he.backend import PublicBfvContext, PublicCkksContext
-from shared.he.params import BFV_PARAMETER_SETS
+from shared.he.backend import DEFAULT_CRS_SEED, PublicBfvContext, PublicMaskedContext
+from shared.he.params import BFV_PARAMETER_SETS, PARAMETER_SETS
 from uwv_server.evaluators import ChunkEvaluator, MaskedEvaluator, StrictEvaluator
 
-PublicContext = PublicCkksContext | PublicBfvContext
+PublicContext = PublicMaskedContext | PublicBfvContext
 
 
-def _parse(parameter_set: str, data: bytes) -> PublicContext:
+def _parse(parameter_set: str, data: bytes, crs_seed: bytes) -> PublicContext:
     if parameter_set in BFV_PARAMETER_SETS:
-        return PublicBfvContext(data, parameter_set)
-    return PublicCkksContext(data, parameter_set)
+        return PublicBfvContext(data, parameter_set, crs_seed)
+    if parameter_set in PARAMETER_SETS:
+        return PublicMaskedContext(data, parameter_set, crs_seed)
+    known = ", ".join(sorted([*PARAMETER_SETS, *BFV_PARAMETER_SETS]))
+    raise CryptoError(f"unknown parameter set {parameter_set!r}; known: {known}")
 
 
 class UnknownContext(CryptoError):
@@ -31,8 +36,14 @@ class UnknownContext(CryptoError):
 
 
 class ContextRegistry:
-    def __init__(self, directory: Path | None = None, max_in_memory: int = 64) -> None:
+    def __init__(
+        self,
+        directory: Path | None = None,
+        max_in_memory: int = 64,
+        crs_seed: bytes = DEFAULT_CRS_SEED,
+    ) -> None:
         self._dir = directory
+        self._crs_seed = crs_seed
         self._max = max_in_memory
         self._contexts: dict[str, tuple[PublicContext, bytes]] = {}
         self._evaluators: dict[str, ChunkEvaluator] = {}
@@ -46,7 +57,9 @@ class ContextRegistry:
         with self._lock:
             if digest in self._contexts:
                 return digest, True
-        ctx = _parse(parameter_set, data)  # refuses secret keys and foreign parameters
+        ctx = _parse(
+            parameter_set, data, self._crs_seed
+        )  # refuses secret keys and foreign parameters
         with self._lock:
             self._remember(digest, ctx, data)
         if self._dir is not None:
@@ -78,7 +91,7 @@ class ContextRegistry:
         if path is None or len(digest) != 64 or not path.exists():
             raise UnknownContext(f"context {digest[:16]}… is not known here; upload it first")
         name, _, data = path.read_bytes().partition(b"\n")
-        ctx = _parse(name.decode(), data)
+        ctx = _parse(name.decode(), data, self._crs_seed)
         with self._lock:
             self._remember(digest, ctx, data)
         return ctx, data
@@ -86,7 +99,7 @@ class ContextRegistry:
     def evaluator(self, digest: str, mode: str) -> ChunkEvaluator:
         """The evaluator for batches in ``mode`` under this context (kept for reuse)."""
         ctx, data = self._entry(digest)
-        if mode == "masked" and not isinstance(ctx, PublicCkksContext):
+        if mode == "masked" and not isinstance(ctx, PublicMaskedContext):
             raise CryptoError(f"context {digest[:16]}… is for strict mode, the batch is masked")
         if mode == "strict" and not isinstance(ctx, PublicBfvContext):
             raise CryptoError(f"context {digest[:16]}… is for masked mode, the batch is strict")
@@ -95,7 +108,7 @@ class ContextRegistry:
         if found is not None:
             return found
         evaluator: ChunkEvaluator
-        if isinstance(ctx, PublicCkksContext):
+        if isinstance(ctx, PublicMaskedContext):
             evaluator = MaskedEvaluator(ctx)
         else:
             evaluator = StrictEvaluator(ctx, data)  # starts worker processes: keep it

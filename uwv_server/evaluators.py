@@ -1,13 +1,16 @@
 """Chunk evaluators, one per HE mode, behind one small interface.
 
-- :class:`MaskedEvaluator` runs the masked CKKS protocol inline (about 3 ms per 4,096
+- :class:`MaskedEvaluator` runs the masked BFV protocol inline (tens of ms per 16,384
   households: no point in a process hop).
 - :class:`StrictEvaluator` runs the exact BFV comparison on a pool of worker processes
   (:class:`shared.he.parallel.StrictEvaluatorPool`) so both cores are used; results are the
   same as in-process evaluation.
 
-Both take UWV's integer household totals ``S`` and SVB's ciphertexts and return the result
-ciphertexts as a future, so the gRPC adapter can keep several chunks in flight.
+Two steps, so the service can refuse malformed uploads before it charges anything:
+:meth:`ChunkEvaluator.parse` checks a chunk's ciphertexts (count, size, parameters, level,
+coefficients; cheap) and returns a :class:`ParsedChunk`; :meth:`ChunkEvaluator.evaluate` takes
+that and UWV's integer household totals ``S`` and returns the result ciphertexts as a future,
+so the gRPC adapter can keep several chunks in flight. ``submit`` is the two in one.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ from __future__ import annotations
 import os
 import secrets
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from shared.errors import CryptoError
-from shared.he.backend import PublicBfvContext, PublicCkksContext
+from shared.he.backend import MaskedInput, PublicBfvContext, PublicMaskedContext
 from shared.he.masked import RandomBytes, mask_operands
 from shared.he.parallel import StrictEvaluatorPool
 
@@ -32,20 +36,38 @@ IntArray = npt.NDArray[np.int64]
 _REFUSED_TOTAL: Final = 2**40
 
 
+@dataclass(frozen=True)
+class ParsedChunk:
+    """A chunk's ciphertexts after :meth:`ChunkEvaluator.parse`: structurally valid."""
+
+    ciphertexts: tuple[bytes, ...]
+    handles: tuple[MaskedInput, ...] = ()
+
+
 class ChunkEvaluator(Protocol):
     mode: str
     slots: int
     parameter_set: str
 
+    def parse(self, ciphertexts: list[bytes]) -> ParsedChunk:
+        """Refuse (``CryptoError``) a chunk whose ciphertexts are malformed; cheap."""
+        ...
+
     def validate(self, ciphertexts: list[bytes], households: int) -> None:
-        """Raise ``CryptoError`` unless the chunk's ciphertexts parse for this context and hold
-        ``households`` slots: called before the budget is charged."""
+        """Raise ``CryptoError`` unless the chunk's ciphertexts are well formed for this
+        context and ``households`` slots: called before the budget is charged."""
+        ...
+
+    def evaluate(
+        self, parsed: ParsedChunk, totals: IntArray, months: int, refused: list[int]
+    ) -> Future[list[bytes]]:
+        """Evaluate one chunk; ``refused`` slots must say nothing about their household."""
         ...
 
     def submit(
         self, totals: IntArray, months: int, ciphertexts: list[bytes], refused: list[int]
     ) -> Future[list[bytes]]:
-        """Evaluate one chunk; ``refused`` slots must say nothing about their household."""
+        """``evaluate(parse(ciphertexts), ...)``."""
         ...
 
     def close(self) -> None: ...
@@ -61,35 +83,42 @@ class MaskedEvaluator:
     mode = "masked"
 
     def __init__(
-        self, context: PublicCkksContext, random_bytes: RandomBytes = secrets.token_bytes
+        self, context: PublicMaskedContext, random_bytes: RandomBytes = secrets.token_bytes
     ) -> None:
         self._context = context
         self._random_bytes = random_bytes
         self.slots = context.params.slots
         self.parameter_set = context.params.name
 
-    def validate(self, ciphertexts: list[bytes], households: int) -> None:
+    def parse(self, ciphertexts: list[bytes]) -> ParsedChunk:
         if len(ciphertexts) != 1:
             raise CryptoError(f"masked mode takes 1 ciphertext per chunk, got {len(ciphertexts)}")
-        self._context.check_ciphertext(ciphertexts[0], households)
+        handle = self._context.parse(ciphertexts[0])
+        return ParsedChunk(tuple(ciphertexts), (handle,))
+
+    def validate(self, ciphertexts: list[bytes], households: int) -> None:
+        # Every BFV ciphertext holds all N slots; the service checks households <= slots.
+        self.parse(ciphertexts)
+
+    def evaluate(
+        self, parsed: ParsedChunk, totals: IntArray, months: int, refused: list[int]
+    ) -> Future[list[bytes]]:
+        if len(parsed.handles) != 1:
+            raise CryptoError("a masked chunk must be parsed by its evaluator first")
+        ops = mask_operands(totals, self._context.params, self._random_bytes)
+        if refused:
+            # A refused household's slot must say nothing about its income: zero it out.
+            ops.multiply[refused] = 0
+            ops.add[refused] = 0
+        result = self._context.evaluate(
+            parsed.handles[0], ops.multiply, ops.add, self._random_bytes
+        )
+        return _done([result])
 
     def submit(
         self, totals: IntArray, months: int, ciphertexts: list[bytes], refused: list[int]
     ) -> Future[list[bytes]]:
-        if len(ciphertexts) != 1:
-            raise CryptoError(f"masked mode takes 1 ciphertext per chunk, got {len(ciphertexts)}")
-        if len(refused) == len(totals):
-            # Every household refused: multiplying all slots by zero gives a "transparent"
-            # ciphertext SEAL will not process further. SVB's own ciphertext back carries
-            # nothing of UWV's data, and every slot carries a refusal anyway.
-            return _done([ciphertexts[0]])
-        ops = mask_operands(totals, months, self._context.params, self._random_bytes)
-        if refused:
-            # A refused household's slot must say nothing about its income: zero it out.
-            ops.multiply[refused] = 0.0
-            ops.add[refused] = 0.0
-        result = self._context.masked_affine(ciphertexts[0], ops.subtract, ops.multiply, ops.add)
-        return _done([result])
+        return self.evaluate(self.parse(ciphertexts), totals, months, refused)
 
     def close(self) -> None:
         pass
@@ -107,27 +136,39 @@ class StrictEvaluator:
             data, context.params.name, workers=workers or max(1, os.cpu_count() or 1)
         )
 
-    def validate(self, ciphertexts: list[bytes], households: int) -> None:
+    def parse(self, ciphertexts: list[bytes]) -> ParsedChunk:
         if len(ciphertexts) != self._params.ciphertexts_per_chunk:
             raise CryptoError(
                 f"strict mode takes {self._params.ciphertexts_per_chunk} ciphertexts per chunk, "
                 f"got {len(ciphertexts)}"
             )
-        for ct in ciphertexts:
-            self._context.load(ct, households)
+        for i, ciphertext in enumerate(ciphertexts):
+            try:
+                self._context.check_upload(ciphertext)
+            except CryptoError as exc:
+                raise CryptoError(f"ciphertext {i}: {exc}") from None
+        return ParsedChunk(tuple(ciphertexts))
+
+    def validate(self, ciphertexts: list[bytes], households: int) -> None:
+        self.parse(ciphertexts)
+        for i, ciphertext in enumerate(ciphertexts):
+            try:
+                self._context.load(ciphertext, households)
+            except CryptoError as exc:
+                raise CryptoError(f"ciphertext {i}: {exc}") from None
 
     def submit(
         self, totals: IntArray, months: int, ciphertexts: list[bytes], refused: list[int]
     ) -> Future[list[bytes]]:
-        if len(ciphertexts) != self._params.ciphertexts_per_chunk:
-            raise CryptoError(
-                f"strict mode takes {self._params.ciphertexts_per_chunk} ciphertexts per chunk, "
-                f"got {len(ciphertexts)}"
-            )
+        return self.evaluate(self.parse(ciphertexts), totals, months, refused)
+
+    def evaluate(
+        self, parsed: ParsedChunk, totals: IntArray, months: int, refused: list[int]
+    ) -> Future[list[bytes]]:
         if refused:
             totals = totals.copy()
             totals[refused] = _REFUSED_TOTAL
-        inner = self._pool.submit(ciphertexts, totals)
+        inner = self._pool.submit(list(parsed.ciphertexts), totals)
         outer: Future[list[bytes]] = Future()
 
         def relay(f: Future[bytes]) -> None:

@@ -1,7 +1,7 @@
 """What SVB's decrypted values reveal beyond the decision, measured on a batch.
 
 SVB is entitled to one bit per household. In masked mode it decrypts
-``v = r·(T − I − 1/(2n)) + e`` and could try to read the distance to the threshold from
+``v = r·(2(X − S') − 1) + e`` and could try to read the distance to the threshold from
 ``|v|``; in strict mode it decrypts 0 or 1. This module runs both modes on the same batch and
 reports, per mode:
 
@@ -12,7 +12,7 @@ reports, per mode:
   (quantile bins, so it is invariant to the scale of either quantity; a plug-in estimate, biased
   upwards by about ``(bins − 1)² / (2·count·ln 2)`` bits, reported as ``mi_bias_bits``);
 - ``exact_bits``: fraction of values that are exactly 0 or 1;
-- ``log2_ratio``: range of ``log2(|v| / |distance|)`` (masked: within ``[log2 0.75, L]``);
+- ``log2_ratio``: range of ``log2(|v| / |distance|)`` (masked: within ``[0, L + 1)``);
 - ``distinct_per_decision``: how many different values SVB saw per decision.
 
 ``python -m shared.he.leakage --households 8192`` prints the report for a synthetic batch, so an
@@ -35,17 +35,17 @@ import numpy.typing as npt
 from shared.he import masked, strict
 from shared.he.backend import (
     PublicBfvContext,
-    PublicCkksContext,
+    PublicMaskedContext,
     SecretBfvContext,
-    SecretCkksContext,
+    SecretMaskedContext,
 )
 from shared.he.masked import THRESHOLD_BAND_CENTS, mask_operands
 from shared.he.params import (
     BFV_PARAMETER_SETS,
-    MASKED_N8192,
+    MASKED_DEFAULT,
     STRICT_DEFAULT,
     BfvParams,
-    CkksParams,
+    MaskedParams,
 )
 
 FloatArray = npt.NDArray[np.float64]
@@ -138,17 +138,17 @@ def synthetic_batch(count: int, months: int, rng: np.random.Generator) -> Batch:
 # --- running the modes --------------------------------------------------------------------------
 
 
-def masked_values(batch: Batch, params: CkksParams = MASKED_N8192) -> FloatArray:
-    """Run the masked protocol (lead's facade + :mod:`shared.he.masked`); SVB's decrypted values."""
-    svb = SecretCkksContext.generate(params)
-    uwv = PublicCkksContext(svb.public_bytes_for_masked(), params.name)
-    out: list[FloatArray] = []
+def masked_values(batch: Batch, params: MaskedParams = MASKED_DEFAULT) -> IntArray:
+    """Run the masked protocol (facade + :mod:`shared.he.masked`); SVB's decrypted values."""
+    svb = SecretMaskedContext.generate(params)
+    uwv = PublicMaskedContext(svb.public_bytes(), params.name)
+    out: list[IntArray] = []
     for start in range(0, len(batch.thresholds), params.slots):
         t = batch.thresholds[start : start + params.slots]
         s = batch.totals[start : start + params.slots]
-        ct = svb.encrypt(masked.encode_thresholds(t, batch.months))
-        ops = masked.mask_operands(s, batch.months, params, secrets.token_bytes)
-        out.append(svb.decrypt(uwv.masked_affine(ct, ops.subtract, ops.multiply, ops.add)))
+        parsed = uwv.parse(svb.encrypt(masked.encode_thresholds(t, batch.months)))
+        ops = masked.mask_operands(s, params, secrets.token_bytes)
+        out.append(svb.decrypt(uwv.evaluate(parsed, ops.multiply, ops.add))[: len(t)])
     return np.concatenate(out)
 
 
@@ -195,10 +195,9 @@ class LeakageReport:
 
 
 def distance(batch: Batch) -> FloatArray:
-    """The quantity masked mode multiplies: ``X/n − I − 1/(2n)``, I the clamped monthly average."""
-    income = masked.clamp_monthly_income(batch.totals, batch.months)
-    monthly = batch.thresholds / float(batch.months)
-    result: FloatArray = monthly - income - 1.0 / (2.0 * batch.months)
+    """The quantity masked mode multiplies: ``2(X − S') − 1``, S' the clamped total."""
+    clamped = masked.clamp_totals(batch.totals)
+    result: FloatArray = (2 * (batch.thresholds - clamped) - 1).astype(np.float64)
     return result
 
 

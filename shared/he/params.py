@@ -16,35 +16,88 @@ from shared.errors import CryptoError
 MAX_MODULUS_BITS_128: Final[dict[int, int]] = {4096: 109, 8192: 218, 16384: 438, 32768: 881}
 """Largest coefficient modulus (bits) for 128-bit classical security, per ring dimension."""
 
+FLOOD_STATISTICAL_BITS: Final = 40
+"""Noise flooding must make the flooding noise at least 2**40 times the circuit's noise
+(strict), or hide the answer's noise at statistical distance 2**-40 (masked)."""
+
 
 @dataclass(frozen=True, slots=True)
-class CkksParams:
-    """A CKKS parameter set.
+class MaskedParams:
+    """A BFV parameter set for the masked comparison (see :mod:`shared.he.masked`).
 
-    ``coeff_mod_bit_sizes`` lists the primes: the first is the decryption prime, the last is the
-    special (key-switching) prime, the middle ones are the rescaling levels.
+    Integers only: there is no imaginary part or scale to abuse. ``coeff_mod_bit_sizes`` lists
+    the primes (the last is SEAL's special prime, absent from ciphertexts);
+    ``plain_modulus_bits`` the size of the batching prime ``t`` (found deterministically by
+    SEAL); SVB decrypts ``v = r·(2d − 1) + e`` with ``1 ≤ r < 2**mask_log2_range``, which must
+    stay below ``t/2`` for every total in the public band (checked here).
+
+    The server floods every answer's noise with a uniform integer polynomial of width
+    ``2**flood_log2`` and switches it down to ``result_primes`` primes before sending.
+    ``honest_noise_log2`` is the measured bound on an honest answer's noise before flooding
+    (``tests/unit/he/test_masked_bfv.py`` re-measures it).
     """
 
     name: str
     poly_modulus_degree: int
     coeff_mod_bit_sizes: tuple[int, ...]
-    scale_bits: int
+    plain_modulus_bits: int
     mask_log2_range: int
-    """Masks are ``2**U(0, mask_log2_range)``: the largest range with a 100x margin to the
-    precision cliff measured for this set (see docs/he.md)."""
+    honest_noise_log2: int
+    flood_margin_bits: int
+    result_primes: int
+
+    def __post_init__(self) -> None:
+        check_security(self.poly_modulus_degree, self.modulus_bits)
+        band = 4 * MASKED_TOTAL_BAND_CENTS + 4
+        if (band << self.mask_log2_range).bit_length() >= self.plain_modulus_bits - 1:
+            raise CryptoError(
+                f"{self.name}: masked values reach 2**{(band << self.mask_log2_range).bit_length()}"
+                f", more than t/2 >= 2**{self.plain_modulus_bits - 2} allows"
+            )
+        if self.hidden_noise_bits < 0:
+            raise CryptoError(
+                f"{self.name}: flooding cannot hide an honest answer's noise at "
+                f"2**-{FLOOD_STATISTICAL_BITS} (short by {-self.hidden_noise_bits:.0f} bits)"
+            )
+        if not 1 <= self.result_primes < len(self.coeff_mod_bit_sizes):
+            raise CryptoError(
+                f"{self.name}: result_primes must be 1..{len(self.coeff_mod_bit_sizes) - 1}"
+            )
 
     @property
     def slots(self) -> int:
-        return self.poly_modulus_degree // 2
+        return self.poly_modulus_degree
 
     @property
     def modulus_bits(self) -> int:
         return sum(self.coeff_mod_bit_sizes)
 
     @property
-    def depth(self) -> int:
-        """Number of rescalings (plaintext or ciphertext multiplications) the set allows."""
-        return len(self.coeff_mod_bit_sizes) - 2
+    def delta_log2(self) -> int:
+        """A lower bound on ``log2(q/t)`` for the data modulus ``q`` at the first level.
+
+        Every ``b``-bit prime exceeds ``2**(b−1)`` and ``t < 2**plain_modulus_bits``; the backend
+        checks the real primes against this bound.
+        """
+        data = self.coeff_mod_bit_sizes[:-1]
+        return sum(data) - len(data) - self.plain_modulus_bits
+
+    @property
+    def flood_log2(self) -> int:
+        """The flood is uniform in ``[−2**flood_log2, 2**flood_log2]`` per coefficient."""
+        return self.delta_log2 - self.flood_margin_bits
+
+    @property
+    def hidden_noise_bits(self) -> float:
+        """Bits of noise above an honest answer's that the flood still hides at 2**-40.
+
+        Statistical distance of the flooded noise from the flood alone is at most
+        ``N · |x| / 2**(flood_log2 + 1)`` for a noise polynomial with ``|x|∞ = 2**x``; it is
+        below ``2**-FLOOD_STATISTICAL_BITS`` while ``x ≤ flood_log2 + 1 − log2 N − 40``.
+        """
+        log_n = self.poly_modulus_degree.bit_length() - 1
+        ceiling = self.flood_log2 + 1 - log_n - FLOOD_STATISTICAL_BITS
+        return float(ceiling - self.honest_noise_log2)
 
 
 def check_security(poly_modulus_degree: int, modulus_bits: int) -> None:
@@ -62,23 +115,37 @@ def check_security(poly_modulus_degree: int, modulus_bits: int) -> None:
         )
 
 
-MASKED_N8192: Final = CkksParams(
-    name="ckks-masked-n8192",
-    poly_modulus_degree=8192,
-    # 200 bits <= 218: 128-bit security. One rescaling level (the mask multiplication);
-    # the extra 40-bit prime keeps 2**59 of headroom after it, so masked values
-    # r * (T - I) with |T - I| <= 2**21 cents and r <= 2**24 never wrap.
-    coeff_mod_bit_sizes=(60, 40, 40, 60),
-    scale_bits=40,
-    # Measured: relative error 2.7e-3 at 2**24 (margin ~360x before a sign can flip),
-    # first wrong signs at 2**34. See tests/unit/test_masked_precision.py.
-    mask_log2_range=24,
+MASKED_TOTAL_BAND_CENTS: Final = 24 * 2**20
+"""Every total threshold and every clamped total lies in ``[−B−1, B]`` cents (24 months of
+±2**20 cents, as in strict mode); public, both sides know it."""
+
+MASKED_BFV_N16384: Final = MaskedParams(
+    name="bfv-masked-n16384",
+    poly_modulus_degree=16384,
+    # 300 bits <= 438: 128-bit classical security. One plaintext multiplication.
+    # N=8192 was measured and refused: with 218 bits the flood can be at most 2**121 while
+    # it must exceed N·(honest noise 2**68)·2**40 = 2**121: no margin at all.
+    coeff_mod_bit_sizes=(60, 60, 60, 60, 60),
+    # t ~ 2**56: masked values |r·(2d − 1) + e| < 2**27 · (4B + 4) = 2**53.6 < t/2.
+    plain_modulus_bits=56,
+    mask_log2_range=27,
+    # Measured: fresh public-key encryption times a uniform plaintext polynomial: 2**69
+    # (invariant noise budget 114 of 184 bits). Bound used: 2**72.
+    honest_noise_log2=72,
+    # q/t >= 2**180 (bound; the real primes give 2**184). Flood 2**178: decryption keeps about
+    # 2**5 of room, and noise up to 2**(179 − 14 − 40) = 2**125, i.e. 53 bits above an honest
+    # answer's, stays hidden at statistical distance 2**-40.
+    flood_margin_bits=2,
+    # Answers travel at 2 primes (120 bits, q/t = 2**64 >> flood·2**-120 + rounding 2**10).
+    result_primes=2,
 )
 
-PARAMETER_SETS: Final[dict[str, CkksParams]] = {MASKED_N8192.name: MASKED_N8192}
+MASKED_DEFAULT: Final = MASKED_BFV_N16384
+
+PARAMETER_SETS: Final[dict[str, MaskedParams]] = {MASKED_BFV_N16384.name: MASKED_BFV_N16384}
 
 
-def parameter_set(name: str) -> CkksParams:
+def parameter_set(name: str) -> MaskedParams:
     """Look up a named parameter set; unknown names raise :class:`CryptoError`."""
     try:
         params = PARAMETER_SETS[name]
@@ -86,14 +153,11 @@ def parameter_set(name: str) -> CkksParams:
         raise CryptoError(
             f"unknown parameter set {name!r}; known: {', '.join(sorted(PARAMETER_SETS))}"
         ) from None
-    check_security(params.poly_modulus_degree, params.modulus_bits)
     return params
 
 
 # --- BFV (strict mode) ----------------------------------------------------------------------
 
-FLOOD_STATISTICAL_BITS: Final = 40
-"""Noise flooding must make the flooding noise at least 2**40 times the circuit's noise."""
 
 MIN_NOISE_MARGIN_BITS: Final = 8
 """Invariant noise budget (bits) that must remain after the strict comparison circuit.

@@ -18,7 +18,7 @@ from shared.audit.fetch import fetch_export
 from shared.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from shared.audit.note import parse_vkey
 from shared.client_channel import ChannelSecurity
-from shared.he.backend import SecretCkksContext
+from shared.he.backend import SecretMaskedContext
 from shared.models import Period
 from shared.rules import digest, parse_file
 from svb_client.households import read_households
@@ -31,7 +31,7 @@ PERIOD = Period.parse("2025-01..2025-12")
 
 
 @pytest.fixture
-def audited(tmp_path: Path, start_server: Any, secret_context: SecretCkksContext) -> Any:
+def audited(tmp_path: Path, start_server: Any, secret_context: SecretMaskedContext) -> Any:
     synth = generate(1200, PERIOD, tmp_path / "data", seed=4)
     import_polis(synth.polis_path, tmp_path / "store")
     server = start_server(tmp_path / "store")

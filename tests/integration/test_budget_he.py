@@ -16,7 +16,7 @@ from typing import Any
 from shared._proto.eligibility.v2 import audit_pb2 as apb
 from shared._proto.eligibility.v2 import audit_pb2_grpc as apb_grpc
 from shared.client_channel import ChannelSecurity
-from shared.he.backend import SecretCkksContext
+from shared.he.backend import SecretMaskedContext
 from shared.models import Period
 from svb_client.pipeline import ScreenJob, run_screen
 from tests.conftest import AIO_RULE, HOUSEHOLD_COLUMNS, POLIS_COLUMNS, bsn_from, write_csv
@@ -29,7 +29,7 @@ TARGET_INCOME = 123_456  # the victim's net monthly income, in cents
 
 
 def _query(
-    tmp_path: Path, target: str, secret: SecretCkksContext, i: int, known: int
+    tmp_path: Path, target: str, secret: SecretMaskedContext, i: int, known: int
 ) -> dict[str, tuple[str, str]]:
     """One batch: the victim with a chosen known income (moving the threshold) plus a
     bystander household that is asked only this once."""
@@ -59,7 +59,7 @@ def _query(
 
 
 def test_binary_search_is_stopped_within_the_budget(
-    tmp_path: Path, start_server: Any, secret_context: SecretCkksContext, channel_to: Any
+    tmp_path: Path, start_server: Any, secret_context: SecretMaskedContext, channel_to: Any
 ) -> None:
     polis = write_csv(
         tmp_path / "p.csv",

@@ -21,9 +21,9 @@ from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
 from shared.client_channel import ChannelSecurity
 from shared.digests import sha256_hex
-from shared.he.backend import SecretCkksContext
+from shared.he.backend import SecretMaskedContext
 from shared.he.masked import encode_thresholds
-from shared.he.params import MASKED_N8192
+from shared.he.params import MASKED_DEFAULT
 from shared.models import Period
 from shared.oracle import oracle_decisions
 from shared.rules import digest as rule_digest_of
@@ -101,7 +101,9 @@ def _edge_case_data(tmp_path: Path) -> tuple[Path, Path, dict[str, bool]]:
     return polis_path, hh_path, expected
 
 
-def _job(hh: Path, target: str, tmp_path: Path, secret: SecretCkksContext, **kw: Any) -> ScreenJob:
+def _job(
+    hh: Path, target: str, tmp_path: Path, secret: SecretMaskedContext, **kw: Any
+) -> ScreenJob:
     return ScreenJob(
         security=ChannelSecurity.unsafe_plaintext(),
         households=hh,
@@ -117,7 +119,7 @@ def _job(hh: Path, target: str, tmp_path: Path, secret: SecretCkksContext, **kw:
 
 
 def test_edge_cases_match_the_oracle(
-    tmp_path: Path, start_server: Any, secret_context: SecretCkksContext
+    tmp_path: Path, start_server: Any, secret_context: SecretMaskedContext
 ) -> None:
     polis, hh, expected = _edge_case_data(tmp_path)
     import_polis(polis, tmp_path / "store")
@@ -135,7 +137,7 @@ def test_edge_cases_match_the_oracle(
 
 
 def test_synthetic_batch_with_rejects_matches_oracle(
-    tmp_path: Path, start_server: Any, secret_context: SecretCkksContext
+    tmp_path: Path, start_server: Any, secret_context: SecretMaskedContext
 ) -> None:
     synth = generate(3000, PERIOD, tmp_path / "data", seed=11, fmt="csv")
     import_polis(synth.polis_path, tmp_path / "store")
@@ -157,21 +159,21 @@ def test_synthetic_batch_with_rejects_matches_oracle(
     assert 0 < sum(expected.values()) < len(expected)
     # every contract the server holds is key-less
     registry = server.service.contexts
-    digest = sha256_hex(secret_context.public_bytes_for_masked())
+    digest = sha256_hex(secret_context.public_bytes())
     assert registry.get(digest).holds_secret_key is False
     stored = (tmp_path / "store" / "contexts" / f"{digest}.ctx").read_bytes()
     assert len(stored) < 1000
 
 
 @pytest.fixture
-def wire(tmp_path: Path, start_server: Any, secret_context: SecretCkksContext) -> Any:
+def wire(tmp_path: Path, start_server: Any, secret_context: SecretMaskedContext) -> Any:
     synth = generate(200, PERIOD, tmp_path / "data", seed=3)
     import_polis(synth.polis_path, tmp_path / "store")
     server = start_server(tmp_path / "store")
     channel = grpc.insecure_channel(server.target)
     stub = pb_grpc.ScreeningServiceStub(channel)
-    public = secret_context.public_bytes_for_masked()
-    stub.UploadContext(pb.UploadContextRequest(parameter_set=MASKED_N8192.name, context=public))
+    public = secret_context.public_bytes()
+    stub.UploadContext(pb.UploadContextRequest(parameter_set=MASKED_DEFAULT.name, context=public))
     yield stub, channel, sha256_hex(public)
     channel.close()
 
@@ -195,7 +197,7 @@ def _header(
 
 def _chunk(
     index: int,
-    secret: SecretCkksContext,
+    secret: SecretMaskedContext,
     bsns: list[int],
     counts: list[int],
     ciphertext: bytes | None = None,
@@ -241,13 +243,13 @@ def test_unknown_context_is_a_precondition_failure(wire: Any) -> None:
 
 
 def test_context_with_secret_key_is_refused_over_the_wire(
-    wire: Any, secret_context: SecretCkksContext
+    wire: Any, secret_context: SecretMaskedContext
 ) -> None:
     stub, _, _ = wire
     with pytest.raises(grpc.RpcError) as info:
         stub.UploadContext(
             pb.UploadContextRequest(
-                parameter_set=MASKED_N8192.name, context=secret_context.secret_bytes()
+                parameter_set=MASKED_DEFAULT.name, context=secret_context.secret_bytes()
             )
         )
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
@@ -296,7 +298,7 @@ def test_unapproved_rule_is_refused(wire: Any) -> None:
     assert _error_detail(info.value).code == pb.ERROR_CODE_RULE_NOT_APPROVED
 
 
-def test_missing_header_is_refused(wire: Any, secret_context: SecretCkksContext) -> None:
+def test_missing_header_is_refused(wire: Any, secret_context: SecretMaskedContext) -> None:
     stub, _, _ = wire
     with pytest.raises(grpc.RpcError) as info:
         list(stub.Screen(iter([_chunk(0, secret_context, [111222333], [1])])))
@@ -304,7 +306,7 @@ def test_missing_header_is_refused(wire: Any, secret_context: SecretCkksContext)
 
 
 def test_bad_chunks_fail_alone_and_the_stream_goes_on(
-    wire: Any, secret_context: SecretCkksContext
+    wire: Any, secret_context: SecretMaskedContext
 ) -> None:
     stub, _, digest = wire
     good = int(bsn_from(1))
@@ -335,10 +337,10 @@ def test_bad_chunks_fail_alone_and_the_stream_goes_on(
 
 
 def test_too_many_households_for_one_ciphertext(
-    wire: Any, secret_context: SecretCkksContext
+    wire: Any, secret_context: SecretMaskedContext
 ) -> None:
     stub, _, digest = wire
-    count = MASKED_N8192.slots + 1
+    count = MASKED_DEFAULT.slots + 1
     responses = list(
         stub.Screen(
             iter(
@@ -351,11 +353,11 @@ def test_too_many_households_for_one_ciphertext(
             )
         )
     )
-    assert "at most 4096 per chunk" in responses[0].result.error.message
+    assert f"at most {MASKED_DEFAULT.slots} per chunk" in responses[0].result.error.message
 
 
 def test_resume_after_kill_loses_and_duplicates_nothing(
-    tmp_path: Path, start_server: Any, secret_context: SecretCkksContext
+    tmp_path: Path, start_server: Any, secret_context: SecretMaskedContext
 ) -> None:
     synth = generate(20_000, PERIOD, tmp_path / "data", seed=5)
     import_polis(synth.polis_path, tmp_path / "store")
@@ -427,7 +429,7 @@ def test_resume_after_kill_loses_and_duplicates_nothing(
 
 
 def test_journal_of_another_batch_is_refused(
-    tmp_path: Path, start_server: Any, secret_context: SecretCkksContext
+    tmp_path: Path, start_server: Any, secret_context: SecretMaskedContext
 ) -> None:
     polis, hh, _ = _edge_case_data(tmp_path)
     import_polis(polis, tmp_path / "store")
@@ -452,7 +454,7 @@ def test_journal_of_another_batch_is_refused(
 
 
 def test_unreachable_server_is_a_clear_error(
-    tmp_path: Path, secret_context: SecretCkksContext
+    tmp_path: Path, secret_context: SecretMaskedContext
 ) -> None:
     _, hh, _ = _edge_case_data(tmp_path)
     from svb_client.wire import ServerError
@@ -463,7 +465,7 @@ def test_unreachable_server_is_a_clear_error(
 
 
 def test_masked_mode_agrees_with_the_rule_evaluator(
-    tmp_path: Path, start_server: Any, secret_context: SecretCkksContext
+    tmp_path: Path, start_server: Any, secret_context: SecretMaskedContext
 ) -> None:
     """The HE mode runs the rule's compiled plan; the rule evaluator runs the rule itself."""
     from shared.rules import Batch, check, evaluate, parse_file
@@ -507,7 +509,7 @@ def test_oversized_message_is_refused_and_server_stays_up(wire: Any) -> None:
     assert stub.GetServerInfo(pb.GetServerInfoRequest()).max_message_bytes == 64 << 20
 
 
-def test_deadline_is_honoured(wire: Any, secret_context: SecretCkksContext) -> None:
+def test_deadline_is_honoured(wire: Any, secret_context: SecretMaskedContext) -> None:
     stub, _, digest = wire
 
     def slow() -> Any:

@@ -13,7 +13,7 @@ from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
 from shared.digests import sha256_hex
 from shared.errors import Error
-from shared.he.backend import SecretCkksContext
+from shared.he.backend import SecretMaskedContext
 from shared.models import Period
 from shared.oracle import oracle_decisions
 from shared.rules import digest, parse_file
@@ -65,7 +65,7 @@ def test_strict_synthetic_batch_over_several_chunks(
 
 
 def test_mode_and_key_must_match(
-    tmp_path: Path, strict_secret_small: Any, secret_context: SecretCkksContext
+    tmp_path: Path, strict_secret_small: Any, secret_context: SecretMaskedContext
 ) -> None:
     _, hh, _ = _edge_case_data(tmp_path)
     with pytest.raises(Error, match="needs a strict key"):
@@ -76,14 +76,14 @@ def test_mixing_modes_within_a_batch_is_refused(
     tmp_path: Path,
     start_server: Any,
     strict_secret_small: Any,
-    secret_context: SecretCkksContext,
+    secret_context: SecretMaskedContext,
     channel_to: Any,
 ) -> None:
     synth = generate(50, PERIOD, tmp_path / "data", seed=1)
     import_polis(synth.polis_path, tmp_path / "store")
     server = start_server(tmp_path / "store")
     stub = pb_grpc.ScreeningServiceStub(channel_to(server.target))
-    masked_ctx = secret_context.public_bytes_for_masked()
+    masked_ctx = secret_context.public_bytes()
     stub.UploadContext(
         pb.UploadContextRequest(parameter_set=secret_context.params.name, context=masked_ctx)
     )

@@ -9,20 +9,20 @@ import pytest
 
 from shared.chunk import HouseholdChunk
 from shared.errors import CryptoError
-from shared.he.backend import SecretCkksContext
+from shared.he.backend import SecretMaskedContext
 from svb_client.journal import Journal, JournalError, PendingChunk
 from svb_client.keys import load_or_create, load_secret_key, read_passphrase, save_secret_key
 from tests.conftest import bsn_from
 
 
-def test_key_roundtrip_and_refusals(tmp_path: Path, secret_context: SecretCkksContext) -> None:
+def test_key_roundtrip_and_refusals(tmp_path: Path, secret_context: SecretMaskedContext) -> None:
     path = tmp_path / "k.enc"
     save_secret_key(secret_context, path, b"correct horse")
     assert path.stat().st_mode & 0o777 == 0o600
     assert b"SVBKEY1" in path.read_bytes()[:8]
     loaded = load_secret_key(path, b"correct horse")
-    ct = secret_context.encrypt(np.array([1.5]))
-    assert abs(loaded.decrypt(ct)[0] - 1.5) < 1e-6
+    ct = secret_context.encrypt(np.array([15, -3]))
+    assert loaded.decrypt(ct)[:2].tolist() == [15, -3]
     with pytest.raises(CryptoError, match="wrong passphrase"):
         load_secret_key(path, b"wrong horse")
     data = bytearray(path.read_bytes())
@@ -37,18 +37,18 @@ def test_key_roundtrip_and_refusals(tmp_path: Path, secret_context: SecretCkksCo
         load_secret_key(tmp_path / "y", b"whatever1")
 
 
-def test_secret_never_stored_in_clear(tmp_path: Path, secret_context: SecretCkksContext) -> None:
+def test_secret_never_stored_in_clear(tmp_path: Path, secret_context: SecretMaskedContext) -> None:
     path = tmp_path / "k.enc"
     save_secret_key(secret_context, path, b"correct horse")
     secret = secret_context.secret_bytes()
-    assert secret[100:164] not in path.read_bytes()
+    assert secret[-300:-236] not in path.read_bytes()
 
 
 def test_load_or_create(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from shared.he.params import MASKED_N8192
+    from shared.he.params import MASKED_DEFAULT
 
-    _, created = load_or_create(tmp_path / "k", b"passphrase", MASKED_N8192.name)
-    _, again = load_or_create(tmp_path / "k", b"passphrase", MASKED_N8192.name)
+    _, created = load_or_create(tmp_path / "k", b"passphrase", MASKED_DEFAULT.name)
+    _, again = load_or_create(tmp_path / "k", b"passphrase", MASKED_DEFAULT.name)
     assert (created, again) == (True, False)
     monkeypatch.delenv("SVB_KEY_PASSPHRASE", raising=False)
     with pytest.raises(CryptoError, match="SVB_KEY_PASSPHRASE"):

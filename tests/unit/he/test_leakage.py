@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
 from shared.he import leakage
-from shared.he.params import MASKED_N8192, STRICT_BFV_N8192
+from shared.he.params import MASKED_DEFAULT, STRICT_BFV_N8192
 
 
 @pytest.fixture(scope="module")
@@ -17,13 +15,13 @@ def batch() -> leakage.Batch:
 
 
 def test_masked_value_reveals_distance_only_within_the_mask_factor(batch: leakage.Batch) -> None:
-    values = leakage.masked_values(batch, MASKED_N8192)
+    values = leakage.masked_values(batch, MASKED_DEFAULT)
     rep = leakage.report("masked", values, batch)
     assert rep.correct == 1.0
-    # |v| = r·|d| ± 1/(8n) with r in [1, 2**L) and |d| >= 1/(2n): |v|/|d| in [3/4, 2**L + 1/4],
-    # widened by the CKKS relative error (< 3e-3 at L = 24).
-    assert rep.log2_ratio_min >= math.log2(0.75 * (1 - 3e-3))
-    assert rep.log2_ratio_max <= math.log2((2**MASKED_N8192.mask_log2_range + 0.25) * (1 + 3e-3))
+    # |v| = r·|D| + e with D = 2(X − S') − 1 odd, r in [1, 2**L) and |e| < r (integers):
+    # |v|/|D| in [1, 2**(L+1)), and exactly, no approximation error.
+    assert rep.log2_ratio_min >= 0.0
+    assert rep.log2_ratio_max < MASKED_DEFAULT.mask_log2_range + 1
     # Masked mode does leak something about the distance beyond the bit: the report must see it.
     assert rep.cond_mi_bits > 2 * rep.mi_bias_bits
     assert rep.distinct_per_decision[0] > 1000

@@ -1,20 +1,10 @@
-"""Typed facade over TenSEAL: the only module in the project that imports ``tenseal``.
+"""Strict mode's TenSEAL BFV contexts: SVB's secret one and UWV's public one.
 
-Two roles, two classes:
-
-- :class:`SecretCkksContext` (SVB) generates keys, encrypts thresholds and decrypts results.
-  It is the only object that ever holds a secret key.
-- :class:`PublicCkksContext` (UWV) is built from bytes a client uploaded; construction refuses
-  anything that carries a secret key or does not match a named parameter set, so past the
-  boundary the server provably holds no secret.
-
-For strict mode (exact comparison, BFV) the same split: :class:`SecretBfvContext` (SVB) and
-:class:`PublicBfvContext` (UWV, public and relinearisation keys only), with
-:class:`BfvCiphertext` as the opaque handle the comparison circuit in :mod:`shared.he.strict`
-computes with.
-
-Every TenSEAL failure (``ValueError``/``RuntimeError`` on corrupt bytes, mismatched
-parameters) is turned into :class:`shared.errors.CryptoError` here.
+:class:`SecretBfvContext` (SVB) holds the secret key; :class:`PublicBfvContext` (UWV) is built
+from uploaded bytes and refuses a context that carries a secret key, lacks the keys the mode
+needs, does not match the named parameter set, or whose public key does not carry the common
+random polynomial ``a`` (see :mod:`shared.he.backend._masked` for why). :class:`BfvCiphertext`
+is the opaque handle the comparison circuit in :mod:`shared.he.strict` computes with.
 """
 
 from __future__ import annotations
@@ -28,13 +18,10 @@ import tenseal.sealapi as sealapi
 
 from shared.digests import sha256_hex
 from shared.errors import CryptoError
-from shared.he.params import BfvParams, CkksParams, bfv_parameter_set, parameter_set
+from shared.he.backend import _seal
+from shared.he.params import BfvParams, bfv_parameter_set
 
-FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-MAX_CIPHERTEXT_BYTES: Final = 4 * 1024 * 1024
-"""A fresh N=8192, 3-prime CKKS ciphertext is ~330 KB; anything far larger is refused unread."""
 
 MAX_BFV_CIPHERTEXT_BYTES: Final = 8 * 1024 * 1024
 """A fresh N=16384 strict-mode BFV ciphertext is ~1.4 MB, N=8192 ~430 KB; a relinearised
@@ -49,150 +36,6 @@ _NO_KEYS: Final = {
     "save_galois_keys": False,
     "save_relin_keys": False,
 }
-
-
-def _new_context(params: CkksParams) -> ts.Context:
-    ctx = ts.context(
-        ts.SCHEME_TYPE.CKKS,
-        params.poly_modulus_degree,
-        coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes),
-    )
-    ctx.global_scale = float(2**params.scale_bits)
-    return ctx
-
-
-def keyless_context_bytes(params: CkksParams) -> bytes:
-    """The context serialised without any key: only the encryption parameters (~100 bytes).
-
-    Deterministic for a parameter set, so the server can check an upload against it.
-    """
-    data: bytes = _new_context(params).serialize(**_NO_KEYS)
-    return data
-
-
-class SecretCkksContext:
-    """SVB's CKKS context, holding the secret key. Never serialised except encrypted at rest."""
-
-    def __init__(self, ctx: ts.Context, params: CkksParams) -> None:
-        if not ctx.has_secret_key():
-            raise CryptoError("a secret context needs its secret key")
-        self._ctx = ctx
-        self.params = params
-
-    @classmethod
-    def generate(cls, params: CkksParams) -> SecretCkksContext:
-        """Fresh keys for ``params`` (randomness from SEAL's system source)."""
-        return cls(_new_context(params), params)
-
-    def secret_bytes(self) -> bytes:
-        """Serialisation including the secret key: only for :mod:`svb_client.keys` to encrypt."""
-        data: bytes = self._ctx.serialize(save_secret_key=True)
-        return data
-
-    @classmethod
-    def from_secret_bytes(cls, data: bytes, params_name: str) -> SecretCkksContext:
-        params = parameter_set(params_name)
-        try:
-            ctx = ts.context_from(data)
-        except (ValueError, RuntimeError) as exc:
-            raise CryptoError(f"stored secret context is corrupt: {exc}") from None
-        if not ctx.has_secret_key():
-            raise CryptoError("stored context holds no secret key")
-        return cls(ctx, params)
-
-    def public_bytes_for_masked(self) -> bytes:
-        """What the masked-mode server needs: parameters only, no key of any kind."""
-        data: bytes = self._ctx.serialize(**_NO_KEYS)
-        return data
-
-    def encrypt(self, values: FloatArray) -> bytes:
-        """Encrypt up to ``slots`` values into one serialised ciphertext."""
-        if values.ndim != 1 or len(values) > self.params.slots:
-            raise CryptoError(f"can encrypt at most {self.params.slots} values per ciphertext")
-        vec = ts.ckks_vector(self._ctx, values.astype(np.float64).tolist())
-        data: bytes = vec.serialize()
-        return data
-
-    def decrypt(self, ciphertext: bytes) -> FloatArray:
-        """Decrypt a serialised result ciphertext."""
-        if len(ciphertext) > MAX_CIPHERTEXT_BYTES:
-            raise CryptoError(f"result ciphertext of {len(ciphertext)} bytes exceeds the limit")
-        try:
-            vec = ts.ckks_vector_from(self._ctx, ciphertext)
-            return np.asarray(vec.decrypt(), dtype=np.float64)
-        except (ValueError, RuntimeError) as exc:
-            raise CryptoError(f"result ciphertext does not decrypt: {exc}") from None
-
-
-class PublicCkksContext:
-    """UWV's view of a client's context: parameters (and at most public keys), never a secret."""
-
-    def __init__(self, data: bytes, params_name: str) -> None:
-        if len(data) > MAX_CONTEXT_BYTES:
-            raise CryptoError(f"public context of {len(data)} bytes exceeds {MAX_CONTEXT_BYTES}")
-        self.params = parameter_set(params_name)
-        try:
-            ctx = ts.context_from(data)
-        except (ValueError, RuntimeError, TypeError) as exc:
-            raise CryptoError(f"public context does not parse: {exc}") from None
-        if ctx.has_secret_key() or ctx.is_private():
-            raise CryptoError("the uploaded context holds a secret key; refusing to store it")
-        if ctx.serialize(**_NO_KEYS) != keyless_context_bytes(self.params):
-            raise CryptoError(
-                f"the uploaded context's parameters are not those of {self.params.name!r}"
-            )
-        self._ctx = ctx
-        self.sha256 = sha256_hex(data)
-
-    @property
-    def holds_secret_key(self) -> bool:
-        """Always False (checked at construction); exposed so tests can assert it."""
-        return bool(self._ctx.has_secret_key())
-
-    def check_ciphertext(self, ciphertext: bytes, count: int) -> None:
-        """Refuse a ciphertext that would not evaluate: it must parse under this context, hold
-        ``count`` slots and take the masked affine map (a trial run with neutral operands).
-        Cheap next to the budget it protects: validate, then charge, then evaluate."""
-        if len(ciphertext) > MAX_CIPHERTEXT_BYTES:
-            raise CryptoError(
-                f"ciphertext of {len(ciphertext)} bytes exceeds {MAX_CIPHERTEXT_BYTES}"
-            )
-        try:
-            vec = ts.ckks_vector_from(self._ctx, ciphertext)
-        except (ValueError, RuntimeError, TypeError) as exc:
-            raise CryptoError(f"ciphertext does not parse under this context: {exc}") from None
-        if vec.size() != count:
-            raise CryptoError(f"ciphertext holds {vec.size()} slots, the chunk has {count}")
-        try:
-            vec.sub([0.0] * count).mul([1.0] * count).add([0.0] * count)
-        except (ValueError, RuntimeError, TypeError) as exc:
-            raise CryptoError(f"ciphertext cannot be evaluated: {exc}") from None
-
-    def masked_affine(
-        self, ciphertext: bytes, subtract: FloatArray, multiply: FloatArray, add: FloatArray
-    ) -> bytes:
-        """Evaluate ``(ct - subtract) * multiply + add`` slot-wise with plaintext operands.
-
-        The plaintext operands never need encrypting (about five times faster, DESIGN §3a).
-        """
-        if len(ciphertext) > MAX_CIPHERTEXT_BYTES:
-            raise CryptoError(
-                f"ciphertext of {len(ciphertext)} bytes exceeds {MAX_CIPHERTEXT_BYTES}"
-            )
-        try:
-            vec = ts.ckks_vector_from(self._ctx, ciphertext)
-        except (ValueError, RuntimeError, TypeError) as exc:
-            raise CryptoError(f"ciphertext does not parse under this context: {exc}") from None
-        n = vec.size()
-        if n != len(subtract) or n != len(multiply) or n != len(add):
-            raise CryptoError(f"ciphertext holds {n} slots, the chunk has {len(subtract)}")
-        try:
-            out = vec.sub(subtract.tolist()).mul(multiply.tolist()).add(add.tolist())
-            data: bytes = out.serialize()
-        except (ValueError, RuntimeError, TypeError) as exc:
-            # A ciphertext at the wrong level or scale (crafted or corrupt) lands here.
-            raise CryptoError(f"ciphertext cannot be evaluated: {exc}") from None
-        return data
 
 
 # --- BFV (strict mode) ------------------------------------------------------------------------
@@ -219,6 +62,38 @@ def _bfv_keyless_bytes(ctx: ts.Context) -> bytes:
     ctx.auto_mod_switch = False
     data: bytes = ctx.serialize(**_NO_KEYS)
     return data
+
+
+def _sealapi_params(params: BfvParams) -> _seal.SealParams:
+    return _seal.bfv_context(
+        params.poly_modulus_degree, params.coeff_mod_bit_sizes, plain_modulus=params.plain_modulus
+    )
+
+
+def strict_crs_a(params: BfvParams, seed: bytes) -> npt.NDArray[np.uint64]:
+    """The ``a`` a strict-mode public key for ``params`` must carry (NTT form, key level)."""
+    sp = _sealapi_params(params)
+    label = _seal.CRS_LABEL + b"/" + params.name.encode()
+    return _seal.crs_polynomial(seed, label, sp.key_primes, sp.poly_modulus_degree)
+
+
+def _check_public_key(ctx: ts.Context, params: BfvParams, crs_seed: bytes) -> None:
+    """Refuse a public key whose random part is not the common ``a`` (e.g. 0 or a constant:
+    the server's re-randomisation and flooding would then do nothing)."""
+    sp = _sealapi_params(params)
+    public = sealapi.PublicKey()
+    _seal.load_into(public, sp.context, _seal.save_bytes(ctx.public_key().data), "public key")
+    ct = public.data()
+    if ct.size() != 2 or list(ct.parms_id()) != list(sp.context.key_parms_id()):
+        raise CryptoError("the public key is not a 2-polynomial key at the key level")
+    polys = _seal.raw_polys(ct)
+    if not np.array_equal(polys[1], strict_crs_a(params, crs_seed)):
+        raise CryptoError(
+            "the public key's random part is not the common polynomial a for this server "
+            "(a key with a = 0, a constant or any chosen a is refused)"
+        )
+    if not polys[0].any():
+        raise CryptoError("the public key's first part is zero")
 
 
 def _check_int_slots(values: IntArray, slots: int, plain_modulus: int) -> list[int]:
@@ -274,11 +149,15 @@ class BfvCiphertext:
 class SecretBfvContext:
     """SVB's BFV context for strict mode, holding the secret key."""
 
-    def __init__(self, ctx: ts.Context, params: BfvParams) -> None:
+    def __init__(
+        self, ctx: ts.Context, params: BfvParams, crs_seed: bytes = _seal.DEFAULT_CRS_SEED
+    ) -> None:
         if not ctx.has_secret_key():
             raise CryptoError("a secret context needs its secret key")
         self._ctx = ctx
         self.params = params
+        self.crs_seed = crs_seed
+        self._public: bytes | None = None
 
     @classmethod
     def generate(cls, params: BfvParams) -> SecretBfvContext:
@@ -306,15 +185,42 @@ class SecretBfvContext:
         return cls(ctx, params)
 
     def public_bytes(self) -> bytes:
-        """What the strict-mode server needs: public key (re-randomisation) and relinearisation
-        keys (ciphertext products). Never the secret key."""
-        data: bytes = self._ctx.serialize(
-            save_public_key=True,
-            save_secret_key=False,
-            save_galois_keys=False,
-            save_relin_keys=True,
-        )
-        return data
+        """What the strict-mode server needs: public key (re-randomisation, rebased onto the
+        common ``a``) and relinearisation keys (ciphertext products). Never the secret key."""
+        if self._public is None:
+            data: bytes = self._ctx.serialize(
+                save_public_key=True,
+                save_secret_key=False,
+                save_galois_keys=False,
+                save_relin_keys=True,
+            )
+            public = ts.context_from(data)
+            sp = _sealapi_params(self.params)
+            standard = sealapi.PublicKey()
+            _seal.load_into(
+                standard, sp.context, _seal.save_bytes(self._ctx.public_key().data), "pk"
+            )
+            secret = sealapi.SecretKey()
+            _seal.load_into(secret, sp.context, _seal.save_bytes(self._ctx.secret_key().data), "sk")
+            rebased = _seal.rebase_public_key(
+                _seal.raw_polys(standard.data()),
+                _seal.raw_plaintext(secret.data(), len(sp.key_primes), sp.poly_modulus_degree),
+                strict_crs_a(self.params, self.crs_seed),
+                sp.key_primes,
+            )
+            _seal.load_into(
+                public.public_key().data,
+                public.seal_context().data,
+                _seal.ciphertext_bytes(list(sp.context.key_parms_id()), True, rebased),
+                "rebased public key",
+            )
+            self._public = public.serialize(
+                save_public_key=True,
+                save_secret_key=False,
+                save_galois_keys=False,
+                save_relin_keys=True,
+            )
+        return self._public
 
     def encrypt(self, values: IntArray) -> bytes:
         """Encrypt up to ``slots`` integers (each within ``±t/2``) into one ciphertext."""
@@ -353,7 +259,9 @@ class SecretBfvContext:
 class PublicBfvContext:
     """UWV's view of a client's strict-mode context: public and relinearisation keys only."""
 
-    def __init__(self, data: bytes, params_name: str) -> None:
+    def __init__(
+        self, data: bytes, params_name: str, crs_seed: bytes = _seal.DEFAULT_CRS_SEED
+    ) -> None:
         if len(data) > MAX_CONTEXT_BYTES:
             raise CryptoError(f"public context of {len(data)} bytes exceeds {MAX_CONTEXT_BYTES}")
         self.params = bfv_parameter_set(params_name)
@@ -372,6 +280,7 @@ class PublicBfvContext:
             raise CryptoError(
                 f"the uploaded context's parameters are not those of {self.params.name!r}"
             )
+        _check_public_key(ctx, self.params, crs_seed)
         self._ctx = ctx
         self.sha256 = sha256_hex(data)
 
@@ -393,6 +302,31 @@ class PublicBfvContext:
         if vec.size() != count:
             raise CryptoError(f"ciphertext holds {vec.size()} slots, the chunk has {count}")
         return BfvCiphertext(vec)
+
+    def check_upload(self, ciphertext: bytes) -> None:
+        """Structural checks of one uploaded ciphertext, cheap enough to run before anything
+        is charged: size limit, parses under this context, exactly one SEAL ciphertext of
+        2 polynomials at the first level, not in NTT form (SEAL's load refuses coefficients
+        ≥ q_i)."""
+        if len(ciphertext) > MAX_BFV_CIPHERTEXT_BYTES:
+            raise CryptoError(
+                f"ciphertext of {len(ciphertext)} bytes exceeds {MAX_BFV_CIPHERTEXT_BYTES}"
+            )
+        try:
+            vec = ts.bfv_vector_from(self._ctx, ciphertext)
+            parts = vec.ciphertext()
+        except (ValueError, RuntimeError, TypeError) as exc:
+            raise CryptoError(f"ciphertext does not parse under this context: {exc}") from None
+        first = list(self._ctx.seal_context().data.first_parms_id())
+        if len(parts) != 1:
+            raise CryptoError(f"a strict upload holds 1 SEAL ciphertext, this one {len(parts)}")
+        ct = parts[0]
+        if ct.size() != 2:
+            raise CryptoError(f"a ciphertext has exactly 2 polynomials, this one {ct.size()}")
+        if list(ct.parms_id()) != first:
+            raise CryptoError("the ciphertext is not at the first level of the parameter set")
+        if ct.is_ntt_form():
+            raise CryptoError("a BFV ciphertext must not be in NTT form")
 
     def encrypt_zeros(self, count: int) -> BfvCiphertext:
         """A fresh public-key encryption of ``count`` zeros (for re-randomising results)."""
