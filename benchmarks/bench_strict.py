@@ -92,9 +92,9 @@ def run_masked(batch: Batch) -> Row:
         x = batch.thresholds[start : start + params.slots]
         s = batch.totals[start : start + params.slots]
         ct = svb.encrypt(masked.encode_thresholds(x, batch.months))
-        ops = masked.mask_operands(s, batch.months, params)
-        result = uwv.masked_affine(ct, ops.subtract, ops.multiply, ops.add)
-        got = masked.decide(svb.decrypt(result), batch.months, params)
+        ops = masked.mask_operands(s, params)
+        result = uwv.evaluate(uwv.parse(ct), ops.multiply, ops.add)
+        got = masked.decide(svb.decrypt(result)[: len(s)], params)
         decisions.append(np.where(got.valid, got.eligible, ~batch.oracle()[start : start + len(s)]))
         up += len(ct)
         down += len(result)
@@ -102,7 +102,14 @@ def run_masked(batch: Batch) -> Row:
     n = len(batch.totals)
     ok = bool((np.concatenate(decisions) == batch.oracle()).all())
     return Row(
-        "masked", "masked (distance up to 2**24)", n, seconds, up / n, down / n, len(context), ok
+        "masked",
+        f"masked (distance up to 2**{params.mask_log2_range})",
+        n,
+        seconds,
+        up / n,
+        down / n,
+        len(context),
+        ok,
     )
 
 

@@ -163,4 +163,4 @@ def test_unknown_bsn_is_indistinguishable_from_no_income(
     with (tmp_path / "o.csv").open(newline="") as f:
         decisions = {r["household_id"]: (r["decision"], r["reason"]) for r in csv.DictReader(f)}
     assert decisions == {"a": ("eligible", ""), "b": ("eligible", "")}
-    assert decide(np.array([1.0]), 12, secret_context.params).valid.all()
+    assert decide(np.array([1]), secret_context.params).valid.all()

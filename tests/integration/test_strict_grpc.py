@@ -109,7 +109,7 @@ def test_mixing_modes_within_a_batch_is_refused(
         index=0,
         member_counts=[1],
         member_bsns=[111222333],
-        ciphertexts=[secret_context.encrypt(__import__("numpy").zeros(1))],
+        ciphertexts=[secret_context.encrypt(__import__("numpy").zeros(1, dtype="int64"))],
     )
     responses = list(
         stub.Screen(iter([pb.ScreenRequest(header=header), pb.ScreenRequest(chunk=chunk)]))

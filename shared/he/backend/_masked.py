@@ -210,6 +210,8 @@ class PublicMaskedContext:
         self, data: bytes, params_name: str, crs_seed: bytes = _seal.DEFAULT_CRS_SEED
     ) -> None:
         self.params = parameter_set(params_name)
+        if data.startswith(_SECRET_MAGIC):
+            raise CryptoError("the upload holds a secret key; refusing to store it")
         if len(data) > MAX_PUBLIC_KEY_BYTES:
             raise CryptoError(f"public key of {len(data)} bytes exceeds {MAX_PUBLIC_KEY_BYTES}")
         sp = seal_params(self.params)
