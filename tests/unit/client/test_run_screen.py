@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.he.backend import SecretBfvContext, SecretCkksContext
+from shared.he.backend import SecretBfvContext, SecretMaskedContext
 from shared.models import Period
 from shared.oracle import oracle_decisions
 from svb_client.households import read_households
@@ -108,7 +108,7 @@ def _agrees(out: Path, expected: dict[str, bool]) -> dict[str, tuple[str, str]]:
 
 
 def test_masked_batch_agrees_with_the_oracle(
-    data: Data, tmp_path: Path, uwv: ScreeningService, secret_context: SecretCkksContext
+    data: Data, tmp_path: Path, uwv: ScreeningService, secret_context: SecretMaskedContext
 ) -> None:
     transport = InMemoryTransport(uwv)
     summary = run_screen(_job(data, tmp_path, secret_context, transport))
@@ -136,7 +136,7 @@ class Interrupted(Exception):
 
 
 def test_an_interrupted_batch_resumes_without_deciding_twice(
-    data: Data, tmp_path: Path, uwv: ScreeningService, secret_context: SecretCkksContext
+    data: Data, tmp_path: Path, uwv: ScreeningService, secret_context: SecretMaskedContext
 ) -> None:
     recorded: list[int] = []
 
@@ -184,7 +184,7 @@ class BreakChunk:
 
 
 def test_refused_chunks_and_households_are_rejected_with_uwvs_reason(
-    data: Data, tmp_path: Path, secret_context: SecretCkksContext
+    data: Data, tmp_path: Path, secret_context: SecretMaskedContext
 ) -> None:
     service = ScreeningService(
         Snapshot.open_current(data.store),
@@ -215,7 +215,7 @@ def test_refused_chunks_and_households_are_rejected_with_uwvs_reason(
 
 
 def test_a_journal_that_cannot_be_written_is_one_clear_error(
-    data: Data, tmp_path: Path, uwv: ScreeningService, secret_context: SecretCkksContext
+    data: Data, tmp_path: Path, uwv: ScreeningService, secret_context: SecretMaskedContext
 ) -> None:
     folder = tmp_path / "journal-is-a-folder"
     folder.mkdir()
@@ -225,7 +225,7 @@ def test_a_journal_that_cannot_be_written_is_one_clear_error(
 
 
 def test_thresholds_per_chunk_are_sent_once_in_order(
-    data: Data, tmp_path: Path, uwv: ScreeningService, secret_context: SecretCkksContext
+    data: Data, tmp_path: Path, uwv: ScreeningService, secret_context: SecretMaskedContext
 ) -> None:
     seen: list[int] = []
 
