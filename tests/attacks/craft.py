@@ -71,3 +71,77 @@ def bfv_context(n: int, bits: list[int], plain_bits: int) -> tuple[Any, int, lis
     parms.set_plain_modulus(sealapi.PlainModulus.Batching(n, plain_bits))
     ctx = sealapi.SEALContext(parms, True, sealapi.SEC_LEVEL_TYPE.TC128)
     return ctx, int(parms.plain_modulus().value()), [int(m.value()) for m in parms.coeff_modulus()]
+
+
+def secret_key_of(secret_bytes: bytes, context: Any) -> Any:
+    """The SEAL secret key inside a masked-mode key store blob (the attacker is SVB: it has it)."""
+    at = 8
+    parts = []
+    for _ in range(4):
+        (length,) = struct.unpack_from("<I", secret_bytes, at)
+        parts.append(secret_bytes[at + 4 : at + 4 + length])
+        at += 4 + length
+    return load(sealapi.SecretKey(), context, parts[2])
+
+
+def mulmod(a: np.ndarray, b: np.ndarray, q: int) -> np.ndarray:
+    return ((a.astype(object) * b.astype(object)) % q).astype(np.uint64)
+
+
+def phase(context: Any, secret_key: Any, data: bytes, primes: list[int]) -> list[int]:
+    """``c0 + c1·s`` of a 2-polynomial ciphertext as centred integers mod its modulus Q."""
+    ct = load(sealapi.Ciphertext(), context, data)
+    ev = sealapi.Evaluator(context)
+    ev.transform_to_ntt_inplace(ct)
+    polys = residues(ct)
+    levels, n = polys.shape[1], polys.shape[2]
+    s = secret_key.data().dyn_array()
+    s_ntt = np.fromiter((s.at(i) for i in range(s.size())), dtype=np.uint64).reshape(-1, n)
+    w = np.zeros((2, levels, n), dtype=np.uint64)
+    for i in range(levels):
+        q = np.uint64(primes[i])
+        w[0, i] = (polys[0, i] + mulmod(polys[1, i], s_ntt[i], primes[i])) % q
+    w[1] = 1  # any nonzero c1: SEAL refuses to transform a "transparent" ciphertext; unused
+    back = load(sealapi.Ciphertext(), context, raw_bytes(list(ct.parms_id()), True, w))
+    ev.transform_from_ntt_inplace(back)
+    coeffs = residues(back)[0]
+    modulus = 1
+    for q in primes[:levels]:
+        modulus *= q
+    out = [0] * n
+    for i, q in enumerate(primes[:levels]):
+        m = modulus // q
+        factor = m * pow(m, -1, q)
+        for j in range(n):
+            out[j] += int(coeffs[i, j]) * factor
+    return [(v % modulus) - modulus if (v % modulus) > modulus // 2 else v % modulus for v in out]
+
+
+def level_modulus(primes: list[int], levels: int) -> int:
+    modulus = 1
+    for q in primes[:levels]:
+        modulus *= q
+    return modulus
+
+
+def with_constant_c1(context: Any, secret_key: Any, ct: Any, c: int, primes: list[int]) -> bytes:
+    """The same plaintext (and noise) as ``ct``, but with ``c1`` the constant polynomial ``c``:
+    ``c0' = c0 + c1·s − c·s``, computed in NTT form, as the issue's attacker did."""
+    ev = sealapi.Evaluator(context)
+    work = load(sealapi.Ciphertext(), context, save(ct))
+    ev.transform_to_ntt_inplace(work)
+    polys = residues(work)
+    levels, n = polys.shape[1], polys.shape[2]
+    s = secret_key.data().dyn_array()
+    s_ntt = np.fromiter((s.at(i) for i in range(s.size())), dtype=np.uint64).reshape(-1, n)
+    out = np.zeros_like(polys)
+    for i in range(levels):
+        q = primes[i]
+        diff = (polys[1, i].astype(object) + (q - c % q)) % q
+        out[0, i] = ((polys[0, i].astype(object) + diff * s_ntt[i].astype(object)) % q).astype(
+            np.uint64
+        )
+        out[1, i] = c % q
+    back = load(sealapi.Ciphertext(), context, raw_bytes(list(work.parms_id()), True, out))
+    ev.transform_from_ntt_inplace(back)
+    return save(back)

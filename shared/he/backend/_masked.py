@@ -266,6 +266,20 @@ class PublicMaskedContext:
             raise CryptoError("the ciphertext's coefficients are not valid for the parameters")
         return MaskedInput(ct)
 
+    def unsafe_evaluate_unprotected(
+        self, parsed: MaskedInput, multiply: IntArray, add: IntArray
+    ) -> bytes:
+        """``ct·multiply + add`` with no re-randomisation, flooding or switching: the old
+        server's answer, whose components and noise carry UWV's operands. Only for the
+        dishonest-SVB demonstrations (:mod:`shared.he.leakage_dishonest`) and tests."""
+        t, n = self._sp.plain_modulus, self._sp.poly_modulus_degree
+        out = sealapi.Ciphertext()
+        p = _encode(self._encoder, _check_slots(multiply, self.params, t), n)
+        self._evaluator.multiply_plain(parsed.ciphertext, p, out)
+        q = _encode(self._encoder, _check_slots(add, self.params, t), n)
+        self._evaluator.add_plain_inplace(out, q)
+        return _seal.save_bytes(out)
+
     def evaluate(
         self,
         parsed: MaskedInput,
