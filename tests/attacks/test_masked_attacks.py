@@ -126,7 +126,7 @@ def _decode_masks(seal: Any, coefficients: list[int], t: int) -> np.ndarray:
 def _constant_c1_ciphertext(seal: Any, sk: Any, x: np.ndarray, c: int) -> bytes:
     """A valid encryption of x whose c1 is the constant polynomial c (c0 fixed up so that it
     still decrypts to x, as the issue's attacker did)."""
-    ctx, t, primes = seal
+    ctx, _t, primes = seal
     plain = sealapi.Plaintext()
     padded = np.zeros(P.slots, dtype=np.int64)
     padded[: len(x)] = x
@@ -171,7 +171,7 @@ def test_constant_c1_recovers_every_total_without_protection(
 def test_constant_c1_over_grpc_learns_nothing(
     uwv: Any, seal: Any, secret_context: SecretMaskedContext
 ) -> None:
-    stub, budget, bsns, truth = uwv
+    stub, _budget, bsns, truth = uwv
     ctx, t, primes = seal
     sk = craft.secret_key_of(secret_context.secret_bytes(), ctx)
     digest = _upload(stub, secret_context.public_bytes())
@@ -198,7 +198,7 @@ def test_inflated_noise_over_grpc_learns_nothing(
 ) -> None:
     """c0 += 2**k: the answer's noise then holds 2**k·P. k = 63 is at the statistically hidden
     bound (noise 2**125), 100 and 120 beyond it (120: next to the decryption limit)."""
-    stub, budget, bsns, truth = uwv
+    stub, _budget, bsns, truth = uwv
     ctx, t, primes = seal
     sk = craft.secret_key_of(secret_context.secret_bytes(), ctx)
     digest = _upload(stub, secret_context.public_bytes())
@@ -241,7 +241,7 @@ def test_ckks_contexts_and_ciphertexts_are_refused_before_any_charge(
 @pytest.mark.parametrize("change", ["a-zero", "a-constant", "a-own-random", "all-zero"])
 def test_degenerate_public_keys_are_refused(uwv: Any, seal: Any, change: str) -> None:
     stub, *_ = uwv
-    ctx, _, primes = seal
+    ctx, _, _primes = seal
     keygen = sealapi.KeyGenerator(ctx)
     pk = sealapi.PublicKey()
     keygen.create_public_key(pk)  # SEAL's own key: its a is SEAL's random choice, not the CRS
@@ -262,7 +262,7 @@ def test_degenerate_public_keys_are_refused(uwv: Any, seal: Any, change: str) ->
 def test_the_common_a_is_accepted_with_any_p0(uwv: Any, seal: Any) -> None:
     """p0 is SVB's to choose (UWV cannot check it without s) and opens nothing: accepted."""
     stub, *_ = uwv
-    ctx, _, primes = seal
+    ctx, _, _primes = seal
     polys = np.zeros((2, 5, P.slots), dtype=np.uint64)
     polys[0] = 3
     polys[1] = crs_a(P, DEFAULT_CRS_SEED)
@@ -276,7 +276,7 @@ def test_malformed_ciphertexts_are_refused_before_any_charge(
     uwv: Any, seal: Any, secret_context: SecretMaskedContext, shape: str
 ) -> None:
     stub, budget, bsns, _ = uwv
-    ctx, t, primes = seal
+    ctx, _t, primes = seal
     digest = _upload(stub, secret_context.public_bytes())
     ct = craft.load(sealapi.Ciphertext(), ctx, secret_context.encrypt(np.arange(4, dtype=np.int64)))
     ev = sealapi.Evaluator(ctx)
