@@ -408,6 +408,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     strict_params = BFV_PARAMETER_SETS[args.strict_params]
     print(report("strict", strict_values(batch, strict_params), batch).format())
     print(format_bounds(yearly_bounds(limits), args.budget))
+    # A dishonest SVB's hand-crafted encodings (issue 14), in their own module.
+    from shared.he.leakage_dishonest import report_text
+
+    print(report_text())
     return 0
 
 
