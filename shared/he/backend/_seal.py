@@ -212,19 +212,49 @@ def rebase_public_key(
     return out
 
 
+_LONG_DOUBLE_EXACT: Final = np.finfo(np.longdouble).nmant >= 63
+"""x86's 80-bit long double: a 64-bit mantissa is enough for exact 60-bit modular products."""
+
+
+def mulmod_constant(x: U64Array, constant: int, q: int) -> U64Array:
+    """``x·constant mod q`` for ``x < q`` and a constant ``< q < 2**61``, vectorised.
+
+    The quotient ``⌊x·c/q⌋`` is estimated in long double (error below 1 with a 64-bit
+    mantissa), the remainder computed exactly modulo 2**64 and corrected once either way.
+    Without an 80-bit long double, falls back to Python integers.
+    """
+    if not _LONG_DOUBLE_EXACT:
+        return mulmod(x, np.full(x.shape, constant, dtype=np.uint64), q)
+    c, qq = np.uint64(constant), np.uint64(q)
+    # Non-negative, so truncating to uint64 is the floor (np.floor on long double is slow).
+    ratio = np.longdouble(constant) / np.longdouble(q)
+    quotient = (x.astype(np.longdouble) * ratio).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        remainder = x * c - quotient * qq  # exact modulo 2**64; true value in (−q, 2q)
+    remainder = np.where(remainder >= np.uint64(1 << 63), remainder + qq, remainder)
+    remainder = np.where(remainder >= qq, remainder - qq, remainder)
+    out: U64Array = remainder
+    return out
+
+
 def uniform_flood(random_bytes: Any, log2_width: int, primes: tuple[int, ...], n: int) -> U64Array:
     """Residues of ``n`` integers uniform in ``[−2**w, 2**w)`` (w = ``log2_width``).
 
-    Drawn as ``w + 1`` random bits each (exactly uniform), from the injected source.
+    Drawn as ``w + 1`` random bits each (exactly uniform), from the injected source, as
+    64-bit words ``f = Σ w_k·2**(64k) − 2**w``, reduced per prime without big integers.
     """
     words = (log2_width + 1 + 63) // 64
-    raw = np.frombuffer(random_bytes(8 * words * n), dtype="<u8").reshape(words, n)
+    raw = np.frombuffer(random_bytes(8 * words * n), dtype="<u8").reshape(words, n).copy()
     top_bits = log2_width + 1 - 64 * (words - 1)
-    value = (raw[words - 1] & np.uint64((1 << top_bits) - 1)).astype(object)
-    for k in range(words - 2, -1, -1):
-        value = (value << 64) + raw[k].astype(object)
-    value = value - (1 << log2_width)
+    raw[words - 1] &= np.uint64((1 << top_bits) - 1)
     out = np.empty((len(primes), n), dtype=np.uint64)
     for i, q in enumerate(primes):
-        out[i] = (value % q).astype(np.uint64)
+        qq = np.uint64(q)
+        acc = raw[0] % qq
+        for k in range(1, words):
+            term = mulmod_constant(raw[k] % qq, pow(2, 64 * k, q), q)
+            acc = acc + term
+            acc = np.where(acc >= qq, acc - qq, acc)
+        shift = np.uint64(pow(2, log2_width, q))
+        out[i] = np.where(acc >= shift, acc - shift, acc + (qq - shift))
     return out
