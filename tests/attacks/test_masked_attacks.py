@@ -19,8 +19,8 @@ import pytest
 import tenseal as ts
 import tenseal.sealapi as sealapi
 
-from shared._proto.eligibility.v1 import eligibility_pb2 as pb
-from shared._proto.eligibility.v1 import eligibility_pb2_grpc as pb_grpc
+from shared._proto.eligibility.v2 import eligibility_pb2 as pb
+from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
 from shared.digests import sha256_hex
 from shared.he import masked
 from shared.he.backend import DEFAULT_CRS_SEED, PublicMaskedContext, SecretMaskedContext, crs_a
@@ -57,7 +57,7 @@ def uwv(tmp_path: Path, start_server: Any, channel_to: Any) -> Any:
     import_polis(write_csv(tmp_path / "p.csv", POLIS_COLUMNS, rows), tmp_path / "store")
     budget = SqliteBudget(tmp_path / "store" / "budget.sqlite", limit=100)
     server = start_server(tmp_path / "store", budget=budget)
-    stub = pb_grpc.ScreeningStub(channel_to(server.target))
+    stub = pb_grpc.ScreeningServiceStub(channel_to(server.target))
     bsns = [int(bsn_from(i)) for i in range(HOUSEHOLDS)]
     return stub, budget, bsns, 12 * monthly
 
@@ -234,7 +234,7 @@ def test_ckks_contexts_and_ciphertexts_are_refused_before_any_charge(
     digest = _upload(stub, secret_context.public_bytes())
     vector = ts.ckks_vector(ckks, [1.0] * 4)
     result = _screen(stub, digest, bsns[:4], vector.serialize())
-    assert result.error.code == pb.INVALID_CIPHERTEXT
+    assert result.error.code == pb.ERROR_CODE_INVALID_CIPHERTEXT
     assert _charged(budget, bsns) == 0
 
 
@@ -301,7 +301,7 @@ def test_malformed_ciphertexts_are_refused_before_any_charge(
         polys[1, 0, 5] = primes[0] + 1
         data = craft.raw_bytes(parms, False, polys)
     result = _screen(stub, digest, bsns[:4], data)
-    assert result.error.code == pb.INVALID_CIPHERTEXT, result
+    assert result.error.code == pb.ERROR_CODE_INVALID_CIPHERTEXT, result
     assert _charged(budget, bsns) == 0
 
 

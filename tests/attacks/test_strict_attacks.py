@@ -18,8 +18,8 @@ import pytest
 import tenseal as ts
 import tenseal.sealapi as sealapi
 
-from shared._proto.eligibility.v1 import eligibility_pb2 as pb
-from shared._proto.eligibility.v1 import eligibility_pb2_grpc as pb_grpc
+from shared._proto.eligibility.v2 import eligibility_pb2 as pb
+from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
 from shared.digests import sha256_hex
 from shared.he import strict
 from shared.he.params import STRICT_BFV_N8192 as S
@@ -45,7 +45,7 @@ def uwv(tmp_path: Path, start_server: Any, channel_to: Any) -> Any:
     import_polis(write_csv(tmp_path / "p.csv", POLIS_COLUMNS, rows), tmp_path / "store")
     budget = SqliteBudget(tmp_path / "store" / "budget.sqlite", limit=100)
     server = start_server(tmp_path / "store", budget=budget)
-    stub = pb_grpc.ScreeningStub(channel_to(server.target))
+    stub = pb_grpc.ScreeningServiceStub(channel_to(server.target))
     return stub, budget, [int(bsn_from(i)) for i in range(HOUSEHOLDS)]
 
 
@@ -143,7 +143,7 @@ def test_malformed_uploads_are_refused_before_any_charge(
         vec = ts.bfv_vector_from(secret_ctx, cts[0])
         cts[0] = (vec * vec).serialize()  # a product never relinearised: 3 polynomials
     result = _screen(stub, digest, bsns, cts)
-    assert result.error.code == pb.INVALID_CIPHERTEXT, result
+    assert result.error.code == pb.ERROR_CODE_INVALID_CIPHERTEXT, result
     assert sum(budget.used(b, 2025) for b in bsns) == 0
 
 
