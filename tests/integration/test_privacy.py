@@ -20,7 +20,6 @@ import pytest
 
 from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared.client_channel import ChannelSecurity
-from shared.errors import CryptoError
 from shared.he.backend import SecretMaskedContext
 from shared.models import Period
 from svb_client.pipeline import ScreenJob, run_screen
