@@ -287,26 +287,32 @@ def masked_attack_bits(
     strategy: str,
     *,
     trials: int,
-    params: CkksParams = MASKED_N8192,
+    params: MaskedParams = MASKED_DEFAULT,
     months: int = 12,
     rng: np.random.Generator,
 ) -> FloatArray:
-    """Bits learnt per trial by ``strategy`` after ``answers`` masked answers (see above)."""
+    """Bits learnt per trial by ``strategy`` after ``answers`` masked answers (see above).
+
+    SVB decrypts ``v = r·D + e`` with ``D = 2(X − S) − 1``, ``1 ≤ r < 2**L``, ``|e| ≤ r − 1``:
+    so ``(|v| + 1)/2**L − 1 < |D| ≤ |v|``, and the sign says which side of ``X`` the total is.
+    """
     income = np.floor(rng.random(trials) * BOUND_PRIOR_CENTS)  # monthly, whole cents
     totals = (income * months).astype(np.int64)
     lo = np.zeros(trials)
     hi = np.full(trials, BOUND_PRIOR_CENTS)
-    delta, eps, top = 1.0 / (2 * months), 1.0 / (8 * months), 2.0**params.mask_log2_range
+    top = float(2**params.mask_log2_range)
     for step in range(answers):
         t = _next_threshold(strategy, lo, hi, step)
-        ops = mask_operands(totals, months, params, secrets.token_bytes)
-        v = (t - ops.subtract) * ops.multiply + ops.add  # what SVB decrypts, without CKKS noise
+        x = np.round(t * months).astype(np.int64)
+        ops = mask_operands(totals, params, secrets.token_bytes)
+        v = (2 * x * ops.masks + ops.add).astype(np.float64)  # what SVB decrypts
         a = np.abs(v)
         pos = v > 0
-        near = np.maximum(a - eps, 0.0) / top  # the distance is at least this …
-        far = a + eps  # … and at most this
-        new_lo = np.where(pos, t - delta - far, t - delta + near)
-        new_hi = np.where(pos, t - delta - near, t - delta + far)
+        far = a  # |D| is at most this …
+        near = np.maximum((a + 1.0) / top - 1.0, 1.0)  # … and at least this
+        # eligible (S < X): S = X − (|D| + 1)/2; otherwise S = X + (|D| − 1)/2 (total cents)
+        new_lo = np.where(pos, x - (far + 1) / 2, x + (near - 1) / 2) / months
+        new_hi = np.where(pos, x - (near + 1) / 2, x + (far - 1) / 2) / months
         lo, hi = np.maximum(lo, new_lo), np.minimum(hi, new_hi)
         hi = np.maximum(hi, lo)
     return _bits(lo, hi)

@@ -24,7 +24,7 @@ from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared.audit import RunEntry
 from shared.crypto import Role
 from shared.digests import sha256_hex
-from shared.he.backend import SecretCkksContext
+from shared.he.backend import SecretMaskedContext
 from shared.he.masked import encode_thresholds
 from tests.conftest import POLIS_COLUMNS, bsn_from, write_csv
 from tests.unit.enclave.enclave_testkit import (
@@ -123,7 +123,7 @@ def chunk_bytes(index: int, counts: list[int], bsns: list[int], cts: list[bytes]
     return pb.ScreenRequest(chunk=chunk).SerializeToString()
 
 
-def masked_ct(secret: SecretCkksContext, monthly_thresholds: list[int]) -> bytes:
+def masked_ct(secret: SecretMaskedContext, monthly_thresholds: list[int]) -> bytes:
     """SVB's encrypted monthly thresholds (cents), one per slot, for a 12-month period."""
     totals = np.asarray(monthly_thresholds, dtype=np.int64) * 12
     return secret.encrypt(encode_thresholds(totals, 12))
@@ -134,7 +134,7 @@ def results(responses: list[pb.ScreenResponse]) -> list[pb.ChunkResult]:
 
 
 @pytest.fixture
-def uwv(tmp_path: Path, secret_context: SecretCkksContext) -> Iterator[Uwv]:
+def uwv(tmp_path: Path, secret_context: SecretMaskedContext) -> Iterator[Uwv]:
     rows: list[list[Any]] = []
     for year in (2024, 2025):
         for m in range(1, 13):
@@ -179,7 +179,7 @@ def uwv(tmp_path: Path, secret_context: SecretCkksContext) -> Iterator[Uwv]:
     )
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    public = secret_context.public_bytes_for_masked()
+    public = secret_context.public_bytes()
     upload = channel.unary_unary(
         "/eligibility.v2.ScreeningService/UploadContext",
         response_deserializer=pb.UploadContextResponse.FromString,

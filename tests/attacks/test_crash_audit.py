@@ -27,7 +27,7 @@ from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared.audit import RunEntry
 from shared.audit.note import parse_skey
 from shared.digests import sha256_hex
-from shared.he.backend import SecretCkksContext
+from shared.he.backend import SecretMaskedContext
 from shared.rules import digest, parse_file
 from tests.attacks.conftest import chunk_bytes, field_bytes, masked_ct
 from tests.conftest import AIO_RULE, POLIS_COLUMNS, bsn_from, write_csv
@@ -78,7 +78,7 @@ def _target(port_file: Path) -> str:
 
 
 def _messages(
-    secret: SecretCkksContext, context: str, rule: str, start: int = 0
+    secret: SecretMaskedContext, context: str, rule: str, start: int = 0
 ) -> Iterator[bytes]:
     header = pb.BatchHeader(
         batch_id="crashed",
@@ -108,7 +108,7 @@ def _stream(target: str, messages: Iterator[bytes]) -> Iterator[pb.ScreenRespons
 
 
 def test_kill_minus_nine_mid_batch_then_restart_logs_every_charge(
-    tmp_path: Path, secret_context: SecretCkksContext
+    tmp_path: Path, secret_context: SecretMaskedContext
 ) -> None:
     rows = [
         [bsn_from(i), 1, "pension", f"2025-{m:02d}", 120_000 + i, 10_000]
@@ -118,7 +118,7 @@ def test_kill_minus_nine_mid_batch_then_restart_logs_every_charge(
     import_polis(write_csv(tmp_path / "polis.csv", POLIS_COLUMNS, rows), tmp_path / "store")
     store, port_file = tmp_path / "store", tmp_path / "port"
     rule = digest(parse_file(AIO_RULE))
-    public = secret_context.public_bytes_for_masked()
+    public = secret_context.public_bytes()
     context = sha256_hex(public)
 
     server = _serve(store, port_file)

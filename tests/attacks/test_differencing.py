@@ -17,7 +17,7 @@ import pytest
 
 from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared._proto.eligibility.v2 import enclave_pb2 as epb
-from shared.he.backend import SecretBfvContext, SecretCkksContext
+from shared.he.backend import SecretBfvContext, SecretMaskedContext
 from shared.he.strict import decrypt_decisions, encrypt_thresholds
 from tests.attacks.conftest import (
     BYSTANDERS,
@@ -42,7 +42,7 @@ def _answered_slots(result: pb.ChunkResult, households: int) -> set[int]:
 
 
 def test_a_replayed_chunk_id_with_other_content_is_refused_and_logged(
-    uwv: Uwv, secret_context: SecretCkksContext
+    uwv: Uwv, secret_context: SecretMaskedContext
 ) -> None:
     """The old attack: charge chunk 0 with a stranger, re-send chunk 0 with the victim and a
     moving threshold. Now every re-send with other households is refused, charged nothing,
@@ -84,7 +84,7 @@ def test_a_replayed_chunk_id_with_other_content_is_refused_and_logged(
 
 
 def test_many_copies_of_one_person_in_one_chunk_are_refused_uncharged(
-    uwv: Uwv, secret_context: SecretCkksContext
+    uwv: Uwv, secret_context: SecretMaskedContext
 ) -> None:
     """4,096 copies of the victim on a grid of thresholds (one masked chunk) used to give the
     income to 0.5 %. Now a chunk that names a person twice is invalid as a whole: refused
@@ -113,7 +113,7 @@ def test_many_copies_of_one_person_in_one_chunk_are_refused_uncharged(
 
 
 def test_copies_across_chunks_and_streams_of_one_batch_are_refused(
-    uwv: Uwv, secret_context: SecretCkksContext
+    uwv: Uwv, secret_context: SecretMaskedContext
 ) -> None:
     messages = [header_bytes(uwv, "spread")]
     for i in range(20):
@@ -136,7 +136,7 @@ def test_copies_across_chunks_and_streams_of_one_batch_are_refused(
 
 
 def test_client_chosen_income_weights_are_refused(
-    uwv: Uwv, secret_context: SecretCkksContext
+    uwv: Uwv, secret_context: SecretMaskedContext
 ) -> None:
     """Weights "tax withheld only" used to return another attribute of UWV's data. Field 7
     is gone; a header that carries it is refused before anything is charged, and an
@@ -170,18 +170,22 @@ def test_client_chosen_income_weights_are_refused(
     assert secret_context.decrypt(replies[0].ciphertexts[0])[0] > 0
 
 
-def test_garbage_chunks_cost_nobody_any_budget(uwv: Uwv, secret_context: SecretCkksContext) -> None:
+def test_garbage_chunks_cost_nobody_any_budget(
+    uwv: Uwv, secret_context: SecretMaskedContext
+) -> None:
     """Twelve chunks of garbage used to spend a person's yearly budget. Now nothing that does
     not parse for the batch's context is charged, logged as a charge, or answered."""
     good = masked_ct(secret_context, [100_000])
-    other_key = SecretCkksContext.generate(secret_context.params).encrypt(np.zeros(1))
+    other_key = SecretMaskedContext.generate(secret_context.params).encrypt(
+        np.zeros(1, dtype=np.int64)
+    )
     garbage = [
         os.urandom(1000),
         good[: len(good) // 2],
         good + b"\0" * 16,
         b"",
         other_key,  # parses only by accident under another context; must not charge
-        masked_ct(secret_context, [1, 2]),  # two slots for one household
+        good[:-8],  # truncated (a BFV ciphertext always holds every slot: no slot count)
     ]
     messages = [header_bytes(uwv, "garbage")]
     for i in range(12):
@@ -205,7 +209,7 @@ def test_garbage_chunks_cost_nobody_any_budget(uwv: Uwv, secret_context: SecretC
 
 
 def _masked_probe(
-    uwv: Uwv, secret: SecretCkksContext, batch: str, period: str, t: int
+    uwv: Uwv, secret: SecretMaskedContext, batch: str, period: str, t: int
 ) -> tuple[bool, bool]:
     """(answered, eligible) for the victim with monthly threshold ``t``."""
     replies = results(
@@ -227,7 +231,7 @@ def _masked_probe(
 
 
 def test_binary_search_across_batches_modes_and_periods_stops_at_the_budget(
-    uwv: Uwv, secret_context: SecretCkksContext, strict_secret_small: SecretBfvContext
+    uwv: Uwv, secret_context: SecretMaskedContext, strict_secret_small: SecretBfvContext
 ) -> None:
     """Twenty questions about one income, spread over new batch ids, all three modes and
     shifted periods: the victim is answered :data:`LIMIT` times in 2025, never more."""

@@ -26,7 +26,9 @@ from shared.he import masked
 from shared.he.backend import DEFAULT_CRS_SEED, PublicMaskedContext, SecretMaskedContext, crs_a
 from shared.he.params import MASKED_DEFAULT as P
 from shared.models import Period
-from tests.conftest import POLIS_COLUMNS, bsn_from, write_csv
+from shared.rules import digest as rule_digest_of
+from shared.rules import parse_file
+from tests.conftest import AIO_RULE, POLIS_COLUMNS, bsn_from, write_csv
 from uwv_server.budget import SqliteBudget
 from uwv_server.store import import_polis
 
@@ -34,7 +36,7 @@ pytestmark = pytest.mark.attack
 
 PERIOD = Period.parse("2025-01..2025-12")
 HOUSEHOLDS = 512
-NET = [pb.IncomeWeight(kind=k, gross=1, tax=-1) for k in ("wage", "benefit", "pension", "other")]
+RULE_DIGEST = rule_digest_of(parse_file(AIO_RULE))
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +75,7 @@ def _screen(stub: Any, digest: str, bsns: list[int], ciphertext: bytes) -> pb.Ch
         context_sha256=digest,
         mode=pb.MODE_MASKED,
         period=str(PERIOD),
-        income_weights=NET,
-        rule_digest="ab" * 32,
+        rule_digest=RULE_DIGEST,
         requester="svb-dishonest",
     )
     chunk = pb.Chunk(

@@ -24,7 +24,9 @@ from shared.digests import sha256_hex
 from shared.he import strict
 from shared.he.params import STRICT_BFV_N8192 as S
 from shared.models import Period
-from tests.conftest import POLIS_COLUMNS, bsn_from, write_csv
+from shared.rules import digest as rule_digest_of
+from shared.rules import parse_file
+from tests.conftest import AIO_RULE, POLIS_COLUMNS, bsn_from, write_csv
 from uwv_server.budget import SqliteBudget
 from uwv_server.store import import_polis
 
@@ -32,7 +34,7 @@ pytestmark = pytest.mark.attack
 
 PERIOD = Period.parse("2025-01..2025-12")
 HOUSEHOLDS = 64
-NET = [pb.IncomeWeight(kind=k, gross=1, tax=-1) for k in ("wage", "benefit", "pension", "other")]
+RULE_DIGEST = rule_digest_of(parse_file(AIO_RULE))
 
 
 @pytest.fixture
@@ -109,8 +111,7 @@ def _screen(stub: Any, digest: str, bsns: list[int], ciphertexts: list[bytes]) -
         context_sha256=digest,
         mode=pb.MODE_STRICT,
         period=str(PERIOD),
-        income_weights=NET,
-        rule_digest="ab" * 32,
+        rule_digest=RULE_DIGEST,
         requester="svb-dishonest",
     )
     chunk = pb.Chunk(

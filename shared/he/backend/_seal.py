@@ -64,7 +64,12 @@ def save_bytes(obj: _Saveable) -> bytes:
 
 
 def load_into(obj: Any, context: sealapi.SEALContext, data: bytes, what: str) -> None:
-    """SEAL's checked load of ``data`` into ``obj``; any failure is a :class:`CryptoError`."""
+    """SEAL's checked load of ``data`` into ``obj``; any failure is a :class:`CryptoError`.
+
+    The bytes must be exactly one SEAL object: the size in its header must be their length
+    (SEAL itself would ignore trailing bytes)."""
+    if len(data) < 16 or struct.unpack_from("<Q", data, 8)[0] != len(data):
+        raise CryptoError(f"{what} is not exactly one SEAL object ({len(data)} bytes)")
     path = _path()
     try:
         path.write_bytes(data)
