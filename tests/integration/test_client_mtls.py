@@ -25,7 +25,7 @@ import pytest
 from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
 from shared.audit.fetch import fetch_export
 from shared.client_channel import ChannelError, ChannelSecurity, is_loopback
-from shared.he.backend import SecretCkksContext
+from shared.he.backend import SecretMaskedContext
 from shared.models import Period
 from shared.pki import PkiLayout, init_dev_pki, server_credentials
 from shared.wire import CHANNEL_OPTIONS
@@ -97,7 +97,7 @@ def _party(pki: Path, name: str) -> Path:
 
 
 def _job(
-    uwv: Uwv, tmp_path: Path, secret: SecretCkksContext, security: ChannelSecurity
+    uwv: Uwv, tmp_path: Path, secret: SecretMaskedContext, security: ChannelSecurity
 ) -> ScreenJob:
     return ScreenJob(
         households=uwv.households,
@@ -114,7 +114,7 @@ def _job(
 
 
 def test_a_batch_runs_over_mutual_tls(
-    uwv: Uwv, tmp_path: Path, secret_context: SecretCkksContext
+    uwv: Uwv, tmp_path: Path, secret_context: SecretMaskedContext
 ) -> None:
     security = ChannelSecurity.mutual_tls(_party(uwv.pki, "svb"), PASSPHRASE, clock=_now)
     summary = run_screen(_job(uwv, tmp_path, secret_context, security))
@@ -124,7 +124,7 @@ def test_a_batch_runs_over_mutual_tls(
 
 
 def test_without_tls_material_the_client_refuses_before_connecting(
-    uwv: Uwv, tmp_path: Path, secret_context: SecretCkksContext
+    uwv: Uwv, tmp_path: Path, secret_context: SecretMaskedContext
 ) -> None:
     with pytest.raises(ChannelError, match="mutual TLS: give --tls-dir"):
         run_screen(_job(uwv, tmp_path, secret_context, ChannelSecurity()))
@@ -138,7 +138,7 @@ def test_plaintext_is_only_for_loopback() -> None:
 
 
 def test_a_plaintext_client_or_one_from_another_ca_gets_nowhere(
-    uwv: Uwv, tmp_path: Path, secret_context: SecretCkksContext
+    uwv: Uwv, tmp_path: Path, secret_context: SecretMaskedContext
 ) -> None:
     for security in (
         ChannelSecurity.unsafe_plaintext(),
@@ -149,7 +149,7 @@ def test_a_plaintext_client_or_one_from_another_ca_gets_nowhere(
 
 
 def test_the_auditor_fetches_the_log_over_mutual_tls(
-    uwv: Uwv, tmp_path: Path, secret_context: SecretCkksContext
+    uwv: Uwv, tmp_path: Path, secret_context: SecretMaskedContext
 ) -> None:
     security = ChannelSecurity.mutual_tls(_party(uwv.pki, "svb"), PASSPHRASE, clock=_now)
     run_screen(_job(uwv, tmp_path, secret_context, security))
