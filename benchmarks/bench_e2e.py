@@ -172,8 +172,6 @@ def main() -> int:
         mode,
         "--summary-json",
         str(summary_path),
-        # both ends on this machine, in one benchmark: no TLS (as the plaintext path has none)
-        "--unsafe-insecure",
     ]
     # create the key outside the timed run (a one-off per SVB installation)
     (work / "key").unlink(missing_ok=True)

@@ -23,8 +23,8 @@ import grpc
 from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
 from shared.client_channel import ChannelSecurity
 from shared.digests import sha256_hex
-from shared.he.backend import SecretCkksContext
-from shared.he.params import MASKED_N8192
+from shared.he.backend import SecretMaskedContext
+from shared.he.params import MASKED_DEFAULT
 from shared.models import Period
 from shared.pki import PkiLayout, init_dev_pki, server_credentials
 from shared.wire import CHANNEL_OPTIONS
@@ -76,7 +76,7 @@ def main() -> int:
         )
         tls_port = server.add_secure_port("127.0.0.1:0", creds)
         server.start()
-        secret = SecretCkksContext.generate(MASKED_N8192)
+        secret = SecretMaskedContext.generate(MASKED_DEFAULT)
         scheme = scheme_for(secret)
         public = scheme.public_context()
         with GrpcTransport.unsafe_insecure(f"127.0.0.1:{plain_port}") as t0:
