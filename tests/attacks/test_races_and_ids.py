@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shared.he.backend import SecretCkksContext
+from shared.he.backend import SecretMaskedContext
 from tests.attacks.conftest import (
     BYSTANDERS,
     VICTIM,
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.attack
 
 
 def test_the_same_chunk_on_parallel_streams_is_evaluated_once(
-    uwv: Uwv, secret_context: SecretCkksContext
+    uwv: Uwv, secret_context: SecretMaskedContext
 ) -> None:
     """Six streams race the same batch id and chunk (each with its own thresholds): one
     evaluation, one charge, and every stream gets the same answer bytes."""
@@ -46,7 +46,7 @@ def test_the_same_chunk_on_parallel_streams_is_evaluated_once(
 
 
 def test_a_screening_batch_cannot_take_a_compute_to_data_run_id(
-    uwv: Uwv, secret_context: SecretCkksContext
+    uwv: Uwv, secret_context: SecretMaskedContext
 ) -> None:
     chunk = chunk_bytes(0, [1], [BYSTANDERS[0]], [masked_ct(secret_context, [1])])
     with pytest.raises(Exception, match="may not start with"):
