@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from shared.client_channel import ChannelSecurity
-from shared.he.backend import SecretCkksContext
+from shared.he.backend import SecretMaskedContext
 from shared.pki import SVB, init_dev_pki
 from svb_client.cli import main as svb_main
 from svb_client.pipeline import ScreenJob, run_screen
@@ -126,7 +126,7 @@ def _work(world: World, name: str) -> Path:
 
 
 def test_files_give_the_same_outreach_as_grpc(
-    world: World, start_server: object, secret_context: SecretCkksContext
+    world: World, start_server: object, secret_context: SecretMaskedContext
 ) -> None:
     assert len(world.expected) > 8 * CHUNK
     # online, over a real gRPC server
