@@ -52,7 +52,7 @@ def uwv(tmp_path: Path, start_server: Any, channel_to: Any) -> Any:
     rng = np.random.default_rng(14)
     monthly = rng.integers(50_000, 300_000, HOUSEHOLDS)
     rows = [
-        [bsn_from(i), 1, "wage", f"2025-{m:02d}", int(monthly[i]) + 100, 100]
+        [bsn_from(i), 1, "pension", f"2025-{m:02d}", int(monthly[i]) + 100, 100]
         for i in range(HOUSEHOLDS)
         for m in range(1, 13)
     ]

@@ -40,7 +40,7 @@ RULE_DIGEST = rule_digest_of(parse_file(AIO_RULE))
 @pytest.fixture
 def uwv(tmp_path: Path, start_server: Any, channel_to: Any) -> Any:
     rows = [
-        [bsn_from(i), 1, "wage", f"2025-{m:02d}", 100_000 + 1_000 * i, 100]
+        [bsn_from(i), 1, "pension", f"2025-{m:02d}", 100_000 + 1_000 * i, 100]
         for i in range(HOUSEHOLDS)
         for m in range(1, 13)
     ]
