@@ -168,6 +168,12 @@ class PublicCkksContext:
         except (ValueError, RuntimeError, TypeError) as exc:
             raise CryptoError(f"ciphertext cannot be evaluated: {exc}") from None
 
+    def canonical_bytes(self) -> bytes:
+        """The context re-serialised from what was parsed: parameters only. Unknown fields or
+        trailing data of the upload are not in it (what the server stores)."""
+        data: bytes = self._ctx.serialize(**_NO_KEYS)
+        return data
+
     def masked_affine(
         self, ciphertext: bytes, subtract: FloatArray, multiply: FloatArray, add: FloatArray
     ) -> bytes:
@@ -379,6 +385,17 @@ class PublicBfvContext:
     def holds_secret_key(self) -> bool:
         """Always False (checked at construction); exposed so tests can assert it."""
         return bool(self._ctx.has_secret_key())
+
+    def canonical_bytes(self) -> bytes:
+        """The context re-serialised from what was parsed: public and relinearisation keys,
+        never a secret or anything unknown the upload carried (what the server stores)."""
+        data: bytes = self._ctx.serialize(
+            save_public_key=True,
+            save_secret_key=False,
+            save_galois_keys=False,
+            save_relin_keys=True,
+        )
+        return data
 
     def load(self, ciphertext: bytes, count: int) -> BfvCiphertext:
         """Parse an uploaded ciphertext that must hold exactly ``count`` slots."""
