@@ -19,7 +19,6 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from svb_client.runner import run_screen
 
 from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
@@ -28,6 +27,7 @@ from shared.he.backend import SecretCkksContext
 from shared.models import Period
 from shared.oracle import oracle_decisions
 from svb_client.households import read_households
+from svb_client.pipeline import run_screen
 from svb_client.schemes import StrictScheme
 from tests.conftest import AIO_RULE, bsn_from
 from tests.integration.test_screen_grpc import _job, _outreach
