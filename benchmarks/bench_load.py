@@ -129,6 +129,7 @@ def _screen(
             "-m",
             "svb_client.cli",
             "screen",
+            "--unsafe-insecure",
             "--server",
             target,
             "--households",

@@ -311,6 +311,7 @@ def test_sigterm_drains_and_the_rerun_completes(tmp_path: Path) -> None:
             "-m",
             "svb_client.cli",
             "screen",
+            "--unsafe-insecure",
             "--server",
             server_target,
             "--households",
