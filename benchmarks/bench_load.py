@@ -197,6 +197,8 @@ def main() -> int:
             "--port-file",
             str(port_file),
             "--unsafe-insecure",
+            "--unsafe-pinned-rule",
+            str(RULE),
             "--unsafe-no-budget",
         ],
         stdout=subprocess.DEVNULL,

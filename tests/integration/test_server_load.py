@@ -30,13 +30,12 @@ from svb_client.households import read_households
 from svb_client.pipeline import run_screen
 from svb_client.schemes import StrictScheme
 from tests.conftest import AIO_RULE, bsn_from
-from tests.integration.test_screen_grpc import _job, _outreach
+from tests.integration.test_screen_grpc import RULE_DIGEST, _job, _outreach
 from uwv_server.grpc.runtime import ServerLimits
 from uwv_server.store import Snapshot, import_polis
 from uwv_server.synth import generate
 
 PERIOD = Period.parse("2025-01..2025-12")
-NET = [pb.IncomeWeight(kind=k, gross=1, tax=-1) for k in ("wage", "benefit", "pension", "other")]
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -48,8 +47,7 @@ def _header(digest: str, mode: int = pb.MODE_MASKED, batch_id: str = "t") -> pb.
             context_sha256=digest,
             mode=mode,
             period=str(PERIOD),
-            income_weights=NET,
-            rule_digest="ab" * 32,
+            rule_digest=RULE_DIGEST,
         )
     )
 
@@ -277,6 +275,8 @@ def _serve(store: Path, port_file: Path, grace: float) -> subprocess.Popen[str]:
             "--port-file",
             str(port_file),
             "--unsafe-insecure",
+            "--unsafe-pinned-rule",
+            str(AIO_RULE),
             "--drain-grace",
             str(grace),
         ],

@@ -37,6 +37,7 @@ from shared.pki import (
     reloading_server_credentials,
 )
 from tests.conftest import bsn_from
+from tests.integration.test_screen_grpc import RULE_DIGEST
 from uwv_server.grpc.auth import Authoriser
 from uwv_server.grpc.server import TlsConfig
 from uwv_server.store import import_polis
@@ -44,7 +45,6 @@ from uwv_server.synth import generate
 
 PASSPHRASE = b"mtls-server-test-passphrase"
 PERIOD = Period.parse("2025-01..2025-12")
-NET = [pb.IncomeWeight(kind=k, gross=1, tax=-1) for k in ("wage", "benefit", "pension", "other")]
 
 
 def _now() -> datetime:
@@ -122,8 +122,7 @@ def _header(digest: str, requester: str = "") -> pb.ScreenRequest:
             context_sha256=digest,
             mode=pb.MODE_MASKED,
             period=str(PERIOD),
-            income_weights=NET,
-            rule_digest="ab" * 32,
+            rule_digest=RULE_DIGEST,
             requester=requester,
         )
     )
