@@ -391,8 +391,12 @@ class ScreeningService:
             inner = batch.evaluator.submit(
                 totals, request.period.months, ciphertexts, sorted(refused)
             )
-        except BaseException:
+        except BaseException as exc:
             self._done(key)
+            if isinstance(exc, Exception):
+                # A concurrent identical chunk may already hold ``outer`` (returned above):
+                # it must get this outcome too, not wait for an answer that never comes.
+                outer.set_exception(exc)
             raise
 
         def relay(f: Future[list[bytes]]) -> None:

@@ -250,20 +250,33 @@ class ScreeningServicer(pb_grpc.ScreeningServiceServicer):
         queue: asyncio.Queue[tuple[int, asyncio.Future[ChunkOutput]] | BaseException | None]
         queue = asyncio.Queue(maxsize=IN_FLIGHT)
 
-        async def evaluate(index: int, chunk: pb.Chunk) -> ChunkOutput:
+        async def submit(chunk: pb.Chunk) -> asyncio.Future[ChunkOutput]:
+            """Validate, charge and start one chunk (in arrival order: the budget and the
+            retry memory see the stream's chunks one after another, as sent); its evaluation
+            then runs on while the next chunk is read."""
             started = loop.time()
-            inner = await self._pool.run(
-                self._service.submit_chunk,
-                batch,
-                index,
-                np.asarray(chunk.member_counts, dtype=np.int64),
-                np.asarray(chunk.member_bsns, dtype=np.int64),
-                list(chunk.ciphertexts),
-            )
-            output = await asyncio.wrap_future(inner)
-            self._metrics.chunk_seconds.labels(mode=header.mode).observe(loop.time() - started)
-            self._metrics.households.labels(mode=header.mode).inc(len(chunk.member_counts))
-            return output
+            households = len(chunk.member_counts)
+            try:
+                inner = await self._pool.run(
+                    self._service.submit_chunk,
+                    batch,
+                    chunk.index,
+                    np.asarray(chunk.member_counts, dtype=np.int64),
+                    np.asarray(chunk.member_bsns, dtype=np.int64),
+                    list(chunk.ciphertexts),
+                )
+            except Exception as exc:
+                failed: asyncio.Future[ChunkOutput] = loop.create_future()
+                failed.set_exception(exc)
+                return failed
+
+            async def finish() -> ChunkOutput:
+                output = await asyncio.wrap_future(inner)
+                self._metrics.chunk_seconds.labels(mode=header.mode).observe(loop.time() - started)
+                self._metrics.households.labels(mode=header.mode).inc(households)
+                return output
+
+            return asyncio.ensure_future(finish())
 
         async def read() -> None:
             try:
@@ -274,7 +287,7 @@ class ScreeningServicer(pb_grpc.ScreeningServiceServicer):
                     if message.WhichOneof("item") != "chunk":
                         raise _FieldError(InputError("only chunks may follow the header"), "chunk")
                     stream.in_flight += 1
-                    task = asyncio.ensure_future(evaluate(message.chunk.index, message.chunk))
+                    task = await submit(message.chunk)
                     await queue.put((message.chunk.index, task))
                 await queue.put(None)
             except asyncio.CancelledError:
