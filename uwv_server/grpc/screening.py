@@ -8,6 +8,7 @@ the batch goes on.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -334,11 +335,27 @@ class ScreeningServicer(pb_grpc.ScreeningServiceServicer):
         try:
             output = await task
         except Error as exc:
-            batch.failed_chunks += 1
-            detail = detail_of(exc, chunk_index=index)
-            self._metrics.refusals.labels(reason=pb.ErrorCode.Name(detail.code)).inc()
-            log.warning("batch %s chunk %d refused: %s", batch.request.batch_id, index, exc)
-            return pb.ScreenResponse(result=pb.ChunkResult(index=index, error=detail))
+            return self._failed(batch, index, exc)
+        return self._result(index, output)
+
+    def answer_now(
+        self, batch: Batch, index: int, future: concurrent.futures.Future[ChunkOutput]
+    ) -> pb.ScreenResponse:
+        """:meth:`_answer` for a caller without an event loop (``uwv-server process``)."""
+        try:
+            output = future.result()
+        except Error as exc:
+            return self._failed(batch, index, exc)
+        return self._result(index, output)
+
+    def _failed(self, batch: Batch, index: int, exc: Error) -> pb.ScreenResponse:
+        batch.failed_chunks += 1
+        detail = detail_of(exc, chunk_index=index)
+        self._metrics.refusals.labels(reason=pb.ErrorCode.Name(detail.code)).inc()
+        log.warning("batch %s chunk %d refused: %s", batch.request.batch_id, index, exc)
+        return pb.ScreenResponse(result=pb.ChunkResult(index=index, error=detail))
+
+    def _result(self, index: int, output: ChunkOutput) -> pb.ScreenResponse:
         slot_errors = [
             pb.ErrorDetail(
                 code=_SLOT_CODE.get(refusal.code, pb.ERROR_CODE_BUDGET_EXHAUSTED),
