@@ -137,6 +137,7 @@ def main() -> int:
             # no rule register in the benchmark: UWV pins the default rule itself
             "--unsafe-pinned-rule",
             str(Path(__file__).resolve().parent.parent / "rules" / "aio.yaml"),
+            "--unsafe-insecure",
         ],
         env=env,
         stderr=subprocess.DEVNULL,

@@ -27,9 +27,23 @@ for who in svb:SVB:author uwv:UWV:approver runner:UWV:runner; do
     --name "$name" --organisation "$org" --role "$role" > /dev/null
 done
 
-echo "== UWV: serve on localhost (log: $WORK/server.log)"
+echo "== UWV: a development PKI (CA, UWV's server certificate, SVB's and the auditor's)"
+# One demo passphrase for the TLS keys; in production each organisation has its own.
+head -c 24 /dev/urandom | base64 > "$WORK/tls-passphrase"
+"$BIN/uwv-server" pki init "$WORK/pki" --passphrase-file "$WORK/tls-passphrase" --days 2 \
+  > /dev/null
+# Network roles are UWV's configuration, in the same key registry (not in the certificates).
+cat >> "$WORK/registry.yaml" <<'YAML'
+organisations:
+  - {name: SVB, oin: "00000099000000000020", roles: [screener]}
+  - {name: ADR, oin: "00000099000000000030", roles: [auditor]}
+YAML
+TLS=(--tls-passphrase-file "$WORK/tls-passphrase")
+
+echo "== UWV: serve over mutual TLS on localhost (log: $WORK/server.log)"
 # UWV computes only rules it approved, in every mode: the register lives in --enclave-state.
 "$BIN/uwv-server" serve --store "$WORK/store" --port 0 --port-file "$WORK/port" \
+  --tls "$WORK/pki/server" "${TLS[@]}" \
   --enclave-state "$WORK/state" --registry "$WORK/registry.yaml" \
   --runner-key "$WORK/runner.key" 2> "$WORK/server.log" &
 SERVER=$!
@@ -40,19 +54,19 @@ PORT=$(cat "$WORK/port")
 
 RULE=${RULE:-rules/aio.yaml}
 echo "== SVB submits the signed rule; UWV's operator approves it with the UWV key"
-"$BIN/svb-client" rules submit "$RULE" --unsafe-insecure --server "127.0.0.1:$PORT" \
+"$BIN/svb-client" rules submit "$RULE" --server "localhost:$PORT" \
+  --tls-dir "$WORK/pki/svb" "${TLS[@]}" \
   --key "$WORK/svb.key" > /dev/null
 STATE=(--state "$WORK/state" --registry "$WORK/registry.yaml")
 DIGEST=$("$BIN/uwv-server" rules list "${STATE[@]}" | awk '$2 == "pending" {print $1; exit}')
 [ -n "$DIGEST" ] || { echo "the rule was not submitted"; exit 1; }
 "$BIN/uwv-server" rules approve "$DIGEST" "${STATE[@]}" --key "$WORK/uwv.key"
 
-echo "== SVB: screen $HOUSEHOLDS households (masked mode)"
+echo "== SVB: screen $HOUSEHOLDS households (masked mode) over mutual TLS"
 # A demo passphrase; a real operator keeps it in a secret store or types it in.
 head -c 24 /dev/urandom | base64 > "$WORK/passphrase"
-# The client's default is mutual TLS (--tls-dir DIR); until `uwv-server serve` serves mTLS,
-# the demo's loopback channel is plaintext, named as such.
-"$BIN/svb-client" screen --server "127.0.0.1:$PORT" --unsafe-insecure \
+# SVB's certificate identifies it; UWV's audit log records that identity (its OIN).
+"$BIN/svb-client" screen --server "localhost:$PORT" --tls-dir "$WORK/pki/svb" "${TLS[@]}" \
   --households "$WORK/data/households.parquet" \
   --period "$PERIOD" --mode masked --rule "$RULE" --out "$WORK/outreach.csv" \
   --key "$WORK/svb-key.enc" --passphrase-file "$WORK/passphrase"

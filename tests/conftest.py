@@ -49,6 +49,7 @@ class RunningServer:
     target: str
     port: int
     service: object
+    server: object = None
 
 
 @pytest.fixture
@@ -58,7 +59,8 @@ def start_server() -> Iterator[object]:
     from uwv_server.budget import SqliteBudget
     from uwv_server.contexts import ContextRegistry
     from uwv_server.grpc.audit import audit_registrar
-    from uwv_server.grpc.server import build_server
+    from uwv_server.grpc.runtime import ServerLimits
+    from uwv_server.grpc.server import TlsConfig, build_server
     from uwv_server.he_rules import ApprovedRules, PinnedRules
     from uwv_server.service import ScreeningService
     from uwv_server.store import Snapshot
@@ -70,6 +72,9 @@ def start_server() -> Iterator[object]:
         budget: SqliteBudget | None = None,
         rules: ApprovedRules | None = None,
         modes: tuple[str, ...] = ("masked", "strict"),
+        limits: ServerLimits | None = None,
+        contexts: ContextRegistry | None = None,
+        tls: TlsConfig | None = None,
     ) -> RunningServer:
         """``budget`` defaults to the store's ledger; ``rules`` to UWV computing the default
         rule only (the register's role in ``uwv-server serve``)."""
@@ -78,17 +83,20 @@ def start_server() -> Iterator[object]:
         trail = AuditTrail.open(store, ledger=budget)
         service = ScreeningService(
             Snapshot.open_current(store),
-            ContextRegistry(store / "contexts"),
+            contexts if contexts is not None else ContextRegistry(store / "contexts"),
             budget=budget,
             audit=trail,
             rules=rules if rules is not None else PinnedRules.from_files([AIO_RULE]),
             modes=modes,
         )
         service.recover()
-        server, port = build_server(service, 0, extra_services=[audit_registrar(trail)])
+        server, port = build_server(
+            service, 0, extra_services=[audit_registrar(trail)], limits=limits, tls=tls
+        )
         server.start()
         servers.append((server, service))
-        return RunningServer(f"127.0.0.1:{port}", port, service)
+        host = "127.0.0.1" if tls is None else "localhost"
+        return RunningServer(f"{host}:{port}", port, service, server)
 
     yield _start
     for server, service in servers:

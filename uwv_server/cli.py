@@ -2,7 +2,7 @@
 
 uwv-server generate --households N --period P --out DIR     synthetic polis + SVB file
 uwv-server load --polis FILE --store DIR [--skip-invalid]    import a polis extract
-uwv-server serve --store DIR --port N                        serve on localhost
+uwv-server serve --store DIR --tls DIR --registry FILE      serve over mutual TLS
 uwv-server rules verify FILE [--json]                        the rule verifier's report
 uwv-server pki init DIR | pki issue DIR ...                  development CA and certificates
 uwv-server process REQ --store DIR --out RESP --registry R   answer a sealed request file
@@ -22,14 +22,19 @@ from pathlib import Path
 from types import FrameType
 
 from shared.cli_support import run_command
+from shared.crypto import Registry
 from shared.models import Period
+from shared.pki import CertificateReloader, read_passphrase, reloading_server_credentials
 from shared.pki import cli as pki_cli
 from shared.rules import cli as rules_cli
 from uwv_server import enclave_cli, sealed_cli, synth
 from uwv_server.audit_trail import AuditTrail
 from uwv_server.contexts import ContextRegistry
 from uwv_server.grpc.audit import audit_registrar
-from uwv_server.grpc.server import build_server
+from uwv_server.grpc.auth import Authoriser
+from uwv_server.grpc.metrics import ServerMetrics
+from uwv_server.grpc.runtime import ServerLimits
+from uwv_server.grpc.server import TlsConfig, build_server, is_loopback
 from uwv_server.he_rules import ApprovedRules, PinnedRules, RegisterRules
 from uwv_server.service import ScreeningService
 from uwv_server.store import Snapshot, import_polis
@@ -88,9 +93,14 @@ def screening_components(
         if rules is not None:
             raise SystemExit("uwv-server serve: --unsafe-pinned-rule replaces the register")
         rules = PinnedRules.from_files(args.unsafe_pinned_rule)
+    contexts = ContextRegistry(
+        args.store / "contexts",
+        memory_limit_bytes=getattr(args, "memory_limit_mb", 4096) * 1024 * 1024,
+        strict_workers=getattr(args, "strict_workers", None),
+    )
     service = ScreeningService(
         snapshot,
-        ContextRegistry(args.store / "contexts"),
+        contexts,
         budget=parts.budget,
         audit=trail if parts.budget is not None else None,
         rules=rules,
@@ -120,13 +130,24 @@ def _serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     log = logging.getLogger("uwv_server")
+    tls, reloader = _tls(args)
     service, trail, parts = screening_components(args)
     snapshot = service.snapshot
+    limits = ServerLimits(
+        max_streams_total=args.max_streams,
+        max_streams_per_caller=args.max_streams_per_caller,
+        idle_timeout_s=args.idle_timeout,
+        drain_grace_s=args.drain_grace,
+    )
+    metrics = ServerMetrics()
     server, port = build_server(
         service,
         args.port,
         host=args.host,
         extra_services=[audit_registrar(trail), *parts.registrars],
+        limits=limits,
+        metrics=metrics,
+        tls=tls,
     )
     server.start()
     log.info(
@@ -136,6 +157,9 @@ def _serve(args: argparse.Namespace) -> int:
         snapshot.digest[:12],
         snapshot.manifest.get("rows"),
     )
+    if args.metrics_port is not None:
+        bound = metrics.serve(args.metrics_port, args.metrics_host)
+        log.info("metrics on http://%s:%d/metrics", args.metrics_host, bound)
     if args.port_file:
         args.port_file.write_text(f"{port}\n")
     stop = threading.Event()
@@ -145,13 +169,47 @@ def _serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    if reloader is not None:
+        # Only sets a flag: the next handshake re-reads cert, key and CA bundle; connections
+        # and batches in flight keep the session they have.
+        signal.signal(signal.SIGHUP, lambda signum, frame: reloader.request_reload())
     stop.wait()
-    log.info("shutting down")
-    server.stop(grace=5).wait()
+    log.info("shutting down: draining for up to %.0f s", limits.drain_grace_s)
+    server.drain()
+    server.stop(grace=1.0)
     service.contexts.close()
     parts.close()
     trail.close()
+    log.info("stopped")
     return 0
+
+
+def _tls(args: argparse.Namespace) -> tuple[TlsConfig | None, CertificateReloader | None]:
+    """Mutual TLS from ``--tls DIR`` (the default), or plaintext with ``--unsafe-insecure``."""
+    if args.tls is None:
+        if not args.unsafe_insecure:
+            raise SystemExit(
+                "uwv-server serve: give --tls DIR (mutual TLS, with --registry for the roles) "
+                "or, for development on a loopback address only, --unsafe-insecure"
+            )
+        if not is_loopback(args.host):
+            raise SystemExit(
+                f"uwv-server serve: --unsafe-insecure is refused on {args.host}: plaintext is "
+                "only allowed on a loopback address"
+            )
+        return None, None
+    if args.registry is None:
+        raise SystemExit(
+            "uwv-server serve: --tls needs --registry (the key registry whose organisations: "
+            "section gives each OIN its roles)"
+        )
+    passphrase = read_passphrase(args.tls_passphrase_file)
+    credentials, reloader = reloading_server_credentials(args.tls, passphrase, clock=_utc_now)
+    authoriser = Authoriser(Registry.from_file(args.registry), clock=_utc_now)
+    logging.getLogger("uwv_server").info(
+        "mutual TLS as %s; roles from %s", reloader.material.identity, args.registry
+    )
+    return TlsConfig(credentials, authoriser), reloader
 
 
 def _audit_replay(args: argparse.Namespace) -> int:
@@ -240,6 +298,42 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=50051, help="0 picks a free port")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port-file", type=Path, help="write the bound port here once serving")
+    d = ServerLimits()
+    serve.add_argument(
+        "--memory-limit-mb",
+        type=int,
+        default=4096,
+        help="bound on evaluator worker pools and cached contexts; new batches beyond it are "
+        "refused with RESOURCE_EXHAUSTED (default 4096)",
+    )
+    serve.add_argument(
+        "--strict-workers", type=int, help="worker processes per strict evaluator (default: cores)"
+    )
+    serve.add_argument("--max-streams", type=int, default=d.max_streams_total)
+    serve.add_argument("--max-streams-per-caller", type=int, default=d.max_streams_per_caller)
+    serve.add_argument(
+        "--idle-timeout", type=float, default=d.idle_timeout_s, help="seconds (default 120)"
+    )
+    serve.add_argument(
+        "--drain-grace",
+        type=float,
+        default=d.drain_grace_s,
+        help="on SIGTERM, seconds running batches may finish (default 30)",
+    )
+    serve.add_argument(
+        "--tls",
+        type=Path,
+        help="the server's TLS directory (cert.pem, key.pem, ca.pem; see uwv-server pki init): "
+        "every service over mutual TLS; SIGHUP reloads it",
+    )
+    serve.add_argument("--tls-passphrase-file", type=Path, help="passphrase of the TLS key")
+    serve.add_argument(
+        "--unsafe-insecure",
+        action="store_true",
+        help="plaintext without authentication, on a loopback address only (development)",
+    )
+    serve.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    serve.add_argument("--metrics-host", default="127.0.0.1")
     enclave_cli.add_serve_arguments(serve)
     serve.set_defaults(func=_serve)
     enclave_cli.add_commands(sub)  # rules list|report|approve|reject|revoke, keys …

@@ -3,23 +3,50 @@
 A context is checked once, at upload, by the facade (:class:`PublicMaskedContext` for the
 masked mode: a public key whose random part is the common ``a`` of this server's seed;
 :class:`PublicBfvContext` for the strict mode: no secret key, parameters of a named set, the
-same check on its public key); afterwards batches refer to it by digest and get an evaluator
-for it. The parameter set comes from its name only, never from the uploaded bytes.
+same check on its public key); afterwards batches refer to it by digest and lease an
+evaluator for it. The parameter set comes from its name only, never from the uploaded bytes.
+
+Storage and lifecycle:
+
+- What is stored is the facade's re-serialisation (:meth:`canonical_bytes`), never the bytes
+  as uploaded: anything the parser skipped (an unknown field, trailing bytes; a secret key
+  hidden there) is not in it and never reaches the disk. Batches may name a context by the
+  digest of the bytes the client sent (what the client knows) or of the canonical form; both
+  resolve to the one stored copy (``index.json`` keeps the aliases). Uploading the same
+  context again, or another serialisation of the same keys, stores nothing new and is
+  answered ``already_known``.
+- Each caller has a quota of contexts and bytes on disk (:class:`ContextQuota`); the owners
+  of every stored context are kept in ``owners.json`` beside them.
+- Evaluators are shared per context and leased by batches (:mod:`uwv_server.capacity`):
+  never evicted while a batch holds one, and refused under the operator's memory bound.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from shared.digests import sha256_hex
-from shared.errors import CryptoError
+from shared.errors import CryptoError, Error
 from shared.he.backend import DEFAULT_CRS_SEED, PublicBfvContext, PublicMaskedContext
 from shared.he.params import BFV_PARAMETER_SETS, PARAMETER_SETS
+from uwv_server.capacity import (
+    CACHED_CONTEXT_FACTOR,
+    MASKED_EVALUATOR_BYTES,
+    EvaluatorCache,
+    Lease,
+    strict_cost,
+)
 from uwv_server.evaluators import ChunkEvaluator, MaskedEvaluator, StrictEvaluator
 
 PublicContext = PublicMaskedContext | PublicBfvContext
+UNNAMED_CALLER: Final = "unnamed client"
+_INDEX: Final = "index.json"
 
 
 def _parse(parameter_set: str, data: bytes, crs_seed: bytes) -> PublicContext:
@@ -35,93 +62,185 @@ class UnknownContext(CryptoError):
     """A batch names a context digest the server has not been given."""
 
 
+class QuotaExceeded(Error):
+    """A caller's stored contexts would exceed its quota (count or bytes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContextQuota:
+    """What one caller may keep on the server's disk."""
+
+    max_contexts: int = 16
+    """A client needs one context per key and mode; sixteen leaves room for key rotation."""
+    max_bytes: int = 256 * 1024 * 1024
+    """An N=16384 strict context is ~6.4 MB; 256 MB is forty of them."""
+
+
 class ContextRegistry:
     def __init__(
         self,
         directory: Path | None = None,
         max_in_memory: int = 64,
+        *,
         crs_seed: bytes = DEFAULT_CRS_SEED,
+        memory_limit_bytes: int | None = None,
+        strict_workers: int | None = None,
+        quota: ContextQuota | None = None,
     ) -> None:
         self._dir = directory
         self._crs_seed = crs_seed
         self._max = max_in_memory
-        self._contexts: dict[str, tuple[PublicContext, bytes]] = {}
-        self._evaluators: dict[str, ChunkEvaluator] = {}
+        self._strict_workers = strict_workers or max(1, os.cpu_count() or 1)
+        self.quota = quota if quota is not None else ContextQuota()
+        self._contexts: OrderedDict[str, tuple[PublicContext, bytes]] = OrderedDict()
+        self._cached_bytes = 0
+        self._owners: dict[str, list[str]] = {}  # canonical digest -> callers
+        self._sizes: dict[str, int] = {}  # canonical digest -> stored bytes
+        self._alias: dict[str, str] = {}  # digest of any accepted upload -> canonical digest
         self._lock = threading.Lock()
+        self.evaluators = EvaluatorCache(memory_limit_bytes)
+        self.evaluators.count_also(lambda: self._cached_bytes)
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
+            self._load_index(directory)
 
-    def upload(self, parameter_set: str, data: bytes) -> tuple[str, bool]:
-        """Check and keep a context; returns (digest, already_known)."""
-        digest = sha256_hex(data)
+    # -- storage and quota ------------------------------------------------------------------
+
+    def _load_index(self, directory: Path) -> None:
+        path = directory / _INDEX
+        index = json.loads(path.read_text()) if path.exists() else {}
+        owners, aliases = index.get("owners", {}), index.get("aliases", {})
+        for ctx_file in directory.glob("*.ctx"):
+            digest = ctx_file.stem
+            self._sizes[digest] = ctx_file.stat().st_size
+            self._owners[digest] = list(owners.get(digest, []))
+            self._alias[digest] = digest
+        for alias, digest in aliases.items():
+            if digest in self._sizes:
+                self._alias[alias] = digest
+
+    def _save_index(self) -> None:
+        """Persist owners and aliases; caller holds the lock."""
+        if self._dir is None:
+            return
+        aliases = {a: d for a, d in self._alias.items() if a != d}
+        tmp = self._dir / f".{_INDEX}.tmp"
+        tmp.write_text(json.dumps({"owners": self._owners, "aliases": aliases}, sort_keys=True))
+        os.replace(tmp, self._dir / _INDEX)
+
+    def usage(self, caller: str) -> tuple[int, int]:
+        """(contexts, bytes) stored on behalf of ``caller``."""
         with self._lock:
-            if digest in self._contexts:
-                return digest, True
-        ctx = _parse(
-            parameter_set, data, self._crs_seed
-        )  # refuses secret keys and foreign parameters
+            mine = [d for d, who in self._owners.items() if caller in who]
+            return len(mine), sum(self._sizes.get(d, 0) for d in mine)
+
+    def _claim(self, digest: str, size: int, caller: str) -> None:
+        """Record ``caller`` as an owner of ``digest`` within its quota; caller holds the lock."""
+        owners = self._owners.setdefault(digest, [])
+        if caller in owners:
+            return
+        mine = [d for d, who in self._owners.items() if caller in who]
+        used = sum(self._sizes.get(d, 0) for d in mine)
+        q = self.quota
+        if len(mine) + 1 > q.max_contexts or used + size > q.max_bytes:
+            if not owners:
+                del self._owners[digest]
+            raise QuotaExceeded(
+                f"{caller} keeps {len(mine)} context(s), {used // 1024} KiB on this server; the "
+                f"quota is {q.max_contexts} contexts and {q.max_bytes // 1024} KiB: reuse an "
+                "uploaded context (same key, same bytes) instead of a new one"
+            )
+        owners.append(caller)
+
+    def upload(
+        self, parameter_set: str, data: bytes, caller: str = UNNAMED_CALLER
+    ) -> tuple[str, bool]:
+        """Check and keep a context; returns (digest of ``data``, already_known)."""
+        sent = sha256_hex(data)
         with self._lock:
-            self._remember(digest, ctx, data)
-        if self._dir is not None:
-            tmp = self._dir / f".{digest}.tmp"
-            tmp.write_bytes(parameter_set.encode() + b"\n" + data)
-            os.replace(tmp, self._dir / f"{digest}.ctx")
-        return digest, False
+            digest = self._alias.get(sent)
+            if digest is not None:  # these very bytes were accepted before
+                self._claim(digest, self._sizes.get(digest, len(data)), caller)
+                self._save_index()
+                return sent, True
+        ctx = _parse(parameter_set, data, self._crs_seed)  # refuses secret keys, foreign sets
+        canonical = ctx.canonical_bytes()
+        digest = sha256_hex(canonical)
+        with self._lock:
+            known = digest in self._sizes
+            self._claim(digest, len(canonical), caller)
+            self._sizes[digest] = len(canonical)
+            self._alias[sent] = digest
+            self._alias[digest] = digest
+            self._remember(digest, ctx, canonical)
+            if not known and self._dir is not None:
+                tmp = self._dir / f".{digest}.tmp"
+                tmp.write_bytes(parameter_set.encode() + b"\n" + canonical)
+                os.replace(tmp, self._dir / f"{digest}.ctx")
+            self._save_index()
+        return sent, known
+
+    # -- contexts in memory -----------------------------------------------------------------
 
     def _remember(self, digest: str, ctx: PublicContext, data: bytes) -> None:
-        if len(self._contexts) >= self._max:
-            self._contexts.pop(next(iter(self._contexts)))
+        """Cache a parsed context; caller holds the lock. The oldest go first (they are on
+        disk; an evaluator keeps its own reference)."""
+        if digest in self._contexts:
+            self._contexts.move_to_end(digest)
+            return
+        while len(self._contexts) >= self._max:
+            _, (_, old) = self._contexts.popitem(last=False)
+            self._cached_bytes -= CACHED_CONTEXT_FACTOR * len(old)
         self._contexts[digest] = (ctx, data)
+        self._cached_bytes += CACHED_CONTEXT_FACTOR * len(data)
 
     def known(self, digest: str) -> bool:
         with self._lock:
-            if digest in self._contexts:
-                return True
-        return self._dir is not None and (self._dir / f"{digest}.ctx").exists()
+            return digest in self._alias
 
     def get(self, digest: str) -> PublicContext:
         return self._entry(digest)[0]
 
     def _entry(self, digest: str) -> tuple[PublicContext, bytes]:
+        """(parsed context, canonical bytes) for a digest or alias."""
         with self._lock:
-            entry = self._contexts.get(digest)
+            canonical = self._alias.get(digest)
+            entry = None if canonical is None else self._contexts.get(canonical)
         if entry is not None:
             return entry
-        path = None if self._dir is None else self._dir / f"{digest}.ctx"
-        if path is None or len(digest) != 64 or not path.exists():
+        path = None if self._dir is None or canonical is None else self._dir / f"{canonical}.ctx"
+        if path is None or not path.exists():
             raise UnknownContext(f"context {digest[:16]}… is not known here; upload it first")
         name, _, data = path.read_bytes().partition(b"\n")
         ctx = _parse(name.decode(), data, self._crs_seed)
         with self._lock:
-            self._remember(digest, ctx, data)
+            self._remember(path.stem, ctx, data)
         return ctx, data
 
-    def evaluator(self, digest: str, mode: str) -> ChunkEvaluator:
-        """The evaluator for batches in ``mode`` under this context (kept for reuse)."""
+    # -- evaluators -------------------------------------------------------------------------
+
+    def acquire(self, digest: str, mode: str) -> Lease:
+        """A lease on the shared evaluator for batches in ``mode`` under this context; release
+        it when the batch is over. Raises :class:`~uwv_server.capacity.CapacityExceeded` when
+        a new evaluator does not fit under the memory bound."""
         ctx, data = self._entry(digest)
+        key = sha256_hex(data)  # the canonical digest: one evaluator for every alias
         if mode == "masked" and not isinstance(ctx, PublicMaskedContext):
             raise CryptoError(f"context {digest[:16]}… is for strict mode, the batch is masked")
         if mode == "strict" and not isinstance(ctx, PublicBfvContext):
             raise CryptoError(f"context {digest[:16]}… is for masked mode, the batch is strict")
-        with self._lock:
-            found = self._evaluators.get(digest)
-        if found is not None:
-            return found
-        evaluator: ChunkEvaluator
         if isinstance(ctx, PublicMaskedContext):
-            evaluator = MaskedEvaluator(ctx)
-        else:
-            evaluator = StrictEvaluator(ctx, data)  # starts worker processes: keep it
-        with self._lock:
-            if len(self._evaluators) >= 4:
-                _, old = self._evaluators.popitem()
-                old.close()
-            self._evaluators[digest] = evaluator
-        return evaluator
+            masked = ctx
+            return self.evaluators.acquire(
+                key, lambda: MaskedEvaluator(masked), MASKED_EVALUATOR_BYTES
+            )
+        strict, workers = ctx, self._strict_workers
+
+        def make() -> ChunkEvaluator:
+            return StrictEvaluator(strict, data, workers=workers)  # starts worker processes
+
+        return self.evaluators.acquire(key, make, strict_cost(len(data), workers), workers)
 
     def close(self) -> None:
         """Stop every evaluator's worker processes."""
-        with self._lock:
-            evaluators, self._evaluators = list(self._evaluators.values()), {}
-        for evaluator in evaluators:
-            evaluator.close()
+        self.evaluators.close()

@@ -133,7 +133,11 @@ def add_commands(subparsers: Any) -> None:
 def add_serve_arguments(serve: argparse.ArgumentParser) -> None:
     """Arguments of ``uwv-server serve`` for the budget and the compute-to-data service."""
     serve.add_argument("--enclave-state", type=Path, help="serve ComputeToData with this state")
-    serve.add_argument("--registry", type=Path, help="key registry (with --enclave-state)")
+    serve.add_argument(
+        "--registry",
+        type=Path,
+        help="key registry: the organisations' roles (with --tls) and keys (--enclave-state)",
+    )
     serve.add_argument("--runner-key", type=Path, help="the runner's signing key file")
     serve.add_argument("--runner-passphrase-file", type=Path)
     serve.add_argument(

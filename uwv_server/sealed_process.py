@@ -158,10 +158,10 @@ def _responses(
             future.set_exception(exc)
         pending.append((chunk.index, future))
         while pending and (pending[0][1].done() or len(pending) > IN_FLIGHT):
-            yield adapter._answer(batch, *pending.popleft())
+            yield adapter.answer_now(batch, *pending.popleft())
             progress.advance()
     while pending:
-        yield adapter._answer(batch, *pending.popleft())
+        yield adapter.answer_now(batch, *pending.popleft())
         progress.advance()
     yield pb.ScreenResponse(
         summary=pb.BatchSummary(

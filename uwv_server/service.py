@@ -41,6 +41,7 @@ from uwv_server.budget import (
     pack_blobs,
     unpack_blobs,
 )
+from uwv_server.capacity import Lease
 from uwv_server.contexts import ContextRegistry
 from uwv_server.evaluators import ChunkEvaluator
 from uwv_server.he_rules import ApprovedRules, IncomeDefinition, NoRules
@@ -102,6 +103,7 @@ class Batch:
     failed_chunks: int = 0
     replayed_chunks: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    lease: Lease | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +267,15 @@ class ScreeningService:
                 f"{', '.join(self.modes) or 'no homomorphic mode'})"
             )
         definition = self.rules.definition(request.rule_digest)
-        evaluator = self.contexts.evaluator(request.context_sha256, request.mode)
+        lease = self.contexts.acquire(request.context_sha256, request.mode)
+        try:
+            return self._open(request, definition, lease)
+        except BaseException:
+            lease.release()
+            raise
+
+    def _open(self, request: BatchRequest, definition: IncomeDefinition, lease: Lease) -> Batch:
+        evaluator = lease.evaluator
         now = self.clock()
         header = request.header_digest()
         meta = {
@@ -299,11 +309,17 @@ class ScreeningService:
             opened_at=now,
             header_digest=header,
             resumed=resumed,
+            lease=lease,
         )
 
     def close_batch(self, batch: Batch) -> None:
-        """The stream is over (completed or abandoned): log what it charged, if anything."""
-        self._log(batch.request.batch_id, batch.request.requester, batch.opened_at)
+        """The stream is over (completed or abandoned): log what it charged, if anything, and
+        give the evaluator back."""
+        try:
+            self._log(batch.request.batch_id, batch.request.requester, batch.opened_at)
+        finally:
+            if batch.lease is not None:
+                batch.lease.release()
 
     def _log(self, batch_id: str, requester: str, opened_at: datetime) -> None:
         if self.audit is None or self._ledger is None:
@@ -375,8 +391,12 @@ class ScreeningService:
             inner = batch.evaluator.submit(
                 totals, request.period.months, ciphertexts, sorted(refused)
             )
-        except BaseException:
+        except BaseException as exc:
             self._done(key)
+            if isinstance(exc, Exception):
+                # A concurrent identical chunk may already hold ``outer`` (returned above):
+                # it must get this outcome too, not wait for an answer that never comes.
+                outer.set_exception(exc)
             raise
 
         def relay(f: Future[list[bytes]]) -> None:

@@ -58,6 +58,7 @@ def _serve(store: Path, port_file: Path) -> subprocess.Popen[str]:
             str(port_file),
             "--unsafe-pinned-rule",
             str(AIO_RULE),
+            "--unsafe-insecure",
         ],
         env=ENV,
         cwd=ROOT,

@@ -14,21 +14,18 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from concurrent import futures
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import grpc
 import pytest
 
-from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
 from shared.audit.fetch import fetch_export
 from shared.client_channel import ChannelError, ChannelSecurity, is_loopback
+from shared.crypto.registry import AccessRole, OrganisationEntry, Registry
 from shared.he.backend import SecretMaskedContext
 from shared.models import Period
-from shared.pki import PkiLayout, init_dev_pki, server_credentials
-from shared.wire import CHANNEL_OPTIONS
+from shared.pki import ADR, SVB, PkiLayout, init_dev_pki, server_credentials
 from svb_client.pipeline import ScreenJob, run_screen
 from svb_client.wire import GrpcTransport, ServerError
 from tests.conftest import AIO_RULE
@@ -36,7 +33,8 @@ from uwv_server.audit_trail import AuditTrail
 from uwv_server.budget import SqliteBudget
 from uwv_server.contexts import ContextRegistry
 from uwv_server.grpc.audit import audit_registrar
-from uwv_server.grpc.screening import ScreeningServicer
+from uwv_server.grpc.auth import Authoriser
+from uwv_server.grpc.server import TlsConfig, build_server
 from uwv_server.he_rules import PinnedRules
 from uwv_server.service import ScreeningService
 from uwv_server.store import Snapshot, import_polis
@@ -75,13 +73,25 @@ def uwv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uwv]:
         audit=trail,
         rules=PinnedRules.from_files([AIO_RULE]),  # UWV computes the default rule only
     )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=list(CHANNEL_OPTIONS))
-    pb_grpc.add_ScreeningServiceServicer_to_server(ScreeningServicer(service), server)
-    audit_registrar(trail)(server)
     creds = server_credentials(
         PkiLayout(base / "pki").party("server").directory, PASSPHRASE, now=_now()
     )
-    port = server.add_secure_port("127.0.0.1:0", creds)
+    roles = Registry(
+        keys=(),
+        organisations=tuple(
+            OrganisationEntry(name=name, oin=oin, roles=r)
+            for name, oin, r in (
+                ("SVB", SVB.oin, frozenset({AccessRole.SCREENER})),
+                ("ADR", ADR.oin, frozenset({AccessRole.AUDITOR})),
+            )
+        ),
+    )
+    server, port = build_server(
+        service,
+        0,
+        extra_services=[audit_registrar(trail)],
+        tls=TlsConfig(creds, Authoriser(roles, clock=_now)),
+    )
     server.start()
     yield Uwv(
         f"localhost:{port}", base / "pki", base / "other", synth.households_path, base / "store"

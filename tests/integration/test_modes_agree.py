@@ -83,6 +83,7 @@ def uwv(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
             "0",
             "--port-file",
             str(port_file),
+            "--unsafe-insecure",
             "--enclave-state",
             str(tmp_path / "state"),
             "--registry",

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 import pytest
 
@@ -54,15 +53,16 @@ def recorded_run(
     received: list[pb.ScreenRequest] = []
     original = ScreeningServicer.Screen
 
-    def recording(
-        self: ScreeningServicer, it: Iterator[pb.ScreenRequest], ctx: grpc.ServicerContext
-    ) -> Iterator[pb.ScreenResponse]:
-        def tap() -> Iterator[pb.ScreenRequest]:
-            for message in it:
+    async def recording(
+        self: ScreeningServicer, it: AsyncIterator[pb.ScreenRequest], ctx: Any
+    ) -> AsyncIterator[pb.ScreenResponse]:
+        async def tap() -> AsyncIterator[pb.ScreenRequest]:
+            async for message in it:
                 received.append(message)
                 yield message
 
-        yield from original(self, tap(), ctx)
+        async for response in original(self, tap(), ctx):
+            yield response
 
     monkeypatch.setattr(ScreeningServicer, "Screen", recording)
     synth = generate(1500, PERIOD, tmp_path / "data", seed=9)

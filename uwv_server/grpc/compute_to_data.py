@@ -8,7 +8,7 @@ batch is evaluated.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 import grpc
@@ -22,6 +22,7 @@ from uwv_server.enclave.approvals import RuleInfo
 from uwv_server.enclave.errors import BatchRefused
 from uwv_server.enclave.service import MAX_RUN_HOUSEHOLDS, EnclaveService, RunRequest
 from uwv_server.grpc.errors import abort
+from uwv_server.grpc.runtime import BlockingPool, Context, Runtime, ServiceRegistrar
 
 log = logging.getLogger("uwv_server.enclave")
 
@@ -71,13 +72,14 @@ def parse_run(request: pb.RunRequest) -> RunRequest:
 
 
 class ComputeToDataServicer(pb_grpc.ComputeToDataServiceServicer):
-    """Thin adapter over :class:`EnclaveService`."""
+    """Thin adapter over :class:`EnclaveService`; its calls run on the blocking pool."""
 
-    def __init__(self, service: EnclaveService) -> None:
+    def __init__(self, service: EnclaveService, pool: BlockingPool) -> None:
         self.service = service
+        self._pool = pool
 
-    def GetEnclaveInfo(
-        self, request: pb.GetEnclaveInfoRequest, context: grpc.ServicerContext
+    async def GetEnclaveInfo(
+        self, request: pb.GetEnclaveInfoRequest, context: Context
     ) -> pb.GetEnclaveInfoResponse:
         s = self.service
         return pb.GetEnclaveInfoResponse(
@@ -88,27 +90,27 @@ class ComputeToDataServicer(pb_grpc.ComputeToDataServiceServicer):
             max_members_per_household=MAX_HOUSEHOLD_MEMBERS,
         )
 
-    def SubmitRule(
-        self, request: pb.SubmitRuleRequest, context: grpc.ServicerContext
+    async def SubmitRule(
+        self, request: pb.SubmitRuleRequest, context: Context
     ) -> pb.SubmitRuleResponse:
         try:
-            return pb.SubmitRuleResponse(status=_status(self.service.submit(request.envelope)))
+            info = await self._pool.run(self.service.submit, request.envelope)
+            return pb.SubmitRuleResponse(status=_status(info))
         except Exception as exc:
-            abort(context, exc)
+            await abort(context, exc)
 
-    def GetRule(
-        self, request: pb.GetRuleRequest, context: grpc.ServicerContext
-    ) -> pb.GetRuleResponse:
+    async def GetRule(self, request: pb.GetRuleRequest, context: Context) -> pb.GetRuleResponse:
         try:
-            return pb.GetRuleResponse(status=_status(self.service.info(request.rule_digest)))
+            info = await self._pool.run(self.service.info, request.rule_digest)
+            return pb.GetRuleResponse(status=_status(info))
         except Exception as exc:
-            abort(context, exc)
+            await abort(context, exc)
 
-    def Run(self, request: pb.RunRequest, context: grpc.ServicerContext) -> pb.RunResponse:
+    async def Run(self, request: pb.RunRequest, context: Context) -> pb.RunResponse:
         try:
-            outcome = self.service.run(parse_run(request))
+            outcome = await self._pool.run(self.service.run, parse_run(request))
         except Exception as exc:
-            abort(context, exc)
+            await abort(context, exc)
         return pb.RunResponse(
             outcomes=outcome.outcomes.tobytes(),
             refusals=[
@@ -120,11 +122,12 @@ class ComputeToDataServicer(pb_grpc.ComputeToDataServiceServicer):
         )
 
 
-def enclave_registrar(service: EnclaveService) -> Callable[[grpc.Server], Sequence[str]]:
+def enclave_registrar(service: EnclaveService) -> ServiceRegistrar:
     """A registrar for :func:`uwv_server.grpc.server.build_server` (``extra_services=[…]``)."""
 
-    def register(server: grpc.Server) -> Sequence[str]:
-        pb_grpc.add_ComputeToDataServiceServicer_to_server(ComputeToDataServicer(service), server)
+    def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
+        servicer = ComputeToDataServicer(service, runtime.pool)
+        pb_grpc.add_ComputeToDataServiceServicer_to_server(servicer, server)
         return [pb.DESCRIPTOR.services_by_name["ComputeToDataService"].full_name]
 
     return register

@@ -17,7 +17,7 @@ The first matching row wins, so more specific classes come first.
 from __future__ import annotations
 
 import logging
-from typing import Final, NoReturn, TypeAlias
+from typing import Any, Final, NoReturn, TypeAlias
 
 import grpc
 
@@ -27,7 +27,8 @@ from shared.crypto.errors import SigningError
 from shared.errors import CryptoError, Error
 from shared.wire import ERROR_METADATA_KEY
 from uwv_server.budget import ReplayConflict
-from uwv_server.contexts import UnknownContext
+from uwv_server.capacity import CapacityExceeded
+from uwv_server.contexts import QuotaExceeded, UnknownContext
 from uwv_server.enclave.errors import (
     ApprovalRefused,
     BatchRefused,
@@ -36,6 +37,7 @@ from uwv_server.enclave.errors import (
     SubmissionRefused,
     UnknownRule,
 )
+from uwv_server.grpc.runtime import Draining, IdleStream, Refused, RequesterMismatch
 from uwv_server.he_rules import RuleNotApproved
 from uwv_server.service import ChunkError, ModeNotServed
 
@@ -44,6 +46,14 @@ log = logging.getLogger("uwv_server")
 Code: TypeAlias = pb.ErrorCode.ValueType
 
 STATUS_OF: Final[tuple[tuple[type[Exception], grpc.StatusCode, Code], ...]] = (
+    # the server's own limits: retry later (or elsewhere)
+    (Draining, grpc.StatusCode.UNAVAILABLE, pb.ERROR_CODE_UNSPECIFIED),
+    (IdleStream, grpc.StatusCode.DEADLINE_EXCEEDED, pb.ERROR_CODE_UNSPECIFIED),
+    (Refused, grpc.StatusCode.RESOURCE_EXHAUSTED, pb.ERROR_CODE_UNSPECIFIED),
+    (CapacityExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED, pb.ERROR_CODE_UNSPECIFIED),
+    (QuotaExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED, pb.ERROR_CODE_UNSPECIFIED),
+    # identity: a message that claims to be someone else
+    (RequesterMismatch, grpc.StatusCode.PERMISSION_DENIED, pb.ERROR_CODE_INVALID_HEADER),
     # screening
     (UnknownContext, grpc.StatusCode.FAILED_PRECONDITION, pb.ERROR_CODE_UNKNOWN_CONTEXT),
     (RuleNotApproved, grpc.StatusCode.FAILED_PRECONDITION, pb.ERROR_CODE_RULE_NOT_APPROVED),
@@ -98,12 +108,17 @@ def detail_of(exc: BaseException, *, field: str = "", chunk_index: int = -1) -> 
     )
 
 
-def abort(context: grpc.ServicerContext, exc: BaseException, field: str = "") -> NoReturn:
+async def abort(
+    context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, field: str = ""
+) -> NoReturn:
     """End the call with the status of ``exc`` and its ``ErrorDetail`` in trailing metadata."""
     status, _ = classify(exc)
     if status == grpc.StatusCode.INTERNAL:
         log.error("unexpected error", exc_info=exc)
     detail = detail_of(exc, field=field)
-    context.set_trailing_metadata(((ERROR_METADATA_KEY, detail.SerializeToString()),))
-    context.abort(status, detail.message)
+    await context.abort(
+        status,
+        detail.message,
+        trailing_metadata=((ERROR_METADATA_KEY, detail.SerializeToString()),),
+    )
     raise AssertionError("unreachable")  # context.abort raises

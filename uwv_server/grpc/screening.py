@@ -7,14 +7,14 @@ the batch goes on.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import re
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Final
 
-import grpc
 import numpy as np
 from google.protobuf.unknown_fields import UnknownFieldSet
 
@@ -23,8 +23,21 @@ from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
 from shared.errors import Error, InputError
 from shared.he.params import BFV_PARAMETER_SETS, PARAMETER_SETS
 from shared.models import MAX_HOUSEHOLD_MEMBERS, Period
+from shared.pki import Identity
 from shared.wire import MAX_MESSAGE_BYTES
 from uwv_server.grpc.errors import abort, detail_of
+from uwv_server.grpc.metrics import ServerMetrics
+from uwv_server.grpc.runtime import (
+    Admission,
+    BlockingPool,
+    Context,
+    IdleStream,
+    Refused,
+    RequesterMismatch,
+    ServerLimits,
+    caller_of,
+    identity_of,
+)
 from uwv_server.service import Batch, BatchRequest, ChunkOutput, ScreeningService
 
 log = logging.getLogger("uwv_server")
@@ -55,6 +68,20 @@ def _label(text: str, field: str) -> str:
     return text
 
 
+def _requester(claimed: str, identity: Identity | None) -> str:
+    """Who asks, for the audit log: the authenticated caller, which the message may name (by
+    OIN, organisation or both as logged) but never contradict. On an insecure loopback server
+    there is no identity and the message's label is taken as it is."""
+    if identity is None:
+        return _label(claimed or "unnamed client", "requester")
+    if claimed not in ("", identity.oin, identity.organisation, str(identity)):
+        raise RequesterMismatch(
+            f"requester {claimed[:80]!r} is not the authenticated caller {identity}: send its "
+            "OIN, its organisation name or nothing"
+        )
+    return str(identity)
+
+
 def _digest(text: str, field: str) -> str:
     if not _HEX64.match(text):
         raise InputError(f"{field} must be a SHA-256 digest in 64 lowercase hex digits")
@@ -70,12 +97,35 @@ def _no_unknown_fields(header: pb.BatchHeader) -> None:
         )
 
 
-class ScreeningServicer(pb_grpc.ScreeningServiceServicer):
-    def __init__(self, service: ScreeningService) -> None:
-        self._service = service
+@dataclass(slots=True)
+class _Stream:
+    """What the idle timeout needs to know about one stream."""
 
-    def GetServerInfo(
-        self, request: pb.GetServerInfoRequest, context: grpc.ServicerContext
+    last_activity: float
+    in_flight: int = 0
+
+
+class ScreeningServicer(pb_grpc.ScreeningServiceServicer):
+    """The Screening service on the asyncio server: domain calls run on the blocking pool,
+    results are written as soon as each chunk is evaluated (in order)."""
+
+    def __init__(
+        self,
+        service: ScreeningService,
+        *,
+        limits: ServerLimits | None = None,
+        admission: Admission | None = None,
+        pool: BlockingPool | None = None,
+        metrics: ServerMetrics | None = None,
+    ) -> None:
+        self._service = service
+        self._limits = limits if limits is not None else ServerLimits()
+        self._admission = admission if admission is not None else Admission(self._limits)
+        self._pool = pool if pool is not None else BlockingPool(self._limits.blocking_workers)
+        self._metrics = metrics if metrics is not None else ServerMetrics()
+
+    async def GetServerInfo(
+        self, request: pb.GetServerInfoRequest, context: Context
     ) -> pb.GetServerInfoResponse:
         return pb.GetServerInfoResponse(
             server_version=SERVER_VERSION,
@@ -90,27 +140,53 @@ class ScreeningServicer(pb_grpc.ScreeningServiceServicer):
             snapshot_digest=self._service.snapshot.digest,
         )
 
-    def UploadContext(
-        self, request: pb.UploadContextRequest, context: grpc.ServicerContext
+    async def UploadContext(
+        self, request: pb.UploadContextRequest, context: Context
     ) -> pb.UploadContextResponse:
+        caller = caller_of(context)
         try:
-            digest, known = self._service.contexts.upload(request.parameter_set, request.context)
+            digest, known = await self._pool.run(
+                self._service.contexts.upload, request.parameter_set, request.context, caller
+            )
         except Error as exc:
-            abort(context, exc, field="context")
+            self._refused(exc)
+            await abort(context, exc, field="context")
         log.info("context %s… %s", digest[:12], "already known" if known else "stored")
         return pb.UploadContextResponse(context_sha256=digest, already_known=known)
 
-    def HasContext(
-        self, request: pb.HasContextRequest, context: grpc.ServicerContext
+    async def HasContext(
+        self, request: pb.HasContextRequest, context: Context
     ) -> pb.HasContextResponse:
-        return pb.HasContextResponse(known=self._service.contexts.known(request.context_sha256))
+        known = await self._pool.run(self._service.contexts.known, request.context_sha256)
+        return pb.HasContextResponse(known=known)
 
-    def Screen(
-        self, request_iterator: Iterator[pb.ScreenRequest], context: grpc.ServicerContext
-    ) -> Iterator[pb.ScreenResponse]:
-        first = next(request_iterator, None)
+    def _refused(self, exc: Exception) -> None:
+        reason = exc.reason if isinstance(exc, Refused) else type(exc).__name__
+        self._metrics.refusals.labels(reason=reason).inc()
+
+    async def Screen(
+        self, request_iterator: AsyncIterator[pb.ScreenRequest], context: Context
+    ) -> AsyncIterator[pb.ScreenResponse]:
+        caller = caller_of(context)
+        try:
+            async with self._admission.stream(caller):
+                async for response in self._screen(request_iterator, context):
+                    yield response
+        except Refused as exc:
+            self._refused(exc)
+            await abort(context, exc)
+
+    async def _screen(
+        self, request_iterator: AsyncIterator[pb.ScreenRequest], context: Context
+    ) -> AsyncIterator[pb.ScreenResponse]:
+        loop = asyncio.get_running_loop()
+        stream = _Stream(last_activity=loop.time())
+        messages = aiter(request_iterator)
+        first = await self._next(messages, stream)
         if first is None or first.WhichOneof("item") != "header":
-            abort(context, InputError("the first message of a batch must be its header"), "header")
+            await abort(
+                context, InputError("the first message of a batch must be its header"), "header"
+            )
         header = first.header
         try:
             mode = _MODE_NAMES.get(header.mode)
@@ -123,50 +199,122 @@ class ScreeningServicer(pb_grpc.ScreeningServiceServicer):
                 period=Period.parse(header.period),
                 rule_digest=header.rule_digest,
                 chunk_count=header.chunk_count,
-                requester=_label(header.requester or "unnamed client", "requester"),
+                requester=_requester(header.requester, identity_of(context)),
             )
             _digest(header.rule_digest, "rule_digest")
             _no_unknown_fields(header)
-            batch = self._service.open_batch(request)
+            batch = await self._pool.run(self._service.open_batch, request)
         except Error as exc:
-            abort(context, exc, field="header")
+            self._refused(exc)
+            await abort(context, exc, field="header")
+        self._metrics.batches.labels(mode=mode).inc()
         try:
-            yield from self._run_batch(batch, request_iterator, context)
+            async for response in self._run_batch(batch, messages, stream, context):
+                yield response
         finally:
-            self._service.close_batch(batch)
+            # Also when the call is cancelled: the audit entry and the evaluator's lease must
+            # not depend on the client staying (shield: a second cancel cannot skip it).
+            await asyncio.shield(self._pool.run(self._service.close_batch, batch))
 
-    def _run_batch(
+    async def _next(
+        self, messages: AsyncIterator[pb.ScreenRequest], stream: _Stream
+    ) -> pb.ScreenRequest | None:
+        """The next client message, or None at the end; raises :class:`IdleStream` when the
+        client sent nothing and the server owed it nothing for the idle timeout. The read is
+        never cancelled (a cancelled read would end the call), only waited for."""
+        loop = asyncio.get_running_loop()
+        read = asyncio.ensure_future(anext(messages, None))
+        idle = self._limits.idle_timeout_s
+        while True:
+            quiet = loop.time() - stream.last_activity
+            done, _ = await asyncio.wait({read}, timeout=max(idle - quiet, 0.001))
+            if done:
+                stream.last_activity = loop.time()
+                return read.result()
+            if stream.in_flight == 0 and loop.time() - stream.last_activity >= idle:
+                read.cancel()
+                raise IdleStream(
+                    f"no message on this stream for {idle:g} s while nothing was pending; "
+                    "the batch is closed (a resumed run re-sends what is missing)"
+                )
+
+    async def _run_batch(
         self,
         batch: Batch,
-        request_iterator: Iterator[pb.ScreenRequest],
-        context: grpc.ServicerContext,
-    ) -> Iterator[pb.ScreenResponse]:
+        messages: AsyncIterator[pb.ScreenRequest],
+        stream: _Stream,
+        context: Context,
+    ) -> AsyncIterator[pb.ScreenResponse]:
         header = batch.request
-        pending: deque[tuple[int, Future[ChunkOutput]]] = deque()
-        for message in request_iterator:
-            if not context.is_active():  # deadline passed or client went away
-                log.info("batch %s: client gone after %d chunks", header.batch_id, batch.chunks)
-                return
-            if message.WhichOneof("item") != "chunk":
-                abort(context, InputError("only chunks may follow the header"), "chunk")
-            chunk = message.chunk
+        loop = asyncio.get_running_loop()
+        # (index, evaluation) in arrival order; None at the end; an exception to end the call.
+        queue: asyncio.Queue[tuple[int, asyncio.Future[ChunkOutput]] | BaseException | None]
+        queue = asyncio.Queue(maxsize=IN_FLIGHT)
+
+        async def submit(chunk: pb.Chunk) -> asyncio.Future[ChunkOutput]:
+            """Validate, charge and start one chunk (in arrival order: the budget and the
+            retry memory see the stream's chunks one after another, as sent); its evaluation
+            then runs on while the next chunk is read."""
+            started = loop.time()
+            households = len(chunk.member_counts)
             try:
-                future = self._service.submit_chunk(
+                inner = await self._pool.run(
+                    self._service.submit_chunk,
                     batch,
                     chunk.index,
                     np.asarray(chunk.member_counts, dtype=np.int64),
                     np.asarray(chunk.member_bsns, dtype=np.int64),
                     list(chunk.ciphertexts),
                 )
-            except Error as exc:
-                future = Future()
-                future.set_exception(exc)
-            pending.append((chunk.index, future))
-            # Answer in order; keep a few chunks in flight so worker processes stay busy.
-            while pending and (pending[0][1].done() or len(pending) > IN_FLIGHT):
-                yield self._answer(batch, *pending.popleft())
-        while pending:
-            yield self._answer(batch, *pending.popleft())
+            except Exception as exc:
+                failed: asyncio.Future[ChunkOutput] = loop.create_future()
+                failed.set_exception(exc)
+                return failed
+
+            async def finish() -> ChunkOutput:
+                output = await asyncio.wrap_future(inner)
+                self._metrics.chunk_seconds.labels(mode=header.mode).observe(loop.time() - started)
+                self._metrics.households.labels(mode=header.mode).inc(households)
+                return output
+
+            return asyncio.ensure_future(finish())
+
+        async def read() -> None:
+            try:
+                while True:
+                    message = await self._next(messages, stream)
+                    if message is None:
+                        break
+                    if message.WhichOneof("item") != "chunk":
+                        raise _FieldError(InputError("only chunks may follow the header"), "chunk")
+                    stream.in_flight += 1
+                    task = await submit(message.chunk)
+                    await queue.put((message.chunk.index, task))
+                await queue.put(None)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # handed to the writer, which ends the call
+                await queue.put(exc)
+
+        reader = asyncio.ensure_future(read())
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    if isinstance(item, Refused):
+                        self._refused(item)
+                    if isinstance(item, _FieldError):
+                        await abort(context, item.error, item.field)
+                    await abort(context, item)
+                index, task = item
+                response = await self._answer(batch, index, task)
+                stream.in_flight -= 1
+                stream.last_activity = loop.time()
+                yield response
+        finally:
+            reader.cancel()
         log.info(
             "batch %s done: %d chunks, %d households, %d failed chunks",
             header.batch_id,
@@ -180,16 +328,34 @@ class ScreeningServicer(pb_grpc.ScreeningServiceServicer):
             )
         )
 
-    def _answer(self, batch: Batch, index: int, future: Future[ChunkOutput]) -> pb.ScreenResponse:
+    async def _answer(
+        self, batch: Batch, index: int, task: asyncio.Future[ChunkOutput]
+    ) -> pb.ScreenResponse:
         """The response for one chunk: its result, or its error (the batch goes on)."""
+        try:
+            output = await task
+        except Error as exc:
+            return self._failed(batch, index, exc)
+        return self._result(index, output)
+
+    def answer_now(
+        self, batch: Batch, index: int, future: concurrent.futures.Future[ChunkOutput]
+    ) -> pb.ScreenResponse:
+        """:meth:`_answer` for a caller without an event loop (``uwv-server process``)."""
         try:
             output = future.result()
         except Error as exc:
-            batch.failed_chunks += 1
-            log.warning("batch %s chunk %d refused: %s", batch.request.batch_id, index, exc)
-            return pb.ScreenResponse(
-                result=pb.ChunkResult(index=index, error=detail_of(exc, chunk_index=index))
-            )
+            return self._failed(batch, index, exc)
+        return self._result(index, output)
+
+    def _failed(self, batch: Batch, index: int, exc: Error) -> pb.ScreenResponse:
+        batch.failed_chunks += 1
+        detail = detail_of(exc, chunk_index=index)
+        self._metrics.refusals.labels(reason=pb.ErrorCode.Name(detail.code)).inc()
+        log.warning("batch %s chunk %d refused: %s", batch.request.batch_id, index, exc)
+        return pb.ScreenResponse(result=pb.ChunkResult(index=index, error=detail))
+
+    def _result(self, index: int, output: ChunkOutput) -> pb.ScreenResponse:
         slot_errors = [
             pb.ErrorDetail(
                 code=_SLOT_CODE.get(refusal.code, pb.ERROR_CODE_BUDGET_EXHAUSTED),
@@ -199,8 +365,20 @@ class ScreeningServicer(pb_grpc.ScreeningServiceServicer):
             )
             for slot, refusal in sorted(output.refused_slots.items())
         ]
+        self._metrics.budget_refused.inc(
+            sum(1 for r in output.refused_slots.values() if r.code == "budget")
+        )
         return pb.ScreenResponse(
             result=pb.ChunkResult(
                 index=index, ciphertexts=output.ciphertexts, slot_errors=slot_errors
             )
         )
+
+
+class _FieldError(Exception):
+    """A domain error and the field it is about, passed from the reader to the writer."""
+
+    def __init__(self, error: Error, field: str) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.field = field

@@ -249,6 +249,11 @@ class PublicMaskedContext:
         """Always False: this object is built from a public key alone."""
         return False
 
+    def canonical_bytes(self) -> bytes:
+        """The public key re-serialised by SEAL from what was parsed (what the server stores):
+        unknown or trailing bytes of the upload are not in it."""
+        return _seal.save_bytes(self._public)
+
     def parse(self, ciphertext: bytes) -> MaskedInput:
         """Refuse anything but a fresh-shaped ciphertext at the first level (cheap: run it
         before anything is charged). SEAL's load already refuses coefficients ≥ ``q_i`` and

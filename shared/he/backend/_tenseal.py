@@ -289,6 +289,17 @@ class PublicBfvContext:
         """Always False (checked at construction); exposed so tests can assert it."""
         return bool(self._ctx.has_secret_key())
 
+    def canonical_bytes(self) -> bytes:
+        """The context re-serialised from what was parsed: public and relinearisation keys,
+        never a secret or anything unknown the upload carried (what the server stores)."""
+        data: bytes = self._ctx.serialize(
+            save_public_key=True,
+            save_secret_key=False,
+            save_galois_keys=False,
+            save_relin_keys=True,
+        )
+        return data
+
     def load(self, ciphertext: bytes, count: int) -> BfvCiphertext:
         """Parse an uploaded ciphertext that must hold exactly ``count`` slots."""
         if len(ciphertext) > MAX_BFV_CIPHERTEXT_BYTES:
