@@ -164,7 +164,9 @@ def test_chunk_index_beyond_int32_fails_alone(
     server = start_server(tmp_path / "store")
     stub = pb_grpc.ScreeningServiceStub(channel_to(server.target))
     public = secret_context.public_bytes()
-    stub.UploadContext(pb.UploadContextRequest(parameter_set=secret_context.params.name, context=public))
+    stub.UploadContext(
+        pb.UploadContextRequest(parameter_set=secret_context.params.name, context=public)
+    )
     ct = secret_context.encrypt(np.zeros(1, dtype=np.int64))
     bad = pb.Chunk(index=2**31 + 5, member_counts=[1], member_bsns=[123456789], ciphertexts=[ct])
     good = pb.Chunk(index=2**32 - 1, member_counts=[1], member_bsns=[int(bsn_from(1))])

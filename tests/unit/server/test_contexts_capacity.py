@@ -86,7 +86,9 @@ def test_re_upload_is_idempotent_and_shares_one_evaluator(
     assert registry.usage("SVB")[0] == 2
 
 
-def test_quota_per_caller(tmp_path: Path, key: SecretMaskedContext, strict_secret_small: Any) -> None:
+def test_quota_per_caller(
+    tmp_path: Path, key: SecretMaskedContext, strict_secret_small: Any
+) -> None:
     strict = strict_secret_small.params.name
     registry = ContextRegistry(tmp_path, quota=ContextQuota(max_contexts=1))
     registry.upload(MASKED_DEFAULT.name, key.public_bytes(), "SVB")
