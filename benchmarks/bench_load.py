@@ -109,7 +109,12 @@ def _callers(target: str, count: int, seconds: float, out: multiprocessing.Queue
 
     async def main() -> int:
         until = time.monotonic() + seconds
-        channels = [grpc.aio.insecure_channel(target) for _ in range(count // 20 or 1)]
+        # One connection per 20 callers (gRPC would otherwise share one connection between
+        # channels, and the server allows 128 concurrent streams per connection).
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        channels = [
+            grpc.aio.insecure_channel(target, options=options) for _ in range(count // 20 or 1)
+        ]
         stubs = [pb_grpc.ScreeningServiceStub(c) for c in channels]
         done = await asyncio.gather(*(caller(stubs[i % len(stubs)], until) for i in range(count)))
         for channel in channels:
