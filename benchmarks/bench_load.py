@@ -52,12 +52,12 @@ class Prober(threading.Thread):
         super().__init__(daemon=True)
         self.phase = "idle"
         self.samples: dict[str, list[float]] = {}
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._channel = grpc.insecure_channel(target)
         self._stub = health_pb2_grpc.HealthStub(self._channel)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             started = time.perf_counter()
             try:
                 self._stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
@@ -68,7 +68,7 @@ class Prober(threading.Thread):
             time.sleep(0.02)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
         self._channel.close()
 
@@ -78,15 +78,15 @@ class MemorySampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid = pid
         self.peak = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.peak = max(self.peak, tree_rss_bytes(self.pid))
             time.sleep(0.1)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
