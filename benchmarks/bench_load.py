@@ -52,12 +52,12 @@ class Prober(threading.Thread):
         super().__init__(daemon=True)
         self.phase = "idle"
         self.samples: dict[str, list[float]] = {}
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._channel = grpc.insecure_channel(target)
         self._stub = health_pb2_grpc.HealthStub(self._channel)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             started = time.perf_counter()
             try:
                 self._stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
@@ -68,7 +68,7 @@ class Prober(threading.Thread):
             time.sleep(0.02)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
         self._channel.close()
 
@@ -78,15 +78,15 @@ class MemorySampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid = pid
         self.peak = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.peak = max(self.peak, tree_rss_bytes(self.pid))
             time.sleep(0.1)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
@@ -109,7 +109,12 @@ def _callers(target: str, count: int, seconds: float, out: multiprocessing.Queue
 
     async def main() -> int:
         until = time.monotonic() + seconds
-        channels = [grpc.aio.insecure_channel(target) for _ in range(count // 20 or 1)]
+        # One connection per 20 callers (gRPC would otherwise share one connection between
+        # channels, and the server allows 128 concurrent streams per connection).
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        channels = [
+            grpc.aio.insecure_channel(target, options=options) for _ in range(count // 20 or 1)
+        ]
         stubs = [pb_grpc.ScreeningServiceStub(c) for c in channels]
         done = await asyncio.gather(*(caller(stubs[i % len(stubs)], until) for i in range(count)))
         for channel in channels:
