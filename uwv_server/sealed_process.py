@@ -39,8 +39,7 @@ from typing import Final, TextIO
 import numpy as np
 
 from shared._proto.eligibility.v2 import eligibility_pb2 as pb
-from shared.errors import Error, InputError
-from shared.models import Period
+from shared.errors import Error
 from shared.sealed import (
     InReplyTo,
     MessageKind,
@@ -62,14 +61,8 @@ from shared.sealed.errors import MalformedFile, SignerRefused
 from shared.sealed.payloads import SCREEN_REFUSAL, SCREEN_REQUEST, SCREEN_RESPONSE
 from shared.wire import MAX_MESSAGE_BYTES
 from uwv_server.grpc.errors import detail_of
-from uwv_server.grpc.screening import (
-    _MODE_NAMES,
-    ScreeningServicer,
-    _digest,
-    _label,
-    _no_unknown_fields,
-)
-from uwv_server.service import Batch, BatchRequest, ChunkOutput, ScreeningService
+from uwv_server.grpc.screening import ScreeningServicer, batch_request
+from uwv_server.service import Batch, ChunkOutput, ScreeningService
 
 log = logging.getLogger("uwv_server")
 
@@ -113,25 +106,6 @@ class _Progress:
         rate = self.done / max(time.monotonic() - self.started, 1e-9)
         self.stream.write(f"processed {self.done}/{self.total or '?'} chunks ({rate:.1f}/s)\n")
         self.stream.flush()
-
-
-def _batch_request(header: pb.BatchHeader, requester: str) -> BatchRequest:
-    """The gRPC adapter's conversion of a batch header, with its own checks."""
-    mode = _MODE_NAMES.get(header.mode)
-    if mode is None:
-        raise InputError(f"mode {header.mode} is not a known mode")
-    request = BatchRequest(
-        batch_id=_label(header.batch_id, "batch_id"),
-        context_sha256=header.context_sha256,
-        mode=mode,
-        period=Period.parse(header.period),
-        rule_digest=header.rule_digest,
-        chunk_count=header.chunk_count,
-        requester=_label(requester, "requester"),
-    )
-    _digest(header.rule_digest, "rule_digest")
-    _no_unknown_fields(header)
-    return request
 
 
 def _responses(
@@ -240,8 +214,8 @@ def process_request(
             raise MalformedFile(f"{request}: a record is not the expected message") from None
         try:
             service.contexts.upload(first.parameter_set, first.context)
-            batch_request = _batch_request(opening.header, f"{party.organisation} sealed file")
-            batch = service.open_batch(batch_request)
+            opened = batch_request(opening.header, f"{party.organisation} sealed file", None)
+            batch = service.open_batch(opened)
         except Error as exc:
             log.warning("request %s refused: %s", header.message_id, exc)
             with create_sealed_file(

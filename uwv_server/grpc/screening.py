@@ -97,6 +97,27 @@ def _no_unknown_fields(header: pb.BatchHeader) -> None:
         )
 
 
+def batch_request(header: pb.BatchHeader, claimed: str, identity: Identity | None) -> BatchRequest:
+    """A batch header as a domain request, with every check of the contract (gRPC and sealed
+    files alike): known mode, labels, period, the caller as :func:`_requester` decides it,
+    the rule digest's form and no field the contract no longer has."""
+    mode = _MODE_NAMES.get(header.mode)
+    if mode is None:
+        raise InputError(f"mode {header.mode} is not a known mode")
+    request = BatchRequest(
+        batch_id=_label(header.batch_id, "batch_id"),
+        context_sha256=header.context_sha256,
+        mode=mode,
+        period=Period.parse(header.period),
+        rule_digest=header.rule_digest,
+        chunk_count=header.chunk_count,
+        requester=_requester(claimed, identity),
+    )
+    _digest(header.rule_digest, "rule_digest")
+    _no_unknown_fields(header)
+    return request
+
+
 @dataclass(slots=True)
 class _Stream:
     """What the idle timeout needs to know about one stream."""
@@ -189,20 +210,8 @@ class ScreeningServicer(pb_grpc.ScreeningServiceServicer):
             )
         header = first.header
         try:
-            mode = _MODE_NAMES.get(header.mode)
-            if mode is None:
-                raise InputError(f"mode {header.mode} is not a known mode")
-            request = BatchRequest(
-                batch_id=_label(header.batch_id, "batch_id"),
-                context_sha256=header.context_sha256,
-                mode=mode,
-                period=Period.parse(header.period),
-                rule_digest=header.rule_digest,
-                chunk_count=header.chunk_count,
-                requester=_requester(header.requester, identity_of(context)),
-            )
-            _digest(header.rule_digest, "rule_digest")
-            _no_unknown_fields(header)
+            request = batch_request(header, header.requester, identity_of(context))
+            mode = request.mode
             batch = await self._pool.run(self._service.open_batch, request)
         except Error as exc:
             self._refused(exc)
