@@ -37,7 +37,14 @@ from uwv_server.enclave.errors import (
     SubmissionRefused,
     UnknownRule,
 )
-from uwv_server.grpc.runtime import Draining, IdleStream, Refused, RequesterMismatch
+from uwv_server.grpc.runtime import (
+    CallerStreamLimit,
+    Draining,
+    IdleStream,
+    Refused,
+    RequesterMismatch,
+    TotalStreamLimit,
+)
 from uwv_server.he_rules import RuleNotApproved
 from uwv_server.service import ChunkError, ModeNotServed
 
@@ -47,11 +54,13 @@ Code: TypeAlias = pb.ErrorCode.ValueType
 
 STATUS_OF: Final[tuple[tuple[type[Exception], grpc.StatusCode, Code], ...]] = (
     # the server's own limits: retry later (or elsewhere)
-    (Draining, grpc.StatusCode.UNAVAILABLE, pb.ERROR_CODE_UNSPECIFIED),
-    (IdleStream, grpc.StatusCode.DEADLINE_EXCEEDED, pb.ERROR_CODE_UNSPECIFIED),
+    (Draining, grpc.StatusCode.UNAVAILABLE, pb.ERROR_CODE_DRAINING),
+    (IdleStream, grpc.StatusCode.DEADLINE_EXCEEDED, pb.ERROR_CODE_IDLE_TIMEOUT),
+    (CallerStreamLimit, grpc.StatusCode.RESOURCE_EXHAUSTED, pb.ERROR_CODE_STREAM_LIMIT_CALLER),
+    (TotalStreamLimit, grpc.StatusCode.RESOURCE_EXHAUSTED, pb.ERROR_CODE_STREAM_LIMIT_TOTAL),
     (Refused, grpc.StatusCode.RESOURCE_EXHAUSTED, pb.ERROR_CODE_UNSPECIFIED),
-    (CapacityExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED, pb.ERROR_CODE_UNSPECIFIED),
-    (QuotaExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED, pb.ERROR_CODE_UNSPECIFIED),
+    (CapacityExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED, pb.ERROR_CODE_MEMORY_BOUND),
+    (QuotaExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED, pb.ERROR_CODE_CONTEXT_QUOTA),
     # identity: a message that claims to be someone else
     (RequesterMismatch, grpc.StatusCode.PERMISSION_DENIED, pb.ERROR_CODE_INVALID_HEADER),
     # screening

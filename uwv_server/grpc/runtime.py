@@ -107,6 +107,14 @@ class StreamLimitReached(Refused):
     reason = "streams"
 
 
+class CallerStreamLimit(StreamLimitReached):
+    """This caller holds :attr:`ServerLimits.max_streams_per_caller` streams already."""
+
+
+class TotalStreamLimit(StreamLimitReached):
+    """The server holds :attr:`ServerLimits.max_streams_total` streams already."""
+
+
 class Draining(Refused):
     """The server is shutting down: no new batches (a client retries elsewhere or later)."""
 
@@ -150,12 +158,12 @@ class Admission:
             raise Draining("the server is shutting down and takes no new batches; retry later")
         limits = self._limits
         if self._total >= limits.max_streams_total:
-            raise StreamLimitReached(
+            raise TotalStreamLimit(
                 f"the server has {self._total} screening streams open, its limit is "
                 f"{limits.max_streams_total}; retry later"
             )
         if self._per_caller[caller] >= limits.max_streams_per_caller:
-            raise StreamLimitReached(
+            raise CallerStreamLimit(
                 f"{caller} has {self._per_caller[caller]} screening streams open, the limit "
                 f"per caller is {limits.max_streams_per_caller}; close one or retry later"
             )

@@ -9,7 +9,9 @@ from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared.audit import EntryError, ProofError, StorageError
 from shared.crypto.errors import SigningError
 from shared.errors import CryptoError, Error, InputError
-from uwv_server.contexts import UnknownContext
+from svb_client.wire.errors import ADVICE
+from uwv_server.capacity import CapacityExceeded
+from uwv_server.contexts import QuotaExceeded, UnknownContext
 from uwv_server.enclave.errors import (
     ApprovalRefused,
     BatchRefused,
@@ -19,6 +21,7 @@ from uwv_server.enclave.errors import (
     UnknownRule,
 )
 from uwv_server.grpc.errors import STATUS_OF, classify, detail_of
+from uwv_server.grpc.runtime import CallerStreamLimit, Draining, IdleStream, TotalStreamLimit
 from uwv_server.service import ChunkError
 
 S = grpc.StatusCode
@@ -45,6 +48,29 @@ S = grpc.StatusCode
 )
 def test_status_of_each_domain_error(exc: Exception, status: grpc.StatusCode) -> None:
     assert classify(exc)[0] == status
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "code"),
+    [
+        (CallerStreamLimit("x"), S.RESOURCE_EXHAUSTED, pb.ERROR_CODE_STREAM_LIMIT_CALLER),
+        (TotalStreamLimit("x"), S.RESOURCE_EXHAUSTED, pb.ERROR_CODE_STREAM_LIMIT_TOTAL),
+        (CapacityExceeded("x"), S.RESOURCE_EXHAUSTED, pb.ERROR_CODE_MEMORY_BOUND),
+        (QuotaExceeded("x"), S.RESOURCE_EXHAUSTED, pb.ERROR_CODE_CONTEXT_QUOTA),
+        (Draining("x"), S.UNAVAILABLE, pb.ERROR_CODE_DRAINING),
+        (IdleStream("x"), S.DEADLINE_EXCEEDED, pb.ERROR_CODE_IDLE_TIMEOUT),
+    ],
+)
+def test_server_refusals_have_their_own_codes(
+    exc: Exception, status: grpc.StatusCode, code: int
+) -> None:
+    assert classify(exc) == (status, code)
+    assert detail_of(exc).code == code
+
+
+def test_every_code_the_client_advises_on_exists() -> None:
+    names = {name.removeprefix("ERROR_CODE_") for name in pb.ErrorCode.DESCRIPTOR.values_by_name}
+    assert set(ADVICE) <= names
 
 
 def test_no_row_is_shadowed_by_an_earlier_one() -> None:

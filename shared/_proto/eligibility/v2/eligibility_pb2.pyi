@@ -66,6 +66,20 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """An id (batch, chunk or run) re-sent with other content: refused and logged."""
     ERROR_CODE_DUPLICATE_BSN: _ErrorCode.ValueType  # 12
     """A household with a member who already appears earlier in the same batch (slot error)."""
+    ERROR_CODE_STREAM_LIMIT_CALLER: _ErrorCode.ValueType  # 13
+    """The caller holds as many screening streams as it may (per organisation); close one or
+    retry later.
+    """
+    ERROR_CODE_STREAM_LIMIT_TOTAL: _ErrorCode.ValueType  # 14
+    """The server holds as many screening streams as it takes from all callers; retry later."""
+    ERROR_CODE_MEMORY_BOUND: _ErrorCode.ValueType  # 15
+    """A new batch would take the server past its memory bound; running batches go on."""
+    ERROR_CODE_CONTEXT_QUOTA: _ErrorCode.ValueType  # 16
+    """The caller's stored contexts would exceed its quota (count or bytes)."""
+    ERROR_CODE_DRAINING: _ErrorCode.ValueType  # 17
+    """The server is shutting down and takes no new batches; retry later or elsewhere."""
+    ERROR_CODE_IDLE_TIMEOUT: _ErrorCode.ValueType  # 18
+    """The stream sent nothing for the server's idle timeout and was ended."""
 
 class ErrorCode(_ErrorCode, metaclass=_ErrorCodeEnumTypeWrapper): ...
 
@@ -85,6 +99,20 @@ ERROR_CODE_REPLAY_CONFLICT: ErrorCode.ValueType  # 11
 """An id (batch, chunk or run) re-sent with other content: refused and logged."""
 ERROR_CODE_DUPLICATE_BSN: ErrorCode.ValueType  # 12
 """A household with a member who already appears earlier in the same batch (slot error)."""
+ERROR_CODE_STREAM_LIMIT_CALLER: ErrorCode.ValueType  # 13
+"""The caller holds as many screening streams as it may (per organisation); close one or
+retry later.
+"""
+ERROR_CODE_STREAM_LIMIT_TOTAL: ErrorCode.ValueType  # 14
+"""The server holds as many screening streams as it takes from all callers; retry later."""
+ERROR_CODE_MEMORY_BOUND: ErrorCode.ValueType  # 15
+"""A new batch would take the server past its memory bound; running batches go on."""
+ERROR_CODE_CONTEXT_QUOTA: ErrorCode.ValueType  # 16
+"""The caller's stored contexts would exceed its quota (count or bytes)."""
+ERROR_CODE_DRAINING: ErrorCode.ValueType  # 17
+"""The server is shutting down and takes no new batches; retry later or elsewhere."""
+ERROR_CODE_IDLE_TIMEOUT: ErrorCode.ValueType  # 18
+"""The stream sent nothing for the server's idle timeout and was ended."""
 Global___ErrorCode: _TypeAlias = ErrorCode  # noqa: Y015
 
 @_typing.final

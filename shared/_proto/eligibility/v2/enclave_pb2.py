@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x65ligibility/v2/enclave.proto\x12\x0e\x65ligibility.v2\"\x17\n\x15GetEnclaveInfoRequest\"\x9a\x01\n\x16GetEnclaveInfoResponse\x12\x17\n\x0fsnapshot_digest\x18\x01 \x01(\t\x12\x15\n\rengine_digest\x18\x02 \x01(\t\x12\x15\n\rrunner_key_id\x18\x03 \x01(\t\x12\x16\n\x0emax_households\x18\x04 \x01(\r\x12!\n\x19max_members_per_household\x18\x05 \x01(\r\"%\n\x11SubmitRuleRequest\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\"@\n\x12SubmitRuleResponse\x12*\n\x06status\x18\x01 \x01(\x0b\x32\x1a.eligibility.v2.RuleStatus\"%\n\x0eGetRuleRequest\x12\x13\n\x0brule_digest\x18\x01 \x01(\t\"=\n\x0fGetRuleResponse\x12*\n\x06status\x18\x01 \x01(\x0b\x32\x1a.eligibility.v2.RuleStatus\"\xa0\x01\n\nRuleStatus\x12\x13\n\x0brule_digest\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.eligibility.v2.RuleState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x19\n\x11verifier_accepted\x18\x04 \x01(\x08\x12\x13\n\x0breport_text\x18\x05 \x01(\t\x12\x13\n\x0breport_json\x18\x06 \x01(\t\"\xbc\x01\n\nRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0brule_digest\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\x12\x0c\n\x04salt\x18\x04 \x01(\x0c\x12\x1a\n\x12member_counts_le64\x18\x05 \x01(\x0c\x12\x18\n\x10member_bsns_le64\x18\x06 \x01(\x0c\x12\x14\n\x0cis_couple_u8\x18\x07 \x01(\x0c\x12\x1f\n\x17known_income_cents_le64\x18\x08 \x01(\x0c\"9\n\x07Refusal\x12\x10\n\x08position\x18\x01 \x01(\r\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"w\n\x0bRunResponse\x12\x10\n\x08outcomes\x18\x01 \x01(\x0c\x12)\n\x08refusals\x18\x02 \x03(\x0b\x32\x17.eligibility.v2.Refusal\x12\x11\n\tstatement\x18\x03 \x01(\x0c\x12\x18\n\x10statement_digest\x18\x04 \x01(\t*\xa1\x01\n\tRuleState\x12\x1a\n\x16RULE_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12RULE_STATE_PENDING\x10\x01\x12\x17\n\x13RULE_STATE_APPROVED\x10\x02\x12\x16\n\x12RULE_STATE_EXPIRED\x10\x03\x12\x17\n\x13RULE_STATE_REJECTED\x10\x04\x12\x16\n\x12RULE_STATE_REVOKED\x10\x05\x32\xd8\x02\n\x14\x43omputeToDataService\x12_\n\x0eGetEnclaveInfo\x12%.eligibility.v2.GetEnclaveInfoRequest\x1a&.eligibility.v2.GetEnclaveInfoResponse\x12S\n\nSubmitRule\x12!.eligibility.v2.SubmitRuleRequest\x1a\".eligibility.v2.SubmitRuleResponse\x12J\n\x07GetRule\x12\x1e.eligibility.v2.GetRuleRequest\x1a\x1f.eligibility.v2.GetRuleResponse\x12>\n\x03Run\x12\x1a.eligibility.v2.RunRequest\x1a\x1b.eligibility.v2.RunResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x65ligibility/v2/enclave.proto\x12\x0e\x65ligibility.v2\"\x17\n\x15GetEnclaveInfoRequest\"\x9a\x01\n\x16GetEnclaveInfoResponse\x12\x17\n\x0fsnapshot_digest\x18\x01 \x01(\t\x12\x15\n\rengine_digest\x18\x02 \x01(\t\x12\x15\n\rrunner_key_id\x18\x03 \x01(\t\x12\x16\n\x0emax_households\x18\x04 \x01(\r\x12!\n\x19max_members_per_household\x18\x05 \x01(\r\"%\n\x11SubmitRuleRequest\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\"@\n\x12SubmitRuleResponse\x12*\n\x06status\x18\x01 \x01(\x0b\x32\x1a.eligibility.v2.RuleStatus\"%\n\x0eGetRuleRequest\x12\x13\n\x0brule_digest\x18\x01 \x01(\t\"=\n\x0fGetRuleResponse\x12*\n\x06status\x18\x01 \x01(\x0b\x32\x1a.eligibility.v2.RuleStatus\"\xa0\x01\n\nRuleStatus\x12\x13\n\x0brule_digest\x18\x01 \x01(\t\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.eligibility.v2.RuleState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x19\n\x11verifier_accepted\x18\x04 \x01(\x08\x12\x13\n\x0breport_text\x18\x05 \x01(\t\x12\x13\n\x0breport_json\x18\x06 \x01(\t\"\xd5\x01\n\nRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0brule_digest\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\x12\x0c\n\x04salt\x18\x04 \x01(\x0c\x12\x1a\n\x12member_counts_le64\x18\x05 \x01(\x0c\x12\x18\n\x10member_bsns_le64\x18\x06 \x01(\x0c\x12\x14\n\x0cis_couple_u8\x18\x07 \x01(\x0c\x12\x1f\n\x17known_income_cents_le64\x18\x08 \x01(\x0c\x12\x17\n\x0f\x63ost_sharers_u8\x18\t \x01(\x0c\"9\n\x07Refusal\x12\x10\n\x08position\x18\x01 \x01(\r\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"w\n\x0bRunResponse\x12\x10\n\x08outcomes\x18\x01 \x01(\x0c\x12)\n\x08refusals\x18\x02 \x03(\x0b\x32\x17.eligibility.v2.Refusal\x12\x11\n\tstatement\x18\x03 \x01(\x0c\x12\x18\n\x10statement_digest\x18\x04 \x01(\t*\xa1\x01\n\tRuleState\x12\x1a\n\x16RULE_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12RULE_STATE_PENDING\x10\x01\x12\x17\n\x13RULE_STATE_APPROVED\x10\x02\x12\x16\n\x12RULE_STATE_EXPIRED\x10\x03\x12\x17\n\x13RULE_STATE_REJECTED\x10\x04\x12\x16\n\x12RULE_STATE_REVOKED\x10\x05\x32\xd8\x02\n\x14\x43omputeToDataService\x12_\n\x0eGetEnclaveInfo\x12%.eligibility.v2.GetEnclaveInfoRequest\x1a&.eligibility.v2.GetEnclaveInfoResponse\x12S\n\nSubmitRule\x12!.eligibility.v2.SubmitRuleRequest\x1a\".eligibility.v2.SubmitRuleResponse\x12J\n\x07GetRule\x12\x1e.eligibility.v2.GetRuleRequest\x1a\x1f.eligibility.v2.GetRuleResponse\x12>\n\x03Run\x12\x1a.eligibility.v2.RunRequest\x1a\x1b.eligibility.v2.RunResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'eligibility.v2.enclave_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RULESTATE']._serialized_start=972
-  _globals['_RULESTATE']._serialized_end=1133
+  _globals['_RULESTATE']._serialized_start=997
+  _globals['_RULESTATE']._serialized_end=1158
   _globals['_GETENCLAVEINFOREQUEST']._serialized_start=48
   _globals['_GETENCLAVEINFOREQUEST']._serialized_end=71
   _globals['_GETENCLAVEINFORESPONSE']._serialized_start=74
@@ -48,11 +48,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RULESTATUS']._serialized_start=438
   _globals['_RULESTATUS']._serialized_end=598
   _globals['_RUNREQUEST']._serialized_start=601
-  _globals['_RUNREQUEST']._serialized_end=789
-  _globals['_REFUSAL']._serialized_start=791
-  _globals['_REFUSAL']._serialized_end=848
-  _globals['_RUNRESPONSE']._serialized_start=850
-  _globals['_RUNRESPONSE']._serialized_end=969
-  _globals['_COMPUTETODATASERVICE']._serialized_start=1136
-  _globals['_COMPUTETODATASERVICE']._serialized_end=1480
+  _globals['_RUNREQUEST']._serialized_end=814
+  _globals['_REFUSAL']._serialized_start=816
+  _globals['_REFUSAL']._serialized_end=873
+  _globals['_RUNRESPONSE']._serialized_start=875
+  _globals['_RUNRESPONSE']._serialized_end=994
+  _globals['_COMPUTETODATASERVICE']._serialized_start=1161
+  _globals['_COMPUTETODATASERVICE']._serialized_end=1505
 # @@protoc_insertion_point(module_scope)

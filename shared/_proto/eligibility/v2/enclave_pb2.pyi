@@ -225,6 +225,7 @@ class RunRequest(_message.Message):
     MEMBER_BSNS_LE64_FIELD_NUMBER: _builtins.int
     IS_COUPLE_U8_FIELD_NUMBER: _builtins.int
     KNOWN_INCOME_CENTS_LE64_FIELD_NUMBER: _builtins.int
+    COST_SHARERS_U8_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     """Client-chosen, unique per run; a repeated run id is not charged to the budget twice."""
     rule_digest: _builtins.str
@@ -242,6 +243,11 @@ class RunRequest(_message.Message):
     """Per household: 1 if a couple, else 0 (one byte each)."""
     known_income_cents_le64: _builtins.bytes
     """Per household: the income SVB already pays per month, in cents (little-endian int64)."""
+    cost_sharers_u8: _builtins.bytes
+    """Per household: the other adults of 27 or older who share the home besides the partner
+    (cost-sharers, art. 19a/22a Participatiewet), one byte each, 0..20. Empty means 0 for
+    every household (a client that predates the field).
+    """
     def __init__(
         self,
         *,
@@ -253,10 +259,11 @@ class RunRequest(_message.Message):
         member_bsns_le64: _builtins.bytes = ...,
         is_couple_u8: _builtins.bytes = ...,
         known_income_cents_le64: _builtins.bytes = ...,
+        cost_sharers_u8: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["is_couple_u8", b"is_couple_u8", "known_income_cents_le64", b"known_income_cents_le64", "member_bsns_le64", b"member_bsns_le64", "member_counts_le64", b"member_counts_le64", "period", b"period", "rule_digest", b"rule_digest", "run_id", b"run_id", "salt", b"salt"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost_sharers_u8", b"cost_sharers_u8", "is_couple_u8", b"is_couple_u8", "known_income_cents_le64", b"known_income_cents_le64", "member_bsns_le64", b"member_bsns_le64", "member_counts_le64", b"member_counts_le64", "period", b"period", "rule_digest", b"rule_digest", "run_id", b"run_id", "salt", b"salt"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
