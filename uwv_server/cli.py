@@ -33,7 +33,7 @@ from uwv_server.contexts import ContextRegistry
 from uwv_server.grpc.audit import audit_registrar
 from uwv_server.grpc.auth import Authoriser
 from uwv_server.grpc.metrics import ServerMetrics
-from uwv_server.grpc.runtime import ServerLimits
+from uwv_server.grpc.runtime import GIL_SWITCH_INTERVAL_S, ServerLimits
 from uwv_server.grpc.server import TlsConfig, build_server, is_loopback
 from uwv_server.he_rules import ApprovedRules, PinnedRules, RegisterRules
 from uwv_server.service import ScreeningService
@@ -130,6 +130,7 @@ def _serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     log = logging.getLogger("uwv_server")
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     tls, reloader = _tls(args)
     service, trail, parts = screening_components(args)
     snapshot = service.snapshot

@@ -5,6 +5,8 @@ masked mode: a public key whose random part is the common ``a`` of this server's
 :class:`PublicBfvContext` for the strict mode: no secret key, parameters of a named set, the
 same check on its public key); afterwards batches refer to it by digest and lease an
 evaluator for it. The parameter set comes from its name only, never from the uploaded bytes.
+Strict contexts are checked in a separate process (:class:`ContextChecker`): parsing one holds
+the GIL for up to a second, which the server's event loop cannot spare.
 
 Storage and lifecycle:
 
@@ -33,7 +35,8 @@ from typing import Final
 
 from shared.digests import sha256_hex
 from shared.errors import CryptoError, Error
-from shared.he.backend import DEFAULT_CRS_SEED, PublicBfvContext, PublicMaskedContext
+from shared.he.backend import DEFAULT_CRS_SEED, PublicMaskedContext
+from shared.he.parallel import CheckedBfvContext, ContextChecker
 from shared.he.params import BFV_PARAMETER_SETS, PARAMETER_SETS
 from uwv_server.capacity import (
     CACHED_CONTEXT_FACTOR,
@@ -44,14 +47,21 @@ from uwv_server.capacity import (
 )
 from uwv_server.evaluators import ChunkEvaluator, MaskedEvaluator, StrictEvaluator
 
-PublicContext = PublicMaskedContext | PublicBfvContext
+PublicContext = PublicMaskedContext | CheckedBfvContext
 UNNAMED_CALLER: Final = "unnamed client"
 _INDEX: Final = "index.json"
 
+STRICT_WORKER_NICE: Final = 5
+"""Strict evaluation workers (and the context checker) run at this lower priority: on a busy
+machine the server's own process, which moves messages and answers health checks, then gets
+a core when it needs one, and the workers still take every idle cycle."""
 
-def _parse(parameter_set: str, data: bytes, crs_seed: bytes) -> PublicContext:
+
+def _parse(
+    parameter_set: str, data: bytes, crs_seed: bytes, checker: ContextChecker
+) -> PublicContext:
     if parameter_set in BFV_PARAMETER_SETS:
-        return PublicBfvContext(data, parameter_set, crs_seed)
+        return checker.check(data, parameter_set, crs_seed)
     if parameter_set in PARAMETER_SETS:
         return PublicMaskedContext(data, parameter_set, crs_seed)
     known = ", ".join(sorted([*PARAMETER_SETS, *BFV_PARAMETER_SETS]))
@@ -86,8 +96,11 @@ class ContextRegistry:
         memory_limit_bytes: int | None = None,
         strict_workers: int | None = None,
         quota: ContextQuota | None = None,
+        worker_nice: int = STRICT_WORKER_NICE,
     ) -> None:
         self._dir = directory
+        self._worker_nice = worker_nice
+        self._checker = ContextChecker(nice=worker_nice)
         self._crs_seed = crs_seed
         self._max = max_in_memory
         self._strict_workers = strict_workers or max(1, os.cpu_count() or 1)
@@ -163,7 +176,8 @@ class ContextRegistry:
                 self._claim(digest, self._sizes.get(digest, len(data)), caller)
                 self._save_index()
                 return sent, True
-        ctx = _parse(parameter_set, data, self._crs_seed)  # refuses secret keys, foreign sets
+        # refuses secret keys, foreign sets
+        ctx = _parse(parameter_set, data, self._crs_seed, self._checker)
         canonical = ctx.canonical_bytes()
         digest = sha256_hex(canonical)
         with self._lock:
@@ -212,7 +226,7 @@ class ContextRegistry:
         if path is None or not path.exists():
             raise UnknownContext(f"context {digest[:16]}… is not known here; upload it first")
         name, _, data = path.read_bytes().partition(b"\n")
-        ctx = _parse(name.decode(), data, self._crs_seed)
+        ctx = _parse(name.decode(), data, self._crs_seed, self._checker)
         with self._lock:
             self._remember(path.stem, ctx, data)
         return ctx, data
@@ -227,7 +241,7 @@ class ContextRegistry:
         key = sha256_hex(data)  # the canonical digest: one evaluator for every alias
         if mode == "masked" and not isinstance(ctx, PublicMaskedContext):
             raise CryptoError(f"context {digest[:16]}… is for strict mode, the batch is masked")
-        if mode == "strict" and not isinstance(ctx, PublicBfvContext):
+        if mode == "strict" and not isinstance(ctx, CheckedBfvContext):
             raise CryptoError(f"context {digest[:16]}… is for masked mode, the batch is strict")
         if isinstance(ctx, PublicMaskedContext):
             masked = ctx
@@ -237,10 +251,17 @@ class ContextRegistry:
         strict, workers = ctx, self._strict_workers
 
         def make() -> ChunkEvaluator:
-            return StrictEvaluator(strict, data, workers=workers)  # starts worker processes
+            return StrictEvaluator(  # starts worker processes
+                strict.params,
+                data,
+                crs_seed=self._crs_seed,
+                workers=workers,
+                nice=self._worker_nice,
+            )
 
         return self.evaluators.acquire(key, make, strict_cost(len(data), workers), workers)
 
     def close(self) -> None:
-        """Stop every evaluator's worker processes."""
+        """Stop every evaluator's worker processes and the context checker."""
         self.evaluators.close()
+        self._checker.close()

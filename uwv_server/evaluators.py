@@ -4,13 +4,16 @@
   households: no point in a process hop).
 - :class:`StrictEvaluator` runs the exact BFV comparison on a pool of worker processes
   (:class:`shared.he.parallel.StrictEvaluatorPool`) so both cores are used; results are the
-  same as in-process evaluation.
+  same as in-process evaluation. Its structural checks run in those workers too: the
+  server's own process never parses a strict ciphertext or context (TenSEAL holds the GIL,
+  which the event loop answering health checks needs).
 
 Two steps, so the service can refuse malformed uploads before it charges anything:
-:meth:`ChunkEvaluator.parse` checks a chunk's ciphertexts (count, size, parameters, level,
-coefficients; cheap) and returns a :class:`ParsedChunk`; :meth:`ChunkEvaluator.evaluate` takes
-that and UWV's integer household totals ``S`` and returns the result ciphertexts as a future,
-so the gRPC adapter can keep several chunks in flight. ``submit`` is the two in one.
+:meth:`ChunkEvaluator.validate` checks a chunk's ciphertexts (count, size, parameters, level,
+coefficients, slots; cheap next to evaluation) and returns a :class:`ParsedChunk`;
+:meth:`ChunkEvaluator.evaluate` takes that and UWV's integer household totals ``S`` and
+returns the result ciphertexts as a future, so the gRPC adapter can keep several chunks in
+flight. ``submit`` is the two in one.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.errors import CryptoError
-from shared.he.backend import MaskedInput, PublicBfvContext, PublicMaskedContext
+from shared.he.backend import DEFAULT_CRS_SEED, MaskedInput, PublicMaskedContext
 from shared.he.masked import RandomBytes, mask_operands
 from shared.he.parallel import StrictEvaluatorPool
+from shared.he.params import BfvParams
 
 IntArray = npt.NDArray[np.int64]
 
@@ -49,11 +53,7 @@ class ChunkEvaluator(Protocol):
     slots: int
     parameter_set: str
 
-    def parse(self, ciphertexts: list[bytes]) -> ParsedChunk:
-        """Refuse (``CryptoError``) a chunk whose ciphertexts are malformed; cheap."""
-        ...
-
-    def validate(self, ciphertexts: list[bytes], households: int) -> None:
+    def validate(self, ciphertexts: list[bytes], households: int) -> ParsedChunk:
         """Raise ``CryptoError`` unless the chunk's ciphertexts are well formed for this
         context and ``households`` slots: called before the budget is charged."""
         ...
@@ -67,7 +67,7 @@ class ChunkEvaluator(Protocol):
     def submit(
         self, totals: IntArray, months: int, ciphertexts: list[bytes], refused: list[int]
     ) -> Future[list[bytes]]:
-        """``evaluate(parse(ciphertexts), ...)``."""
+        """``evaluate(validate(ciphertexts, len(totals)), ...)``."""
         ...
 
     def close(self) -> None: ...
@@ -96,9 +96,9 @@ class MaskedEvaluator:
         handle = self._context.parse(ciphertexts[0])
         return ParsedChunk(tuple(ciphertexts), (handle,))
 
-    def validate(self, ciphertexts: list[bytes], households: int) -> None:
+    def validate(self, ciphertexts: list[bytes], households: int) -> ParsedChunk:
         # Every BFV ciphertext holds all N slots; the service checks households <= slots.
-        self.parse(ciphertexts)
+        return self.parse(ciphertexts)
 
     def evaluate(
         self, parsed: ParsedChunk, totals: IntArray, months: int, refused: list[int]
@@ -118,49 +118,52 @@ class MaskedEvaluator:
     def submit(
         self, totals: IntArray, months: int, ciphertexts: list[bytes], refused: list[int]
     ) -> Future[list[bytes]]:
-        return self.evaluate(self.parse(ciphertexts), totals, months, refused)
+        return self.evaluate(self.validate(ciphertexts, len(totals)), totals, months, refused)
 
     def close(self) -> None:
         pass
 
 
 class StrictEvaluator:
+    """Strict chunks on a pool of worker processes; ``params`` and ``data`` are a context
+    already checked (:class:`shared.he.parallel.CheckedBfvContext`)."""
+
     mode = "strict"
 
-    def __init__(self, context: PublicBfvContext, data: bytes, workers: int | None = None) -> None:
-        self._params = context.params
-        self._context = context
-        self.slots = context.params.slots
-        self.parameter_set = context.params.name
+    def __init__(
+        self,
+        params: BfvParams,
+        data: bytes,
+        *,
+        crs_seed: bytes = DEFAULT_CRS_SEED,
+        workers: int | None = None,
+        nice: int = 0,
+    ) -> None:
+        self._params = params
+        self.slots = params.slots
+        self.parameter_set = params.name
         self._pool = StrictEvaluatorPool(
-            data, context.params.name, workers=workers or max(1, os.cpu_count() or 1)
+            data,
+            params.name,
+            workers=workers or max(1, os.cpu_count() or 1),
+            crs_seed=crs_seed,
+            checked=True,
+            nice=nice,
         )
 
-    def parse(self, ciphertexts: list[bytes]) -> ParsedChunk:
+    def validate(self, ciphertexts: list[bytes], households: int) -> ParsedChunk:
         if len(ciphertexts) != self._params.ciphertexts_per_chunk:
             raise CryptoError(
                 f"strict mode takes {self._params.ciphertexts_per_chunk} ciphertexts per chunk, "
                 f"got {len(ciphertexts)}"
             )
-        for i, ciphertext in enumerate(ciphertexts):
-            try:
-                self._context.check_upload(ciphertext)
-            except CryptoError as exc:
-                raise CryptoError(f"ciphertext {i}: {exc}") from None
+        self._pool.check(ciphertexts, households).result()
         return ParsedChunk(tuple(ciphertexts))
-
-    def validate(self, ciphertexts: list[bytes], households: int) -> None:
-        self.parse(ciphertexts)
-        for i, ciphertext in enumerate(ciphertexts):
-            try:
-                self._context.load(ciphertext, households)
-            except CryptoError as exc:
-                raise CryptoError(f"ciphertext {i}: {exc}") from None
 
     def submit(
         self, totals: IntArray, months: int, ciphertexts: list[bytes], refused: list[int]
     ) -> Future[list[bytes]]:
-        return self.evaluate(self.parse(ciphertexts), totals, months, refused)
+        return self.evaluate(self.validate(ciphertexts, len(totals)), totals, months, refused)
 
     def evaluate(
         self, parsed: ParsedChunk, totals: IntArray, months: int, refused: list[int]

@@ -370,7 +370,7 @@ class ScreeningService:
                 )
                 self._count(batch, len(member_counts))
                 return outer
-            batch.evaluator.validate(ciphertexts, len(member_counts))
+            parsed = batch.evaluator.validate(ciphertexts, len(member_counts))
             if stored is None:
                 refused = self.budget.charge(
                     batch_id=request.batch_id,
@@ -388,9 +388,7 @@ class ScreeningService:
             totals = batch.definition.household_totals(
                 self.snapshot, request.period, member_bsns, member_counts
             )
-            inner = batch.evaluator.submit(
-                totals, request.period.months, ciphertexts, sorted(refused)
-            )
+            inner = batch.evaluator.evaluate(parsed, totals, request.period.months, sorted(refused))
         except BaseException as exc:
             self._done(key)
             if isinstance(exc, Exception):

@@ -13,7 +13,7 @@ from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
 from shared.digests import sha256_hex
 from shared.errors import Error
-from shared.he.backend import SecretMaskedContext
+from shared.he.backend import PublicBfvContext, SecretMaskedContext
 from shared.models import Period
 from shared.oracle import oracle_decisions
 from shared.rules import digest, parse_file
@@ -61,7 +61,8 @@ def test_strict_synthetic_batch_over_several_chunks(
     got = {h: d == "eligible" for h, (d, _) in _outreach(tmp_path / "out.csv").items()}
     assert got == expected
     context = server.service.contexts.get(sha256_hex(strict_secret_small.public_bytes()))
-    assert context.holds_secret_key is False
+    stored = PublicBfvContext(context.canonical_bytes(), strict_secret_small.params.name)
+    assert stored.holds_secret_key is False
 
 
 def test_mode_and_key_must_match(
@@ -137,3 +138,24 @@ def test_strict_default_parameters_full_size(tmp_path: Path, start_server: Any) 
         got = {r["household_id"]: r["decision"] == "eligible" for r in csv.DictReader(f)}
     assert got == expected
     assert summary.bytes_sent / summary.screened < 4096  # issue 3: at most 4 KB per household
+
+
+def test_the_servers_own_process_never_parses_strict_keys_or_ciphertexts(
+    tmp_path: Path, start_server: Any, strict_secret_small: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Strict contexts and chunks are checked and evaluated in worker processes only: parsing
+    them holds the GIL for up to a second, which the event loop answering health checks
+    needs. Any parse in this (the server's) process fails the batch here."""
+    from shared.he.backend import _tenseal
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a strict context was parsed in the server's process")
+
+    monkeypatch.setattr(_tenseal.PublicBfvContext, "__init__", refuse)
+    polis, hh, expected = _edge_case_data(tmp_path)
+    import_polis(polis, tmp_path / "store")
+    server = start_server(tmp_path / "store")
+    summary = run_screen(_job(hh, server.target, tmp_path, strict_secret_small))
+    got = {h: d == "eligible" for h, (d, _) in _outreach(tmp_path / "out.csv").items()}
+    assert got == expected
+    assert summary.rejected == 0

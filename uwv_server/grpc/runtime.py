@@ -94,6 +94,13 @@ class ServerLimits:
         ]
 
 
+GIL_SWITCH_INTERVAL_S: Final = 0.001
+"""How long a Python thread may hold the GIL while another waits for it (CPython's default is
+5 ms). The event loop that answers health checks shares the GIL with the domain threads; a
+shorter hand-off bounds how long a domain thread running Python keeps it waiting, at a cost
+of a few per cent of throughput in those threads. ``uwv-server serve`` sets it at start."""
+
+
 class Refused(Error):
     """A call the server will not take now (its status is in :mod:`uwv_server.grpc.errors`);
     ``reason`` labels the refusal in the metrics."""

@@ -12,7 +12,7 @@ import pytest
 
 from shared.digests import sha256_hex
 from shared.errors import CryptoError
-from shared.he.backend import SecretMaskedContext
+from shared.he.backend import PublicBfvContext, SecretMaskedContext
 from shared.he.params import MASKED_DEFAULT
 from uwv_server.capacity import MB, CapacityExceeded, EvaluatorCache
 from uwv_server.contexts import ContextQuota, ContextRegistry, QuotaExceeded
@@ -63,7 +63,10 @@ def test_a_secret_key_hidden_in_an_unknown_field_never_reaches_disk(
     # the digest the client sent still names the (canonical) context, also after a restart
     again = ContextRegistry(tmp_path)
     assert again.known(digest)
-    assert again.get(digest).holds_secret_key is False
+    stored = again.get(digest).canonical_bytes()
+    assert PublicBfvContext(stored, name).holds_secret_key is False
+    registry.close()
+    again.close()
 
 
 def test_re_upload_is_idempotent_and_shares_one_evaluator(
