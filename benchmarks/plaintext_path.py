@@ -1,8 +1,10 @@
 """The plaintext baseline: the same screening job in the clear, for benchmarks only.
 
-Same input reader, same validation, same store lookup and the same output file as the
-product, minus the cryptography and the network: SVB's thresholds and UWV's incomes meet in
-one process. It exists to measure what privacy costs; it must never run on real data.
+Same input reader, same validation, same rule (its HE plan: thresholds from the law's norms,
+cost-sharers and known income; household totals with the work-income exemption), same store
+lookup and the same output file as the product, minus the cryptography and the network:
+SVB's thresholds and UWV's incomes meet in one process. It exists to measure what privacy
+costs; it must never run on real data.
 """
 
 from __future__ import annotations
@@ -13,25 +15,27 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from shared.models import NormCategory, Period
-from shared.norms import load_norm_table
+from shared.models import Period
+from shared.rules import check, compile_he, parse_file
 from svb_client.households import read_households
+from svb_client.pipeline.he import plan_thresholds
 from uwv_server.store import Snapshot
 
+RULE = Path(__file__).resolve().parent.parent / "rules" / "aio.yaml"
 
-def run(store: Path, households: Path, period: Period, out: Path) -> int:
+
+def run(store: Path, households: Path, period: Period, out: Path, rule: Path = RULE) -> int:
     batch = read_households(households)
-    end = period.end.last_day()
-    table = load_norm_table()
-    norm = {c.value: table.in_force(c, end).amount_cents for c in NormCategory}
-    thresholds = np.array([norm[c] for c in batch.categories], dtype=np.int64)
-    thresholds = period.months * (thresholds - batch.known_income_cents)
+    plan = compile_he(check(parse_file(rule)))
+    thresholds = plan_thresholds(plan, batch, period)
     totals = Snapshot.open_current(store).household_totals(
-        period, batch.member_bsns, batch.member_counts
+        period,
+        batch.member_bsns,
+        batch.member_counts,
+        plan.income_weights,
+        person_terms=plan,
     )
-    eligible = totals < thresholds
+    eligible = totals < thresholds  # plan_thresholds turns "<=" into "<"
     with out.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["household_id", "decision", "reason"])
