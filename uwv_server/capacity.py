@@ -9,9 +9,17 @@ evaluators (no lease) are closed, oldest first; if that is not enough the batch 
 with :class:`CapacityExceeded` (gRPC ``RESOURCE_EXHAUSTED``) and running batches are not
 touched.
 
-Estimates, not measurements, so the bound is deterministic and testable: the issue's
-measurement of 4.1 GB for a server with eight N=16384 workers gives ~450 MB per worker, about
-a fixed 120 MB (interpreter, TenSEAL) plus fifty times the serialised context.
+The bound counts the larger of two figures:
+
+- the **estimates** reserved for every evaluator and cached context (deterministic, and ahead
+  of the facts: an evaluator that is still starting its workers is counted at once). The
+  issue's measurement of 4.1 GB for a server with eight N=16384 workers gives ~450 MB per
+  worker, about a fixed 120 MB (interpreter, TenSEAL) plus fifty times the serialised context;
+- the **measured** resident memory of the server and its worker processes (``measure``;
+  ``uwv-server serve`` passes the process tree's RSS from ``/proc``), which also sees what no
+  estimate covers (the store's caches, batches' chunks in flight, an estimate that is low).
+
+Either over the bound refuses a new evaluator; neither ever stops a running batch.
 """
 
 from __future__ import annotations
@@ -68,8 +76,9 @@ class Lease:
 class EvaluatorCache:
     """Evaluators by key (context digest), leased by batches, under one memory bound."""
 
-    def __init__(self, limit_bytes: int | None) -> None:
+    def __init__(self, limit_bytes: int | None, measure: Callable[[], int] | None = None) -> None:
         self.limit_bytes = limit_bytes
+        self._measure = measure
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._reserved = 0  # entries plus evaluators being built
         self._lock = threading.Lock()
@@ -135,14 +144,17 @@ class EvaluatorCache:
         limit = self.limit_bytes
         if limit is None:
             return []
-        in_use = self._reserved + self._extra()
+        reserved = self._reserved + self._extra()
+        measured = self._measure() if self._measure is not None else 0
+        in_use = max(reserved, measured)
         idle = [k for k, e in self._entries.items() if e.leases == 0]
         if in_use - sum(self._entries[k].cost for k in idle) + cost > limit:
             busy = len(self._entries) - len(idle)
             raise CapacityExceeded(
-                f"the server's memory bound of {limit // MB} MB is taken ({in_use // MB} MB "
-                f"reserved, {busy} evaluator(s) in use by running batches); this batch needs "
-                f"~{cost // MB} MB more: retry when a running batch has finished"
+                f"the server's memory bound of {limit // MB} MB is taken ({reserved // MB} MB "
+                f"reserved, {measured // MB} MB resident, {busy} evaluator(s) in use by "
+                f"running batches); this batch needs ~{cost // MB} MB more: retry when a "
+                "running batch has finished"
             )
         freed: list[ChunkEvaluator] = []
         for key in idle:

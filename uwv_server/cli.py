@@ -32,7 +32,7 @@ from uwv_server.audit_trail import AuditTrail
 from uwv_server.contexts import ContextRegistry
 from uwv_server.grpc.audit import audit_registrar
 from uwv_server.grpc.auth import Authoriser
-from uwv_server.grpc.metrics import ServerMetrics
+from uwv_server.grpc.metrics import ServerMetrics, tree_rss_bytes
 from uwv_server.grpc.runtime import GIL_SWITCH_INTERVAL_S, ServerLimits
 from uwv_server.grpc.server import TlsConfig, build_server, is_loopback
 from uwv_server.he_rules import ApprovedRules, PinnedRules, RegisterRules
@@ -97,6 +97,8 @@ def screening_components(
         args.store / "contexts",
         memory_limit_bytes=getattr(args, "memory_limit_mb", 4096) * 1024 * 1024,
         strict_workers=getattr(args, "strict_workers", None),
+        # the server's process tree as the kernel counts it, beside the estimates
+        measure_memory=tree_rss_bytes,
     )
     service = ScreeningService(
         snapshot,

@@ -29,6 +29,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -97,6 +98,7 @@ class ContextRegistry:
         strict_workers: int | None = None,
         quota: ContextQuota | None = None,
         worker_nice: int = STRICT_WORKER_NICE,
+        measure_memory: Callable[[], int] | None = None,
     ) -> None:
         self._dir = directory
         self._worker_nice = worker_nice
@@ -111,7 +113,7 @@ class ContextRegistry:
         self._sizes: dict[str, int] = {}  # canonical digest -> stored bytes
         self._alias: dict[str, str] = {}  # digest of any accepted upload -> canonical digest
         self._lock = threading.Lock()
-        self.evaluators = EvaluatorCache(memory_limit_bytes)
+        self.evaluators = EvaluatorCache(memory_limit_bytes, measure_memory)
         self.evaluators.count_also(lambda: self._cached_bytes)
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)

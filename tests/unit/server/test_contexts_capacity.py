@@ -153,3 +153,23 @@ def test_an_evaluator_that_fails_to_build_gives_its_reservation_back() -> None:
         cache.acquire("a", broken, 60 * MB)
     assert cache.reserved_bytes == 0
     assert np.isfinite(cache.reserved_bytes)
+
+
+def test_measured_memory_counts_when_it_is_above_the_estimates() -> None:
+    """The estimates miss what they do not model (store caches, chunks in flight); the
+    process tree's resident memory, measured, is counted when it is the larger figure."""
+    resident = [10 * MB]
+    cache = EvaluatorCache(limit_bytes=100 * MB, measure=lambda: resident[0])
+    first = cache.acquire("a", FakeEvaluator, 30 * MB)  # estimates 30, resident 10: fits
+    resident[0] = 80 * MB  # the server grew beyond what was reserved
+    with pytest.raises(CapacityExceeded, match="80 MB resident"):
+        cache.acquire("b", FakeEvaluator, 30 * MB)
+    again = cache.acquire("a", FakeEvaluator, 30 * MB)
+    assert again.evaluator is first.evaluator  # shared: no new memory, so not refused
+    first.release()
+    again.release()
+    # an idle evaluator is closed to make room, counted at its estimate
+    resident[0] = 60 * MB
+    second = cache.acquire("b", FakeEvaluator, 60 * MB)
+    assert isinstance(first.evaluator, FakeEvaluator) and first.evaluator.closed
+    assert not second.evaluator.closed  # type: ignore[attr-defined]
