@@ -21,7 +21,7 @@ from pathlib import Path
 
 from shared.errors import Error
 from shared.pki.keystore import read_passphrase
-from shared.sealed import InReplyTo, SealedSummary
+from shared.sealed import DEFAULT_CHUNK_SIZE, InReplyTo, SealedSummary
 from shared.sealed.parties import (
     load_receiver,
     load_recipient,
@@ -57,6 +57,12 @@ def add_screen_arguments(screen: argparse.ArgumentParser) -> None:
         "--uwv-sealing-cert",
         type=Path,
         help="UWV's sealing certificate (default PKI/uwv-sealing/cert.pem)",
+    )
+    screen.add_argument(
+        "--sealed-chunk-size",
+        type=int,
+        default=DEFAULT_CHUNK_SIZE,
+        help="plaintext bytes per authenticated chunk of a request file (default 1 MiB)",
     )
     screen.add_argument(
         "--pki-passphrase-file",
@@ -126,6 +132,7 @@ def transport_for(args: argparse.Namespace, journal: Path) -> Transport | None:
             reply_certificate=reply_cert,
             clock=_now,
             on_sealed=on_sealed,
+            chunk_size=args.sealed_chunk_size,
         )
     if not journal.exists():
         raise Error(f"{journal}: no journal; write the request first with --request-out")

@@ -19,7 +19,7 @@ from pathlib import Path
 from shared.crypto.registry import Registry
 from shared.errors import Error
 from shared.pki.keystore import read_passphrase
-from shared.sealed import SqliteProcessedIds
+from shared.sealed import DEFAULT_CHUNK_SIZE, SqliteProcessedIds
 from shared.sealed.parties import (
     load_receiver,
     load_sender,
@@ -69,6 +69,8 @@ def _process(args: argparse.Namespace) -> int:
             clock=_now,
             kept=args.store / KEPT_RESPONSES,
             progress=None if args.quiet else sys.stderr,
+            enclave=parts.enclave,
+            chunk_size=args.sealed_chunk_size,
         )
     finally:
         processed.close()
@@ -81,9 +83,10 @@ def _process(args: argparse.Namespace) -> int:
     if result.refused is not None:
         print(f"  refused as a whole: {result.refused}")
     else:
+        unit = "runs" if result.compute_to_data else "chunks"
         print(
-            f"  {result.households:,} households in {result.chunks} chunks "
-            f"({result.failed_chunks} chunks refused)"
+            f"  {result.households:,} households in {result.chunks} {unit} "
+            f"({result.failed_chunks} {unit} refused)"
         )
     print(
         f"response {args.out}: {result.response_size:,} bytes, sha256 "
@@ -104,5 +107,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--signing", type=Path, help="UWV's signing identity (PKI/server)")
     p.add_argument("--pki-passphrase-file", type=Path, help="default: $AIO_PKI_PASSPHRASE")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--sealed-chunk-size",
+        type=int,
+        default=DEFAULT_CHUNK_SIZE,
+        help="plaintext bytes per authenticated chunk of the response (default 1 MiB)",
+    )
     enclave_cli.add_serve_arguments(p)  # --registry, --budget-limit … exactly as serve
     p.set_defaults(func=_process)

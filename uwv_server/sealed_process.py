@@ -14,6 +14,13 @@ adapter (:mod:`uwv_server.grpc.screening`); only the transport differs. In order
    bound to the request's id and the SHA-256 of the request file; written to ``OUT.partial``
    and renamed when complete, then the request is recorded as processed.
 
+A compute-to-data request (content type ``RUNS_REQUEST``: one ``RunRequest`` per run) goes
+the same way through the :class:`~uwv_server.enclave.service.EnclaveService` of ``serve``:
+pass 1 also parses every run as the ``Run`` RPC would (one bad run refuses the whole file,
+nothing charged); pass 2 runs each in order (rule approval, budget, isolated runner, signed
+run statement, audit entry) and writes each answer as a ``SealedRunResult``; a run the service
+refuses ends the batch there, as a failed call ends SVB's online batch.
+
 Interrupted anywhere, the same command runs again: no response file exists yet, the request is
 not marked processed, and the budget does not charge a (batch, chunk) twice (no answer left
 UWV, so re-evaluating leaks nothing). A request already processed gets the response that was
@@ -23,6 +30,7 @@ another file with the same id is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -31,6 +39,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,8 +48,11 @@ from typing import Final, TextIO
 import numpy as np
 
 from shared._proto.eligibility.v2 import eligibility_pb2 as pb
+from shared._proto.eligibility.v2 import enclave_pb2 as epb
+from shared._proto.eligibility.v2 import sealed_pb2 as spb
 from shared.errors import Error
 from shared.sealed import (
+    DEFAULT_CHUNK_SIZE,
     InReplyTo,
     MessageKind,
     ProcessedIds,
@@ -58,8 +70,18 @@ from shared.sealed import (
     write_record,
 )
 from shared.sealed.errors import MalformedFile, SignerRefused
-from shared.sealed.payloads import SCREEN_REFUSAL, SCREEN_REQUEST, SCREEN_RESPONSE
+from shared.sealed.payloads import (
+    RUNS_REQUEST,
+    RUNS_RESPONSE,
+    SCREEN_REFUSAL,
+    SCREEN_REQUEST,
+    SCREEN_RESPONSE,
+)
+from shared.sealed.writer import SealedWriter
 from shared.wire import MAX_MESSAGE_BYTES
+from uwv_server.enclave.errors import BatchRefused, NotRunnable
+from uwv_server.enclave.service import EnclaveService, RunRequest
+from uwv_server.grpc.compute_to_data import parse_run, run_response
 from uwv_server.grpc.errors import detail_of
 from uwv_server.grpc.screening import ScreeningServicer, batch_request
 from uwv_server.service import Batch, ChunkOutput, ScreeningService
@@ -87,6 +109,8 @@ class ProcessResult:
     request: SealedSummary
     response_size: int
     response_sha256: str
+    compute_to_data: bool = False
+    """A compute-to-data request: ``chunks`` counts its runs."""
 
 
 class _Progress:
@@ -156,30 +180,39 @@ def process_request(
     clock: Callable[[], datetime],
     kept: Path,
     progress: TextIO | None = sys.stderr,
+    enclave: EnclaveService | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> ProcessResult:
     """Verify, evaluate and answer one sealed request; see the module docstring.
 
     ``kept`` is the folder where UWV keeps every response it sent (``S/sealed-responses``):
     a request processed before gets that file again, so a repeated delivery never yields a
-    second, fresh masked sample of the same households (DESIGN §4)."""
+    second, fresh masked sample of the same households (DESIGN §4). ``enclave`` answers
+    compute-to-data requests (None: they are refused as a whole, as ``--modes`` would)."""
     kinds = {MessageKind.REQUEST}
-    # pass 1: the whole file, before anything is charged
+    # pass 1: the whole file, before anything is charged (compute-to-data: every run parsed)
+    problem: Error | None = None
     with open_sealed_file(
         request, receiver=receiver, senders=senders, kinds=kinds, processed=processed
     ) as reader:
-        for _ in reader.chunks():
-            pass
-        verified = reader.summary
         header = reader.header
+        if header.content_type == RUNS_REQUEST:
+            problem = _check_runs(
+                iter_records(reader.chunks(), limit=MAX_MESSAGE_BYTES, name=str(request)),
+                request,
+            )
+        else:
+            for _ in reader.chunks():
+                pass
+        verified = reader.summary
         party = reader.sender
         reply: Recipient | None = reader.reply_recipient
         repeated = reader.previous is not None
     assert verified is not None
-    if header.content_type != SCREEN_REQUEST:
-        raise MalformedFile(f"{request}: a {header.content_type}, not a screening request")
+    if header.content_type not in (SCREEN_REQUEST, RUNS_REQUEST):
+        raise MalformedFile(f"{request}: a {header.content_type}, not a request UWV answers")
     if reply is None:
         raise SignerRefused(f"{request}: carries no reply certificate to seal the answer to")
-    bound = InReplyTo(message_id=header.message_id, sha256=verified.sha256)
     keep = kept / f"{header.message_id}-{verified.sha256[:16]}.resp"
     if repeated and keep.exists():
         log.info("request %s was processed before: its response again", header.message_id)
@@ -187,7 +220,19 @@ def process_request(
         return ProcessResult(
             header.message_id, str(party), 0, 0, 0, None, True, verified, size, sha
         )  # fmt: skip
-
+    answer = _Answer(
+        request=request,
+        out=out,
+        keep=keep,
+        signer=signer,
+        reply=reply,
+        clock=clock,
+        bound=InReplyTo(message_id=header.message_id, sha256=verified.sha256),
+        verified=verified,
+        party=str(party),
+        repeated=repeated,
+        chunk_size=chunk_size,
+    )
     # pass 2: the same file, evaluated
     with open_sealed_file(
         request,
@@ -198,81 +243,180 @@ def process_request(
         expect_header_sha256=verified.header_sha256,
     ) as reader:
         records = iter_records(reader.chunks(), limit=MAX_MESSAGE_BYTES, name=str(request))
-        try:
-            first = pb.UploadContextRequest.FromString(next(records, b""))
-            opening = pb.ScreenRequest.FromString(next(records, b""))
-            if opening.WhichOneof("item") != "header":
-                raise MalformedFile(f"{request}: the second record is not the batch header")
-            if header.message_id != opening.header.batch_id:
-                raise MalformedFile(
-                    f"{request}: message id {header.message_id} but batch id "
-                    f"{opening.header.batch_id}"
-                )
-        except ValueError as exc:  # protobuf DecodeError
-            if isinstance(exc, Error):
-                raise
-            raise MalformedFile(f"{request}: a record is not the expected message") from None
-        try:
-            service.contexts.upload(first.parameter_set, first.context)
-            opened = batch_request(opening.header, f"{party.organisation} sealed file", None)
-            batch = service.open_batch(opened)
-        except Error as exc:
-            log.warning("request %s refused: %s", header.message_id, exc)
-            with create_sealed_file(
-                out,
-                sender=signer,
-                recipient=reply,
-                kind=MessageKind.RESPONSE,
-                message_id=f"{header.message_id}.response",
-                content_type=SCREEN_REFUSAL,
-                clock=clock,
-                in_reply_to=bound,
-            ) as writer:
-                write_record(writer, detail_of(exc, field="header").SerializeToString())
-            for _ in records:
-                pass
-            _keep(out, keep)
-            reader.mark_processed()
-            assert writer.summary is not None
-            return ProcessResult(
-                header.message_id, str(party), 0, 0, 0, exc.diagnostics(), repeated, verified,
-                writer.summary.size, writer.summary.sha256,
-            )  # fmt: skip
-        meter = _Progress(opening.header.chunk_count, progress)
-        try:
-            with create_sealed_file(
-                out,
-                sender=signer,
-                recipient=reply,
-                kind=MessageKind.RESPONSE,
-                message_id=f"{header.message_id}.response",
-                content_type=SCREEN_RESPONSE,
-                clock=clock,
-                in_reply_to=bound,
-            ) as writer:
-                for response in _responses(service, batch, records, meter):
-                    write_record(writer, response.SerializeToString())
-        except ValueError as exc:
-            if isinstance(exc, Error):
-                raise
-            raise MalformedFile(f"{request}: a chunk record is not a ScreenRequest") from None
-        finally:
-            service.close_batch(batch)
+        if header.content_type == RUNS_REQUEST:
+            if problem is None and enclave is None:
+                problem = NotRunnable("this UWV does not serve the compute-to-data mode")
+            if problem is not None:
+                result = answer.refusal(problem, records, field="runs")
+            else:
+                assert enclave is not None
+                result = _answer_runs(enclave, records, answer, party.organisation, progress)
+        else:
+            result = _answer_screening(service, records, answer, party.organisation, progress)
         _keep(out, keep)
         reader.mark_processed()
-    assert writer.summary is not None
-    return ProcessResult(
-        request_id=header.message_id,
-        sender=str(party),
-        chunks=batch.chunks,
-        households=batch.households,
-        failed_chunks=batch.failed_chunks,
-        refused=None,
-        repeated=repeated,
-        request=verified,
-        response_size=writer.summary.size,
-        response_sha256=writer.summary.sha256,
-    )
+    return result
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """Where and how the response to one verified request is written."""
+
+    request: Path
+    out: Path
+    keep: Path
+    signer: SenderKey
+    reply: Recipient
+    clock: Callable[[], datetime]
+    bound: InReplyTo
+    verified: SealedSummary
+    party: str
+    repeated: bool
+    chunk_size: int
+
+    def create(self, content_type: str) -> AbstractContextManager[SealedWriter]:
+        return create_sealed_file(
+            self.out,
+            sender=self.signer,
+            recipient=self.reply,
+            kind=MessageKind.RESPONSE,
+            message_id=f"{self.bound.message_id}.response",
+            content_type=content_type,
+            clock=self.clock,
+            in_reply_to=self.bound,
+            chunk_size=self.chunk_size,
+        )
+
+    def result(
+        self, writer: SealedWriter, chunks: int, households: int, failed: int
+    ) -> ProcessResult:
+        assert writer.summary is not None
+        return ProcessResult(
+            self.bound.message_id, self.party, chunks, households, failed, None, self.repeated,
+            self.verified, writer.summary.size, writer.summary.sha256,
+        )  # fmt: skip
+
+    def refusal(self, exc: Error, records: Iterator[bytes], field: str) -> ProcessResult:
+        """The request refused as a whole: nothing evaluated, nothing charged."""
+        log.warning("request %s refused: %s", self.bound.message_id, exc)
+        with self.create(SCREEN_REFUSAL) as writer:
+            write_record(writer, detail_of(exc, field=field).SerializeToString())
+        for _ in records:  # read to the end: the file is checked whole again
+            pass
+        result = self.result(writer, 0, 0, 0)
+        return dataclasses.replace(result, refused=exc.diagnostics())
+
+
+def _answer_screening(
+    service: ScreeningService,
+    records: Iterator[bytes],
+    answer: _Answer,
+    organisation: str,
+    progress: TextIO | None,
+) -> ProcessResult:
+    request = answer.request
+    try:
+        first = pb.UploadContextRequest.FromString(next(records, b""))
+        opening = pb.ScreenRequest.FromString(next(records, b""))
+        if opening.WhichOneof("item") != "header":
+            raise MalformedFile(f"{request}: the second record is not the batch header")
+        if answer.bound.message_id != opening.header.batch_id:
+            raise MalformedFile(
+                f"{request}: message id {answer.bound.message_id} but batch id "
+                f"{opening.header.batch_id}"
+            )
+    except ValueError as exc:  # protobuf DecodeError
+        if isinstance(exc, Error):
+            raise
+        raise MalformedFile(f"{request}: a record is not the expected message") from None
+    try:
+        service.contexts.upload(first.parameter_set, first.context)
+        opened = batch_request(opening.header, f"{organisation} sealed file", None)
+        batch = service.open_batch(opened)
+    except Error as exc:
+        return answer.refusal(exc, records, field="header")
+    meter = _Progress(opening.header.chunk_count, progress)
+    try:
+        with answer.create(SCREEN_RESPONSE) as writer:
+            for response in _responses(service, batch, records, meter):
+                write_record(writer, response.SerializeToString())
+    except ValueError as exc:
+        if isinstance(exc, Error):
+            raise
+        raise MalformedFile(f"{request}: a chunk record is not a ScreenRequest") from None
+    finally:
+        service.close_batch(batch)
+    return answer.result(writer, batch.chunks, batch.households, batch.failed_chunks)
+
+
+def _parse_run(record: bytes, request: Path, index: int) -> RunRequest:
+    """A run record as the gRPC adapter parses a ``Run`` call (:func:`parse_run`)."""
+    try:
+        message = epb.RunRequest.FromString(record)
+    except ValueError:  # protobuf DecodeError
+        raise MalformedFile(f"{request}: record {index} is not a RunRequest") from None
+    try:
+        return parse_run(message)
+    except BatchRefused as exc:
+        raise BatchRefused(f"run {index} ({message.run_id or 'no id'}): {exc}") from None
+
+
+def _check_runs(records: Iterator[bytes], request: Path) -> Error | None:
+    """Pass 1 of a compute-to-data request: every run as the gRPC adapter would parse it, ids
+    unique. Returns the first problem (the file is still read to its end) or None."""
+    problem: Error | None = None
+    seen: set[str] = set()
+    count = 0
+    for index, record in enumerate(records):
+        count += 1
+        if problem is not None:
+            continue
+        try:
+            run = _parse_run(record, request, index)
+        except Error as exc:
+            problem = exc
+            continue
+        if run.run_id in seen:
+            problem = BatchRefused(f"run {index}: run id {run.run_id} appears twice in the file")
+        seen.add(run.run_id)
+    if count == 0 and problem is None:
+        problem = BatchRefused(f"{request}: the request holds no run")
+    return problem
+
+
+def _answer_runs(
+    enclave: EnclaveService,
+    records: Iterator[bytes],
+    answer: _Answer,
+    organisation: str,
+    progress: TextIO | None,
+) -> ProcessResult:
+    """Each run through the same :class:`EnclaveService` as the ``Run`` RPC (rule approval,
+    budget, isolated runner, signed statement, audit hook), answered in order; a run the
+    service refuses ends the batch there, as a failed call ends SVB's online batch."""
+    meter = _Progress(0, progress)
+    runs = households = failed = 0
+    with answer.create(RUNS_RESPONSE) as writer:
+        for index, record in enumerate(records):
+            if failed:
+                continue  # read to the end: the file is checked whole again
+            run = _parse_run(record, answer.request, index)
+            runs += 1
+            try:
+                outcome = enclave.run(run)
+            except Error as exc:
+                log.warning(
+                    "request %s: run %s refused: %s", answer.bound.message_id, run.run_id, exc
+                )
+                failed = 1
+                result = spb.SealedRunResult(run_id=run.run_id, error=detail_of(exc, field="run"))
+            else:
+                households += len(run.member_counts)
+                result = spb.SealedRunResult(run_id=run.run_id, response=run_response(outcome))
+            write_record(writer, result.SerializeToString())
+            meter.advance()
+    result = answer.result(writer, runs, households, failed)
+    return dataclasses.replace(result, compute_to_data=True)
 
 
 def _copy(source: Path, target: Path) -> None:

@@ -49,13 +49,14 @@ class MessageKind(enum.StrEnum):
     """What a sealed file carries; a step accepts only the kinds it expects."""
 
     REQUEST = "request"
-    """A screening batch, SVB → UWV."""
+    """A batch, SVB → UWV: homomorphic chunks or compute-to-data runs (the content type says)."""
     RESPONSE = "response"
     """The answer to one request, UWV → SVB; bound to that request's id and file digest."""
     RULE_SUBMISSION = "rule_submission"
-    """A compute-to-data run: a rule bundle digest and a batch, SVB → UWV."""
+    """Reserved: a signed rule bundle for the compute-to-data register, SVB → UWV."""
     RUN_STATEMENT = "run_statement"
-    """The decisions of a run and its signed run statement, UWV → SVB."""
+    """Reserved: a reply kind; compute-to-data runs are answered as a ``RESPONSE`` whose
+    records carry each run's decisions and signed run statement."""
 
 
 REPLY_KINDS: Final = frozenset({MessageKind.RESPONSE, MessageKind.RUN_STATEMENT})

@@ -18,4 +18,11 @@ SCREEN_RESPONSE: Final = "application/vnd.aio.screen-response+protobuf"
 ``ScreenResponse`` with the ``BatchSummary``."""
 SCREEN_REFUSAL: Final = "application/vnd.aio.screen-refusal+protobuf"
 """One record: the ``ErrorDetail`` of a batch UWV refused as a whole (what ends a gRPC
-stream with a status); nothing was evaluated or charged."""
+stream with a status); nothing was evaluated or charged. Answers both request kinds."""
+RUNS_REQUEST: Final = "application/vnd.aio.enclave-runs-request+protobuf"
+"""A compute-to-data batch: one ``RunRequest`` per run, in order (what the pipeline would send
+one ``Run`` call at a time)."""
+RUNS_RESPONSE: Final = "application/vnd.aio.enclave-runs-response+protobuf"
+"""One ``SealedRunResult`` per run, in the request's order: the ``RunResponse`` (outcomes,
+refusals, the runner's signed statement) or the ``ErrorDetail`` that would have ended that
+call; after an error no later run was evaluated, and the file ends there."""

@@ -181,20 +181,23 @@ class EnclaveMethod:
         self, transport: Transport, pending: list[PendingChunk], ctx: BatchContext
     ) -> Iterator[Recorded]:
         status = transport.rule_status(self.rule_digest)
-        if status.state != "approved":
+        if status.state != "approved" and not status.checked_later:
             raise EnclaveServerError(
                 f"rule {self.rule_digest[:16]}… is {status.state} at UWV ({status.reason}); "
                 "it cannot run until it is approved"
             )
-        for chunk in pending:
-            run, expected = run_batch(
-                chunk.households,
-                run_id=f"{ctx.batch_id}-{chunk.index}",
-                rule_digest=self.rule_digest,
-                period=ctx.period,
-                salt=chunk.salt,
-            )
-            reply = transport.run(run, ctx.deadline_s)
+        by_run = {self._run_id(ctx, chunk): chunk for chunk in pending}
+
+        def batches() -> Iterator[RunBatch]:
+            for chunk in pending:
+                yield self._run(chunk, ctx)[0]
+
+        # One run at a time online; all runs in one request file through a file transport.
+        for reply in transport.run_many(batches(), ctx.deadline_s):
+            chunk = by_run.pop(reply.run_id, None)
+            if chunk is None:
+                raise ServerError(f"UWV answered run {reply.run_id}, which was not asked")
+            run, expected = self._run(chunk, ctx)
             outcomes = verified_outcomes(
                 reply,
                 self.registry,
@@ -211,6 +214,24 @@ class EnclaveMethod:
             for slot in np.flatnonzero(outcomes == 2).tolist():
                 slot_errors.setdefault(slot, f"{REFUSED_BY_UWV}: no decision")
             yield Recorded(chunk, decisions, slot_errors, reply.statement, reply.statement_digest)
+        if by_run:
+            raise ServerError(
+                f"UWV answered {len(pending) - len(by_run)} of {len(pending)} runs; run the same "
+                "command again to resume"
+            )
+
+    @staticmethod
+    def _run_id(ctx: BatchContext, chunk: PendingChunk) -> str:
+        return f"{ctx.batch_id}-{chunk.index}"
+
+    def _run(self, chunk: PendingChunk, ctx: BatchContext) -> tuple[RunBatch, str]:
+        return run_batch(
+            chunk.households,
+            run_id=self._run_id(ctx, chunk),
+            rule_digest=self.rule_digest,
+            period=ctx.period,
+            salt=chunk.salt,
+        )
 
     def finish(self, journal: Journal, out: Path, ctx: BatchContext) -> None:
         """Write every verified run statement next to the outreach file."""

@@ -32,7 +32,7 @@ from svb_client.wire.messages import (
     RunReply,
     ServerInfo,
 )
-from svb_client.wire.transport import WireStats
+from svb_client.wire.transport import WireStats, run_each
 
 _MODES: Final = {"masked": pb.MODE_MASKED, "strict": pb.MODE_STRICT}
 _Reply = TypeVar("_Reply")
@@ -129,6 +129,16 @@ def run_message(batch: RunBatch) -> epb.RunRequest:
         member_bsns_le64=batch.member_bsns.astype("<i8").tobytes(),
         is_couple_u8=batch.is_couple.astype(np.uint8).tobytes(),
         known_income_cents_le64=batch.known_income_cents.astype("<i8").tobytes(),
+    )
+
+
+def run_reply(response: epb.RunResponse, run_id: str) -> RunReply:
+    return RunReply(
+        outcomes=response.outcomes,
+        statement=response.statement,
+        statement_digest=response.statement_digest,
+        refusals=tuple(Refusal(r.position, r.code, r.reason) for r in response.refusals),
+        run_id=run_id,
     )
 
 
@@ -290,9 +300,7 @@ class GrpcTransport:
             lambda: self._enclave.Run(request, timeout=deadline_s, wait_for_ready=True),
         )
         self.stats.bytes_received += response.ByteSize()
-        return RunReply(
-            outcomes=response.outcomes,
-            statement=response.statement,
-            statement_digest=response.statement_digest,
-            refusals=tuple(Refusal(r.position, r.code, r.reason) for r in response.refusals),
-        )
+        return run_reply(response, batch.run_id)
+
+    def run_many(self, batches: Iterable[RunBatch], deadline_s: float | None) -> Iterator[RunReply]:
+        return run_each(self, batches, deadline_s)

@@ -31,7 +31,7 @@ from svb_client.wire.messages import (
     RunReply,
     ServerInfo,
 )
-from svb_client.wire.transport import WireStats
+from svb_client.wire.transport import WireStats, run_each
 
 if TYPE_CHECKING:
     from uwv_server.enclave.approvals import RuleInfo
@@ -204,7 +204,11 @@ class InMemoryTransport:
                 Refusal(position=pos, code=refusal.code, reason=refusal.reason)
                 for pos, refusal in sorted(outcome.refused.items())
             ),
+            run_id=batch.run_id,
         )
+
+    def run_many(self, batches: Iterable[RunBatch], deadline_s: float | None) -> Iterator[RunReply]:
+        return run_each(self, batches, deadline_s)
 
 
 def _status(info: RuleInfo) -> RuleStatus:

@@ -90,6 +90,9 @@ class RuleStatus:
     verifier_accepted: bool
     report_text: str
     report_json: str = ""
+    checked_later: bool = False
+    """A file transport cannot ask before it sends: UWV checks the rule's state when it
+    processes the request file, and answers a rule that may not run with an error."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -123,3 +126,5 @@ class RunReply:
     statement: bytes
     statement_digest: str
     refusals: tuple[Refusal, ...] = ()
+    run_id: str = ""
+    """The run this answers (as asked)."""

@@ -18,17 +18,21 @@ file carries byte for byte what the channel would.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn, TypeVar
 
 from cryptography import x509
 
 from shared._proto.eligibility.v2 import eligibility_pb2 as pb
+from shared._proto.eligibility.v2 import sealed_pb2 as spb
 from shared.errors import Error
 from shared.he.params import BFV_PARAMETER_SETS, PARAMETER_SETS
 from shared.models import MAX_HOUSEHOLD_MEMBERS
 from shared.sealed import (
+    DEFAULT_CHUNK_SIZE,
     InReplyTo,
     MessageKind,
     ProcessedIds,
@@ -44,7 +48,13 @@ from shared.sealed import (
     verify_sealed_file,
     write_record,
 )
-from shared.sealed.payloads import SCREEN_REFUSAL, SCREEN_REQUEST, SCREEN_RESPONSE
+from shared.sealed.payloads import (
+    RUNS_REQUEST,
+    RUNS_RESPONSE,
+    SCREEN_REFUSAL,
+    SCREEN_REQUEST,
+    SCREEN_RESPONSE,
+)
 from shared.wire import MAX_MESSAGE_BYTES
 from svb_client.wire.errors import ServerError
 from svb_client.wire.grpc_transport import (
@@ -52,6 +62,8 @@ from svb_client.wire.grpc_transport import (
     chunk_answer,
     chunk_message,
     header_message,
+    run_message,
+    run_reply,
 )
 from svb_client.wire.messages import (
     BatchOpen,
@@ -80,21 +92,41 @@ def offline_server_info() -> ServerInfo:
     )
 
 
-class _NoEnclave:
+_Message = TypeVar("_Message", pb.ScreenResponse, spb.SealedRunResult)
+
+
+def _decode(cls: type[_Message], record: bytes, path: Path) -> _Message:
+    try:
+        return cls.FromString(record)
+    except ValueError:  # protobuf's DecodeError
+        raise ServerError(f"{path}: a record is not a {cls.__name__}") from None
+
+
+class _FileEnclave:
+    """What a file transport says of compute-to-data before it has UWV's answer."""
+
     def enclave_info(self) -> EnclaveInfo:
-        raise ServerError("compute-to-data runs do not travel as sealed files yet")
+        raise ServerError("a sealed-file transport cannot ask UWV about its enclave")
 
     def submit_rule(self, envelope: bytes) -> RuleStatus:
-        return self.enclave_info()  # type: ignore[return-value]
+        raise ServerError("rules are submitted to UWV with `svb-client rules submit`")
 
     def rule_status(self, rule_digest: str) -> RuleStatus:
-        return self.enclave_info()  # type: ignore[return-value]
+        """Not asked: UWV checks the rule when it processes the file (same register)."""
+        return RuleStatus(
+            rule_digest=rule_digest,
+            state="unspecified",
+            reason="a file cannot ask; UWV checks the approval when it processes the request",
+            verifier_accepted=False,
+            report_text="",
+            checked_later=True,
+        )
 
     def run(self, batch: RunBatch, deadline_s: float | None) -> RunReply:
-        return self.enclave_info()  # type: ignore[return-value]
+        raise ServerError("a sealed-file transport takes a batch's runs together (run_many)")
 
 
-class SealedRequestTransport(_NoEnclave):
+class SealedRequestTransport(_FileEnclave):
     """Writes one batch as a sealed request file to ``path`` (plus its sidecar)."""
 
     def __init__(
@@ -106,8 +138,10 @@ class SealedRequestTransport(_NoEnclave):
         reply_certificate: x509.Certificate,
         clock: Callable[[], datetime],
         on_sealed: Callable[[SealedSummary], None],
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
         self.path = path
+        self._chunk_size = chunk_size
         self.stats = WireStats()
         self._sender = sender
         self._recipient = recipient
@@ -135,22 +169,43 @@ class SealedRequestTransport(_NoEnclave):
         if self._context is None:
             raise ServerError("the public context must be given before the batch")
         parameter_set, context = self._context
+
+        def records() -> Iterator[bytes]:
+            yield pb.UploadContextRequest(
+                parameter_set=parameter_set, context=context
+            ).SerializeToString()
+            yield header_message(header).SerializeToString()
+            for chunk in chunks:
+                yield chunk_message(chunk).SerializeToString()
+
+        self._write(header.batch_id, SCREEN_REQUEST, records())
+        yield  # pragma: no cover  (a generator, like every screen())
+
+    def run_many(self, batches: Iterable[RunBatch], deadline_s: float | None) -> Iterator[RunReply]:
+        """Every run of the batch into one request file (the message id is the first run's)."""
+        runs = iter(batches)
+        first = next(runs, None)
+        if first is None:
+            return
+        records = (run_message(b).SerializeToString() for b in itertools.chain([first], runs))
+        self._write(first.run_id, RUNS_REQUEST, records)
+        yield  # pragma: no cover  (a generator, like every run_many())
+
+    def _write(self, message_id: str, content_type: str, records: Iterable[bytes]) -> NoReturn:
         try:
             with create_sealed_file(
                 self.path,
                 sender=self._sender,
                 recipient=self._recipient,
                 kind=MessageKind.REQUEST,
-                message_id=header.batch_id,
-                content_type=SCREEN_REQUEST,
+                message_id=message_id,
+                content_type=content_type,
                 clock=self._clock,
                 reply_certificate=self._reply,
+                chunk_size=self._chunk_size,
             ) as writer:
-                first = pb.UploadContextRequest(parameter_set=parameter_set, context=context)
-                write_record(writer, first.SerializeToString())
-                write_record(writer, header_message(header).SerializeToString())
-                for chunk in chunks:
-                    write_record(writer, chunk_message(chunk).SerializeToString())
+                for record in records:
+                    write_record(writer, record)
         except OSError as exc:
             raise ServerError(f"{self.path}: cannot write the request file: {exc}") from None
         assert writer.summary is not None
@@ -162,10 +217,9 @@ class SealedRequestTransport(_NoEnclave):
             f"{writer.summary.sha256[:16]}…) and its sidecar; carry both to UWV, and run the "
             "same command with --response FILE when UWV's answer arrives"
         )
-        yield  # pragma: no cover  (a generator, like every screen())
 
 
-class SealedResponseTransport(_NoEnclave):
+class SealedResponseTransport(_FileEnclave):
     """Reads UWV's sealed response to the request file ``awaiting``."""
 
     def __init__(
@@ -197,6 +251,34 @@ class SealedResponseTransport(_NoEnclave):
         self, header: BatchOpen, chunks: Iterable[EncryptedChunk], deadline_s: float | None
     ) -> Iterator[ChunkAnswer]:
         """The answers in the response file; ``chunks`` is not consumed (nothing is sent)."""
+        for record in self._records(SCREEN_RESPONSE, "a screening response"):
+            response = _decode(pb.ScreenResponse, record, self.path)
+            if response.WhichOneof("item") == "result":
+                yield chunk_answer(response.result)
+
+    def run_many(self, batches: Iterable[RunBatch], deadline_s: float | None) -> Iterator[RunReply]:
+        """The replies in the response file to the runs asked, in their order.
+
+        ``batches`` is taken one run at a time, each matched to the file's next answers:
+        answers to runs not asked again (journalled from this file before) are passed over,
+        and an answer that is UWV's refusal of the run ends the batch with that refusal."""
+        asked = iter(batches)
+        want = next(asked, None)
+        for record in self._records(RUNS_RESPONSE, "a compute-to-data response"):
+            result = _decode(spb.SealedRunResult, record, self.path)
+            if want is None or result.run_id != want.run_id:
+                continue  # answered and journalled before, or never asked: nothing to use
+            if result.WhichOneof("result") == "error":
+                info = _error_info(result.error)
+                raise ServerError(
+                    f"UWV refused run {result.run_id}: {info.message}", info, info.code
+                )
+            yield run_reply(result.response, result.run_id)
+            want = next(asked, None)
+
+    def _records(self, content_type: str, what: str) -> Iterator[bytes]:
+        """The records of the response file, verified whole before the first is handed out;
+        a refusal file becomes :class:`ServerError` with UWV's reason."""
         kinds = {MessageKind.RESPONSE}
         try:
             verified = verify_sealed_file(
@@ -228,13 +310,11 @@ class SealedResponseTransport(_NoEnclave):
                         pass
                     info = _error_info(detail)
                     raise ServerError(f"UWV refused the batch: {info.message}", info, info.code)
-                if content != SCREEN_RESPONSE:
-                    raise ServerError(f"{self.path}: a {content}, not a screening response")
+                if content != content_type:
+                    raise ServerError(f"{self.path}: a {content}, not {what}")
                 for record in records:
                     self.stats.bytes_received += len(record)
-                    response = pb.ScreenResponse.FromString(record)
-                    if response.WhichOneof("item") == "result":
-                        yield chunk_answer(response.result)
+                    yield record
                 reader.mark_processed()
         except SealedError as exc:
             raise ServerError(f"the response file is refused: {exc.diagnostics()}") from None

@@ -6,8 +6,8 @@ transport turns them into its own messages and back. Implementations:
 
 - :class:`svb_client.wire.grpc_transport.GrpcTransport`: the gRPC channel to a UWV server;
 - an in-memory one that calls UWV's service objects in process (tests, no sockets);
-- a sealed-file transport (issue 13): ``screen`` writes the request file and raises
-  :class:`BatchDeferred`; a later run reads the response file and yields its answers.
+- a sealed-file transport (issue 13): ``screen`` and ``run_many`` write the request file and
+  raise :class:`BatchDeferred`; a later run reads the response file and yields its answers.
 
 Every method raises :class:`svb_client.wire.errors.ServerError` for what UWV refused or a
 transport failure; a transport never lets its own exception types (``grpc.RpcError`` …) out.
@@ -83,8 +83,30 @@ class EnclaveTransport(Protocol):
 
     def run(self, batch: RunBatch, deadline_s: float | None) -> RunReply: ...
 
+    def run_many(self, batches: Iterable[RunBatch], deadline_s: float | None) -> Iterator[RunReply]:
+        """Run each batch in order and yield its reply (``run_id`` set) before taking the next.
+
+        The seam that lets a whole compute-to-data batch travel as one request file: an online
+        transport runs them one at a time (:func:`run_each`); a file transport writes them all
+        and raises :class:`BatchDeferred`, or yields the replies its response file holds for
+        the batches given (skipping runs the file answers that were not asked again).
+        """
+        ...
+
     def close(self) -> None: ...
 
 
 class Transport(ScreeningTransport, EnclaveTransport, Protocol):
     """A transport for all three modes."""
+
+
+class _Runs(Protocol):
+    def run(self, batch: RunBatch, deadline_s: float | None) -> RunReply: ...
+
+
+def run_each(
+    transport: _Runs, batches: Iterable[RunBatch], deadline_s: float | None
+) -> Iterator[RunReply]:
+    """``run_many`` for a transport that can ask one run at a time (gRPC, in memory)."""
+    for batch in batches:
+        yield transport.run(batch, deadline_s)

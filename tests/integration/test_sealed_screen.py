@@ -1,5 +1,6 @@
 """A batch through sealed files gives the same outreach file as over gRPC, and every bad file
-is refused with nothing decided and no budget charged twice.
+is refused with nothing decided and no budget charged twice (masked mode; every mode, with
+the wider household file, in ``test_sealed_modes.py``).
 
 SVB: ``svb-client screen … --request-out batch.req``, later ``… --response batch.resp``;
 UWV: ``uwv-server process batch.req --store S --out batch.resp`` (both CLIs called in
@@ -168,35 +169,6 @@ def test_files_give_the_same_outreach_as_grpc(
     before = (files / "outreach.csv").read_bytes()
     assert svb(world, files, "--response", str(response)) == 0
     assert (files / "outreach.csv").read_bytes() == before
-
-
-def test_strict_mode_through_files_is_the_same_as_grpc(
-    world: World, start_server: object, strict_secret_small: object
-) -> None:
-    online = _work(world, "strict-online")
-    server = start_server(_store_copy(world, "store-strict-online"))  # type: ignore[operator]
-    run_screen(
-        ScreenJob(
-            households=world.households,
-            server=server.target,
-            period=PERIOD,
-            out=online / "outreach.csv",
-            journal=online / "journal.sqlite",
-            secret=strict_secret_small,  # type: ignore[arg-type]
-            mode="strict",
-            progress=False,
-            rule=AIO_RULE,
-            security=ChannelSecurity.unsafe_plaintext(),  # the test server is plaintext
-            chunk_size=CHUNK,
-        )
-    )
-    files = _work(world, "strict-files")
-    store = _store_copy(world, "store-strict-files")
-    request, response = files / "batch.req", files / "batch.resp"
-    assert svb(world, files, "--request-out", str(request), mode="strict") == 0
-    assert uwv(world, store, request, response) == 0
-    assert svb(world, files, "--response", str(response), mode="strict") == 0
-    assert (files / "outreach.csv").read_bytes() == (online / "outreach.csv").read_bytes()
 
 
 def test_a_request_processed_twice_is_not_charged_twice(world: World) -> None:

@@ -20,7 +20,12 @@ from shared._proto.eligibility.v2 import enclave_pb2_grpc as pb_grpc
 from shared.models import MAX_HOUSEHOLD_MEMBERS
 from uwv_server.enclave.approvals import RuleInfo
 from uwv_server.enclave.errors import BatchRefused
-from uwv_server.enclave.service import MAX_RUN_HOUSEHOLDS, EnclaveService, RunRequest
+from uwv_server.enclave.service import (
+    MAX_RUN_HOUSEHOLDS,
+    EnclaveService,
+    RunOutcome,
+    RunRequest,
+)
 from uwv_server.grpc.errors import abort
 from uwv_server.grpc.runtime import BlockingPool, Context, Runtime, ServiceRegistrar
 
@@ -71,6 +76,19 @@ def parse_run(request: pb.RunRequest) -> RunRequest:
     )
 
 
+def run_response(outcome: RunOutcome) -> pb.RunResponse:
+    """A run's outcome as the contract's response (also what a sealed response file carries)."""
+    return pb.RunResponse(
+        outcomes=outcome.outcomes.tobytes(),
+        refusals=[
+            pb.Refusal(position=pos, code=refusal.code, reason=refusal.reason)
+            for pos, refusal in sorted(outcome.refused.items())
+        ],
+        statement=outcome.statement,
+        statement_digest=outcome.statement_digest,
+    )
+
+
 class ComputeToDataServicer(pb_grpc.ComputeToDataServiceServicer):
     """Thin adapter over :class:`EnclaveService`; its calls run on the blocking pool."""
 
@@ -111,15 +129,7 @@ class ComputeToDataServicer(pb_grpc.ComputeToDataServiceServicer):
             outcome = await self._pool.run(self.service.run, parse_run(request))
         except Exception as exc:
             await abort(context, exc)
-        return pb.RunResponse(
-            outcomes=outcome.outcomes.tobytes(),
-            refusals=[
-                pb.Refusal(position=pos, code=refusal.code, reason=refusal.reason)
-                for pos, refusal in sorted(outcome.refused.items())
-            ],
-            statement=outcome.statement,
-            statement_digest=outcome.statement_digest,
-        )
+        return run_response(outcome)
 
 
 def enclave_registrar(service: EnclaveService) -> ServiceRegistrar:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from svb_client.pipeline import ScreenJob, run_screen
 from svb_client.pipeline.enclave import EnclaveServerError, sign_bundle
 from svb_client.wire import RunBatch, RunReply, ServerError
 from svb_client.wire.memory import InMemoryTransport
+from svb_client.wire.transport import run_each
 from tests.unit.enclave.enclave_testkit import (
     AIO_RULE,
     PERIOD,
@@ -83,6 +85,9 @@ class CutAfterRun:
             self.cut = True
             raise ServerError("connection lost")
         return reply
+
+    def run_many(self, batches: Iterable[RunBatch], deadline_s: float | None) -> Iterator[RunReply]:
+        return run_each(self, batches, deadline_s)
 
 
 def test_an_interrupted_enclave_batch_resumes_with_the_same_runs(tmp_path: Path) -> None:
