@@ -415,8 +415,8 @@ def _answer_runs(
                 result = spb.SealedRunResult(run_id=run.run_id, response=run_response(outcome))
             write_record(writer, result.SerializeToString())
             meter.advance()
-    result = answer.result(writer, runs, households, failed)
-    return dataclasses.replace(result, compute_to_data=True)
+    done = answer.result(writer, runs, households, failed)
+    return dataclasses.replace(done, compute_to_data=True)
 
 
 def _copy(source: Path, target: Path) -> None:
