@@ -12,13 +12,15 @@ PKI and the key registry, then runs, each step as its own process (so its peak R
 
 Prints each step's wall time and peak RSS, the file sizes per household, and checks that the
 two outreach files are identical byte for byte. ``--also N`` repeats the file steps at N
-households so the peak memory of each step can be compared across sizes.
+households (the first N of the same file, against the same UWV data) so the peak memory of
+each step can be compared across batch sizes.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,6 +70,24 @@ def _prepare(work: Path, households: int, period: str, py: str, env: dict[str, s
         [*cli, "load", "--polis", str(work / "data/polis.parquet"), "--store", str(work / "store")],
         check=True, env=env, stdout=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+def _first_households(source: Path, target: Path, count: int) -> None:
+    """The rows of the first ``count`` households of a household file (file order)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute(
+            f"""COPY (
+              WITH h AS (SELECT *, row_number() OVER () AS line FROM read_parquet('{source}')),
+              firsts AS (SELECT household_id, min(line) AS first FROM h GROUP BY household_id),
+              kept AS (SELECT household_id FROM firsts ORDER BY first LIMIT {count})
+              SELECT h.* EXCLUDE (line) FROM h JOIN kept USING (household_id) ORDER BY line
+            ) TO '{target}' (FORMAT parquet)"""
+        )
+    finally:
+        con.close()
 
 
 def _screen(py: str, work: Path, out: Path, period: str, mode: str, *extra: str) -> list[str]:
@@ -165,7 +185,12 @@ def main() -> int:
          "--passphrase-file", str(work / "pass"), "--mode", mode],
         check=True, env=env, stdout=subprocess.DEVNULL,
     )  # fmt: skip
+    if args.also:
+        fresh = work / "store-fresh"
+        shutil.rmtree(fresh, ignore_errors=True)
+        shutil.copytree(work / "store", fresh)  # before any charge: for the smaller batch
     print(f"setup (generate, load, PKI, key; not measured): {time.perf_counter() - started:.1f} s")
+    print(f"machine load (1, 5, 15 min) at the start: {os.getloadavg()}")
 
     # 1. online over gRPC (its own store copy would change nothing: NoBudget is not used here,
     # the budget is charged by both paths; the file path uses another batch id)
@@ -173,7 +198,7 @@ def main() -> int:
     port_file.unlink(missing_ok=True)
     server = subprocess.Popen(
         [py, "-m", "uwv_server.cli", "serve", "--store", str(work / "store"), "--port", "0",
-         "--port-file", str(port_file),
+         "--port-file", str(port_file), "--unsafe-insecure",
          # no rule register here: UWV pins the default rule itself (as bench_e2e does)
          "--unsafe-pinned-rule", str(ROOT / "rules" / "aio.yaml")],
         env=env, stderr=subprocess.DEVNULL,
@@ -184,15 +209,18 @@ def main() -> int:
         time.sleep(0.05)
     online_out = work / "online.csv"
     target = f"127.0.0.1:{port_file.read_text().strip()}"
-    online = _run(
-        "online client (gRPC)",
-        _screen(
-            py, work, online_out, period, mode, "--fresh", "--server", target, "--unsafe-insecure"
-        ),
-        env,
-    )
-    server.send_signal(signal.SIGTERM)
-    server_rss = _wait_rss_kb(server) / 1024
+    try:
+        online = _run(
+            "online client (gRPC)",
+            _screen(
+                py, work, online_out, period, mode, "--fresh", "--server", target,
+                "--unsafe-insecure",
+            ),
+            env,
+        )  # fmt: skip
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server_rss = _wait_rss_kb(server) / 1024
 
     steps, file_out, req_bytes, resp_bytes = _files(py, work, period, mode, env, "main")
     n = args.households
@@ -214,17 +242,26 @@ def main() -> int:
     print(f"outreach files identical (online vs files): {same}")
 
     if args.also:
+        # The same UWV data (a copy of the store taken before any batch was charged) and the
+        # first households of the same file: only the batch size differs between the sizes.
         small = work / "small"
         small.mkdir(exist_ok=True)
-        _prepare(small, args.also, period, py, env)
+        (small / "data").mkdir(exist_ok=True)
+        _first_households(
+            work / "data/households.parquet", small / "data/households.parquet", args.also
+        )
+        (small / "store").unlink(missing_ok=True)
+        (small / "store").symlink_to(work / "store-fresh")
         for name in ("pass", "pki.pass", "registry.yaml", "key"):
             (small / name).write_bytes((work / name).read_bytes())
-        (small / "pki").symlink_to(work / "pki")
+        if not (small / "pki").exists():
+            (small / "pki").symlink_to(work / "pki")
         steps_small, _, req_small, _ = _files(py, small, period, mode, env, "small")
-        print(f"peak RSS per step at {args.also:,} vs {n:,} households (MB):")
+        print(f"peak RSS per step at {args.also:,} vs {n:,} households (MB), same UWV data:")
         for a, b in zip(steps_small, steps, strict=True):
             print(f"  {a.name:<32}{a.rss_mb:>8,.0f}{b.rss_mb:>8,.0f}")
         print(f"request bytes/household at {args.also:,}: {req_small / args.also:.1f}")
+    print(f"machine load (1, 5, 15 min) at the end: {os.getloadavg()}")
     return 0 if same else 1
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +55,27 @@ def _sqlite_errors(path: Path, doing: str) -> Iterator[None]:
         ) from None
 
 
+class Pending:
+    """The chunks a run still has to send, read from the journal one at a time as they are
+    needed (iterated to send, looked up by index when an answer arrives), so the exchange holds
+    a few chunks in memory, however large the batch."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self.indices = journal.pending_indices()
+        self.households = journal.pending_households()
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[PendingChunk]:
+        for index in self.indices:
+            yield self._journal.chunk(index)
+
+    def get(self, index: int) -> PendingChunk:
+        return self._journal.chunk(index)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class PendingChunk:
     """A chunk of the batch plan: its households (validated), and what its mode sends."""
@@ -89,9 +111,26 @@ def _ints_or_none(blob: bytes | None) -> IntArray | None:
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._owner = threading.get_ident()
+        self._readers: dict[int, sqlite3.Connection] = {}
+        self._readers_lock = threading.Lock()
         with _sqlite_errors(path, "open it"):
             self._db = sqlite3.connect(path, isolation_level=None)
             self._open()
+
+    def _reader(self) -> sqlite3.Connection:
+        """A connection for reading chunks in this thread: a transport may consume the chunks
+        to send in a thread of its own (gRPC's request iterator) while answers are journalled
+        here; WAL lets each read from its own connection."""
+        me = threading.get_ident()
+        if me == self._owner:
+            return self._db
+        with self._readers_lock:
+            db = self._readers.get(me)
+            if db is None:
+                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                self._readers[me] = db
+            return db
 
     def _open(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -119,6 +158,10 @@ class Journal:
 
     def close(self) -> None:
         with _sqlite_errors(self.path, "close it"):
+            with self._readers_lock:
+                for db in self._readers.values():
+                    db.close()
+                self._readers.clear()
             self._db.close()
 
     def identity(self) -> dict[str, str] | None:
@@ -209,28 +252,50 @@ class Journal:
 
     def pending(self) -> Iterator[PendingChunk]:
         """The chunks without a recorded result, in order; each is validated again."""
+        for index in self.pending_indices():
+            yield self.chunk(index)
+
+    def pending_indices(self) -> list[int]:
+        """The indices of the chunks without a recorded result, in order."""
         with _sqlite_errors(self.path, "read it"):
-            rows = self._db.execute(
-                "SELECT idx, household_ids, member_counts, member_bsns, is_couple, known_income, "
-                "thresholds, salt FROM chunks WHERE done = 0 ORDER BY idx"
-            ).fetchall()
-        for idx, ids, counts, bsns, couple, known, thresholds, salt in rows:
-            try:
-                households = HouseholdChunk(
-                    _ints(counts),
-                    _ints(bsns),
-                    None if couple is None else np.frombuffer(couple, dtype="u1") == 1,
-                    _ints_or_none(known),
-                )
-            except HouseholdError as exc:
-                raise JournalError(f"{self.path}: chunk {idx} is damaged: {exc}") from None
-            yield PendingChunk(
-                index=int(idx),
-                household_ids=str(ids).split("\n"),
-                households=households,
-                thresholds=_ints_or_none(thresholds),
-                salt=bytes(salt),
+            rows = self._db.execute("SELECT idx FROM chunks WHERE done = 0 ORDER BY idx")
+            return [int(idx) for (idx,) in rows]
+
+    def pending_households(self) -> int:
+        """Households in the chunks without a recorded result (8 bytes of counts each)."""
+        with _sqlite_errors(self.path, "read it"):
+            row = self._db.execute(
+                "SELECT coalesce(sum(length(member_counts)), 0) FROM chunks WHERE done = 0"
+            ).fetchone()
+        return int(row[0]) // 8
+
+    def chunk(self, index: int) -> PendingChunk:
+        """One chunk of the plan, read from disk and validated again (done or not)."""
+        with _sqlite_errors(self.path, "read it"):
+            row = self._reader().execute(
+                "SELECT household_ids, member_counts, member_bsns, is_couple, known_income, "
+                "thresholds, salt FROM chunks WHERE idx = ?",
+                (index,),
+            ).fetchone()
+        if row is None:
+            raise JournalError(f"{self.path}: the batch has no chunk {index}")
+        ids, counts, bsns, couple, known, thresholds, salt = row
+        try:
+            households = HouseholdChunk(
+                _ints(counts),
+                _ints(bsns),
+                None if couple is None else np.frombuffer(couple, dtype="u1") == 1,
+                _ints_or_none(known),
             )
+        except HouseholdError as exc:
+            raise JournalError(f"{self.path}: chunk {index} is damaged: {exc}") from None
+        return PendingChunk(
+            index=index,
+            household_ids=str(ids).split("\n"),
+            households=households,
+            thresholds=_ints_or_none(thresholds),
+            salt=bytes(salt),
+        )
 
     def record(
         self,

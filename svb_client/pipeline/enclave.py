@@ -27,7 +27,14 @@ from shared.errors import Error
 from shared.models import Period
 from shared.rules import digest, parse_file
 from svb_client.households import HouseholdBatch
-from svb_client.journal import ELIGIBLE, NO_DECISION, NOT_ELIGIBLE, Journal, PendingChunk
+from svb_client.journal import (
+    ELIGIBLE,
+    NO_DECISION,
+    NOT_ELIGIBLE,
+    Journal,
+    Pending,
+    PendingChunk,
+)
 from svb_client.pipeline.method import BatchContext, Recorded
 from svb_client.pipeline.outreach import atomic_file, write_lines
 from svb_client.pipeline.summary import REFUSED_BY_UWV
@@ -178,7 +185,7 @@ class EnclaveMethod:
         ]
 
     def exchange(
-        self, transport: Transport, pending: list[PendingChunk], ctx: BatchContext
+        self, transport: Transport, pending: Pending, ctx: BatchContext
     ) -> Iterator[Recorded]:
         status = transport.rule_status(self.rule_digest)
         if status.state != "approved" and not status.checked_later:
@@ -186,7 +193,7 @@ class EnclaveMethod:
                 f"rule {self.rule_digest[:16]}… is {status.state} at UWV ({status.reason}); "
                 "it cannot run until it is approved"
             )
-        by_run = {self._run_id(ctx, chunk): chunk for chunk in pending}
+        by_run = {self._run_id(ctx, index): index for index in pending.indices}
 
         def batches() -> Iterator[RunBatch]:
             for chunk in pending:
@@ -194,9 +201,10 @@ class EnclaveMethod:
 
         # One run at a time online; all runs in one request file through a file transport.
         for reply in transport.run_many(batches(), ctx.deadline_s):
-            chunk = by_run.pop(reply.run_id, None)
-            if chunk is None:
+            index = by_run.pop(reply.run_id, None)
+            if index is None:
                 raise ServerError(f"UWV answered run {reply.run_id}, which was not asked")
+            chunk = pending.get(index)
             run, expected = self._run(chunk, ctx)
             outcomes = verified_outcomes(
                 reply,
@@ -221,13 +229,13 @@ class EnclaveMethod:
             )
 
     @staticmethod
-    def _run_id(ctx: BatchContext, chunk: PendingChunk) -> str:
-        return f"{ctx.batch_id}-{chunk.index}"
+    def _run_id(ctx: BatchContext, index: int) -> str:
+        return f"{ctx.batch_id}-{index}"
 
     def _run(self, chunk: PendingChunk, ctx: BatchContext) -> tuple[RunBatch, str]:
         return run_batch(
             chunk.households,
-            run_id=self._run_id(ctx, chunk),
+            run_id=self._run_id(ctx, chunk.index),
             rule_digest=self.rule_digest,
             period=ctx.period,
             salt=chunk.salt,

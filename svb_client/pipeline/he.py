@@ -20,7 +20,14 @@ from shared.errors import CryptoError, Error
 from shared.models import Period
 from shared.rules import HePlan, check, compile_he, parse_file
 from svb_client.households import HouseholdBatch, IntArray
-from svb_client.journal import ELIGIBLE, NO_DECISION, NOT_ELIGIBLE, Journal, PendingChunk
+from svb_client.journal import (
+    ELIGIBLE,
+    NO_DECISION,
+    NOT_ELIGIBLE,
+    Journal,
+    Pending,
+    PendingChunk,
+)
 from svb_client.pipeline.method import BatchContext, Recorded
 from svb_client.pipeline.summary import REFUSED_BY_UWV
 from svb_client.schemes import ClientScheme, SecretContext, scheme_for
@@ -110,7 +117,7 @@ class HeMethod:
         return plan_chunks(batch, period, self.plan, size, self.scheme)
 
     def exchange(
-        self, transport: Transport, pending: list[PendingChunk], ctx: BatchContext
+        self, transport: Transport, pending: Pending, ctx: BatchContext
     ) -> Iterator[Recorded]:
         scheme, period = self.scheme, ctx.period
         transport.server_info()
@@ -128,7 +135,7 @@ class HeMethod:
             requester=ctx.requester,
             chunk_count=ctx.total_chunks,
         )
-        by_index = {c.index: c for c in pending}
+        unanswered = set(pending.indices)
         window = _Window(self.in_flight)
 
         def chunks() -> Iterator[EncryptedChunk]:
@@ -145,17 +152,18 @@ class HeMethod:
 
         try:
             for answer in transport.screen(header, chunks(), ctx.deadline_s):
-                chunk = by_index.pop(answer.index, None)
-                if chunk is None:
+                if answer.index not in unanswered:
                     raise ServerError(f"server answered chunk {answer.index}, which was not asked")
+                unanswered.discard(answer.index)
+                chunk = pending.get(answer.index)
                 decisions, slot_errors = decide_chunk(scheme, period, answer, chunk)
                 yield Recorded(chunk, decisions, slot_errors)
                 window.give()
         finally:
             window.close()
-        if by_index:
+        if unanswered:
             raise ServerError(
-                f"the server ended the stream with {len(by_index)} chunk(s) unanswered; "
+                f"the server ended the stream with {len(unanswered)} chunk(s) unanswered; "
                 "run the same command again to resume"
             )
 

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from shared.models import Period
 from svb_client.households import HouseholdBatch
-from svb_client.journal import Journal, PendingChunk
+from svb_client.journal import Journal, Pending, PendingChunk
 from svb_client.pipeline.summary import Summary
 from svb_client.wire import Transport
 
@@ -63,9 +63,12 @@ class Method(Protocol):
         ...
 
     def exchange(
-        self, transport: Transport, pending: list[PendingChunk], ctx: BatchContext
+        self, transport: Transport, pending: Pending, ctx: BatchContext
     ) -> Iterator[Recorded]:
         """Send the pending chunks; yield each one's outcome as soon as it is known.
+
+        ``pending`` reads each chunk from the journal when it is iterated or looked up
+        (``pending.get(index)``): keep indices, not chunks, for answers still to come.
 
         The pipeline journals a yielded outcome before asking for the next one.
         """

@@ -26,7 +26,7 @@ from shared.rules import check, parse_file
 from shared.rules.shipped import shipped_rule_path
 from shared.rules.validity import check_period
 from svb_client.households import read_households
-from svb_client.journal import Journal, PendingChunk
+from svb_client.journal import Journal, Pending
 from svb_client.pipeline.enclave import EnclaveMethod
 from svb_client.pipeline.he import DEFAULT_IN_FLIGHT, HeMethod
 from svb_client.pipeline.method import BatchContext, Method
@@ -138,6 +138,9 @@ def run_screen(job: ScreenJob) -> Summary:
                 )
             chunks = method.plan_chunks(batch, job.period, chunk_size)
             journal.create(identity, chunks, batch.rejected)
+            # Freed before anything is sent: from here on each chunk is read back from the
+            # journal when it is sent or answered, so the exchange does not grow with the batch.
+            del batch, chunks
         summary.chunks, summary.resumed_chunks = journal.counts()
         ctx = BatchContext(
             batch_id=(journal.identity() or {}).get("batch_id", ""),
@@ -147,8 +150,8 @@ def run_screen(job: ScreenJob) -> Summary:
             deadline_s=job.deadline_s,
             summary=summary,
         )
-        pending = list(journal.pending())
-        if pending:
+        pending = Pending(journal)  # each chunk read from disk when it is sent or answered
+        if len(pending):
             _exchange(job, method, journal, pending, ctx)
         if not summary.awaiting_response:
             write_outreach(job.out, journal.results(), summary.count)
@@ -163,7 +166,7 @@ def _exchange(
     job: ScreenJob,
     method: Method,
     journal: Journal,
-    pending: list[PendingChunk],
+    pending: Pending,
     ctx: BatchContext,
 ) -> None:
     summary = ctx.summary
@@ -171,7 +174,7 @@ def _exchange(
         job.server, job.security, timeout=job.connect_timeout_s
     )
     sent, received = transport.stats.bytes_sent, transport.stats.bytes_received
-    progress = Progress(sum(len(c.household_ids) for c in pending), enabled=job.progress)
+    progress = Progress(pending.households, enabled=job.progress)
     try:
         for outcome in method.exchange(transport, pending, ctx):
             journal.record(
