@@ -272,11 +272,15 @@ class Journal:
     def chunk(self, index: int) -> PendingChunk:
         """One chunk of the plan, read from disk and validated again (done or not)."""
         with _sqlite_errors(self.path, "read it"):
-            row = self._reader().execute(
-                "SELECT household_ids, member_counts, member_bsns, is_couple, known_income, "
-                "thresholds, salt FROM chunks WHERE idx = ?",
-                (index,),
-            ).fetchone()
+            row = (
+                self._reader()
+                .execute(
+                    "SELECT household_ids, member_counts, member_bsns, is_couple, known_income, "
+                    "thresholds, salt FROM chunks WHERE idx = ?",
+                    (index,),
+                )
+                .fetchone()
+            )
         if row is None:
             raise JournalError(f"{self.path}: the batch has no chunk {index}")
         ids, counts, bsns, couple, known, thresholds, salt = row
