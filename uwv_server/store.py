@@ -391,13 +391,17 @@ def _person_month_table(
     snapshot_dir: Path, period: Period, members: IntArray | None = None
 ) -> tuple[IntArray, IntArray, dict[SourceKind, IntArray], dict[SourceKind, IntArray]]:
     """One row per (person, month) with records in ``period`` (only ``members`` if given),
-    sorted by BSN: bsn, month, and per kind gross and tax."""
+    sorted by BSN: bsn, month, and per kind gross and tax.
+
+    DuckDB only filters; the pivot to one row per (person, month) is done here in numpy on
+    the scan, which comes in the file's (bsn, month, kind) order. A ``GROUP BY bsn, month
+    ORDER BY bsn, month`` over the 16.5 million rows of a national store took 13 s; this
+    takes about 3.
+    """
     monthly = str(snapshot_dir / "monthly.parquet").replace("'", "''")
-    columns = ", ".join(
-        f"SUM(CASE WHEN kind = '{k.value}' THEN gross_cents ELSE 0 END)::BIGINT AS g_{k.value}, "
-        f"SUM(CASE WHEN kind = '{k.value}' THEN tax_cents ELSE 0 END)::BIGINT AS t_{k.value}"
-        for k in _KINDS
-    )
+    # kind codes in the order of the kind names, so the file's order is the code order
+    kinds = sorted(_KINDS, key=lambda k: k.value)
+    codes = " ".join(f"WHEN '{k.value}' THEN {i}" for i, k in enumerate(kinds))
     con = duckdb.connect(config={"threads": 2})
     try:
         where = ""
@@ -406,17 +410,46 @@ def _person_month_table(
             con.register("wanted", {"bsn": np.sort(members).astype(np.int64)})
             where = "AND bsn IN (SELECT bsn FROM wanted)"
         result = con.execute(
-            f"SELECT bsn::BIGINT AS bsn, month::BIGINT AS month, {columns} "
-            f"FROM read_parquet('{monthly}') WHERE month BETWEEN ? AND ? {where} "
-            "GROUP BY bsn, month ORDER BY bsn, month",
+            f"SELECT bsn::BIGINT AS bsn, month::BIGINT AS month, "
+            f"(CASE kind {codes} END)::BIGINT AS kind, gross_cents::BIGINT AS gross, "
+            f"tax_cents::BIGINT AS tax FROM read_parquet('{monthly}') "
+            f"WHERE month BETWEEN ? AND ? {where}",
             [period.start.index, period.end.index],
         ).fetchnumpy()
     finally:
         con.close()
-    arr = {name: np.asarray(col, dtype=np.int64) for name, col in result.items()}
-    gross = {k: arr[f"g_{k.value}"] for k in _KINDS}
-    tax = {k: arr[f"t_{k.value}"] for k in _KINDS}
-    return arr["bsn"], arr["month"], gross, tax
+    bsn, month, kind, gross_all, tax_all = (
+        np.asarray(result[c], dtype=np.int64) for c in ("bsn", "month", "kind", "gross", "tax")
+    )
+    if len(bsn) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, dict.fromkeys(_KINDS, empty), dict.fromkeys(_KINDS, empty)
+    # (bsn, month, kind) as one sortable key: BSNs < 2**30, months of a period < 2**12
+    key = (bsn * 4096 + (month - period.start.index)) * 4 + kind
+    if not bool(np.all(key[1:] > key[:-1])):
+        # The file is written in (bsn, month, kind) order with one row per key, but a scan's
+        # order is not DuckDB's promise: sort, and add up rows that share a key.
+        order = np.argsort(key, kind="stable")
+        key, gross_all, tax_all = key[order], gross_all[order], tax_all[order]
+        first = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+        key = key[first]
+        gross_all = np.add.reduceat(gross_all, first).astype(np.int64)
+        tax_all = np.add.reduceat(tax_all, first).astype(np.int64)
+        kind = key % 4
+    person_month = key // 4
+    new_row = np.concatenate([[True], person_month[1:] != person_month[:-1]])
+    row = np.cumsum(new_row) - 1  # the output row of every input row
+    rows = int(row[-1]) + 1
+    gross: dict[SourceKind, IntArray] = {}
+    tax: dict[SourceKind, IntArray] = {}
+    for code, k in enumerate(kinds):
+        mine = kind == code
+        gross[k] = np.zeros(rows, dtype=np.int64)
+        tax[k] = np.zeros(rows, dtype=np.int64)
+        gross[k][row[mine]] = gross_all[mine]  # one input row per (person, month, kind)
+        tax[k][row[mine]] = tax_all[mine]
+    starts = person_month[new_row]
+    return starts // 4096, starts % 4096 + period.start.index, gross, tax
 
 
 def person_month_rows(

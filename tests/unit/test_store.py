@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.models import Period
+from shared.models import Month, Period, SourceKind
 from tests.conftest import POLIS_COLUMNS, bsn_from, write_csv
 from uwv_server.errors import ImportRefused, StoreError
 from uwv_server.store import Snapshot, import_polis
@@ -169,3 +169,52 @@ def test_person_month_terms_are_added_per_person_and_month(tmp_path: Path) -> No
     owner, gross, _tax = person_month_rows(snapshot.directory, period, bsns, counts)
     assert owner.tolist() == [0, 0, 0]
     assert sorted(gross[SourceKind.WAGE].tolist()) == [0, 40000, 210000]
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_person_month_table_pivots_any_row_order(tmp_path: Path, shuffled: bool) -> None:
+    """The pivot relies on the file's (bsn, month, kind) order only when it holds; rows in
+    another order, or two rows for one (person, month, kind), give the same table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from uwv_server.store import _person_month_table
+
+    rng = np.random.default_rng(5)
+    kinds = [k.value for k in SourceKind]
+    rows = [
+        (
+            int(b),
+            int(m),
+            kinds[int(k)],
+            int(rng.integers(-50_000, 500_000)),
+            int(rng.integers(0, 9_000)),
+        )
+        for b in rng.choice(np.arange(100_000_000, 100_000_400), 60, replace=False)
+        for m in rng.choice(np.arange(24_290, 24_310), 4, replace=False)
+        for k in rng.choice(4, 2, replace=False)
+    ]
+    rows.sort(key=lambda r: (r[0], r[1], r[2]))
+    if shuffled:
+        rows = rows + rows[:7]  # duplicates of a (person, month, kind) add up
+        order = rng.permutation(len(rows))
+        rows = [rows[i] for i in order]
+    table = pa.table(
+        {
+            name: [r[i] for r in rows]
+            for i, name in enumerate(("bsn", "month", "kind", "gross_cents", "tax_cents"))
+        }
+    )
+    pq.write_table(table, tmp_path / "monthly.parquet")
+    period = Period(Month.from_index(24_295), Month.from_index(24_304))
+    expected: dict[tuple[int, int], dict[str, list[int]]] = {}
+    for b, m, k, g, t in rows:
+        if period.start.index <= m <= period.end.index:
+            cell = expected.setdefault((b, m), {kind: [0, 0] for kind in kinds})
+            cell[k][0] += g
+            cell[k][1] += t
+    bsn, month, gross, tax = _person_month_table(tmp_path, period)
+    assert list(zip(bsn.tolist(), month.tolist(), strict=True)) == sorted(expected)
+    for i, key in enumerate(sorted(expected)):
+        for kind in SourceKind:
+            assert [int(gross[kind][i]), int(tax[kind][i])] == expected[key][kind.value]
