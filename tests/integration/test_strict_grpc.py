@@ -32,16 +32,22 @@ def _job(hh: Path, target: str, tmp_path: Path, secret: Any, **kw: Any) -> Scree
     return masked_job(hh, target, tmp_path, secret, mode="strict", **kw)
 
 
-def test_strict_edge_cases_match_the_oracle(
-    tmp_path: Path, start_server: Any, strict_secret_small: Any
-) -> None:
+def _edge_case_run(tmp_path: Path, start_server: Any, secret: Any) -> Any:
+    """The online edge cases in strict mode over a real server: decisions as the oracle's."""
     polis, hh, expected = _edge_case_data(tmp_path)
     import_polis(polis, tmp_path / "store")
     server = start_server(tmp_path / "store")
-    summary = run_screen(_job(hh, server.target, tmp_path, strict_secret_small))
+    summary = run_screen(_job(hh, server.target, tmp_path, secret))
     got = {h: d == "eligible" for h, (d, _) in _outreach(tmp_path / "out.csv").items()}
     assert got == expected
     assert summary.rejected == 0
+    return summary
+
+
+def test_strict_edge_cases_match_the_oracle(
+    tmp_path: Path, start_server: Any, strict_secret_small: Any
+) -> None:
+    summary = _edge_case_run(tmp_path, start_server, strict_secret_small)
     # strict uploads dozens of ciphertexts per chunk, and gets back exactly one
     assert summary.bytes_sent > 10 * summary.bytes_received
 
@@ -152,10 +158,4 @@ def test_the_servers_own_process_never_parses_strict_keys_or_ciphertexts(
         raise AssertionError("a strict context was parsed in the server's process")
 
     monkeypatch.setattr(_tenseal.PublicBfvContext, "__init__", refuse)
-    polis, hh, expected = _edge_case_data(tmp_path)
-    import_polis(polis, tmp_path / "store")
-    server = start_server(tmp_path / "store")
-    summary = run_screen(_job(hh, server.target, tmp_path, strict_secret_small))
-    got = {h: d == "eligible" for h, (d, _) in _outreach(tmp_path / "out.csv").items()}
-    assert got == expected
-    assert summary.rejected == 0
+    _edge_case_run(tmp_path, start_server, strict_secret_small)
