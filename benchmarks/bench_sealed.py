@@ -185,8 +185,8 @@ def main() -> int:
          "--passphrase-file", str(work / "pass"), "--mode", mode],
         check=True, env=env, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    if args.also:
-        fresh = work / "store-fresh"
+    fresh = work / "store-fresh"
+    if args.also and not (args.reuse and fresh.exists()):
         shutil.rmtree(fresh, ignore_errors=True)
         shutil.copytree(work / "store", fresh)  # before any charge: for the smaller batch
     print(f"setup (generate, load, PKI, key; not measured): {time.perf_counter() - started:.1f} s")

@@ -45,7 +45,8 @@ def _screen(args: argparse.Namespace) -> int:
     period = Period.parse(args.period)
     # Before any key, journal or connection: a period without a published norm, a bad rule or
     # an unreadable households file is refused with nothing created.
-    check_inputs(args.rule, period, args.households, mode=args.mode)
+    households = None if args.response is not None else args.households
+    check_inputs(args.rule, period, households, mode=args.mode)
     secret = None
     registry = None
     if args.mode == "enclave":

@@ -17,10 +17,15 @@ from shared.rules.validity import check_period
 from svb_client.households import read_households
 
 
-def check_inputs(rule: Path, period: Period, households: Path, *, mode: str) -> None:
-    """Raise a :class:`shared.errors.Error` naming the first input that cannot be screened."""
+def check_inputs(rule: Path, period: Period, households: Path | None, *, mode: str) -> None:
+    """Raise a :class:`shared.errors.Error` naming the first input that cannot be screened.
+
+    ``households`` None: the file is not read again (a run that reads UWV's sealed response
+    resumes the plan its journal holds, validated when the request was written; the journal
+    refuses any other file by its SHA-256), so opening a response does not hold the batch."""
     checked = check(parse_file(rule))
     check_period(checked, period)
     if mode != "enclave":
         compile_he(checked)
-    read_households(households)
+    if households is not None:
+        read_households(households)

@@ -114,8 +114,8 @@ class ProcessResult:
 
 
 class _Progress:
-    def __init__(self, total: int, stream: TextIO | None) -> None:
-        self.total, self.done, self.stream = total, 0, stream
+    def __init__(self, total: int, stream: TextIO | None, unit: str = "chunks") -> None:
+        self.total, self.done, self.stream, self.unit = total, 0, stream, unit
         self.started = time.monotonic()
         self._decile = -1
 
@@ -128,7 +128,8 @@ class _Progress:
             return
         self._decile = decile
         rate = self.done / max(time.monotonic() - self.started, 1e-9)
-        self.stream.write(f"processed {self.done}/{self.total or '?'} chunks ({rate:.1f}/s)\n")
+        done = f"{self.done}/{self.total}" if self.total else str(self.done)
+        self.stream.write(f"processed {done} {self.unit} ({rate:.1f}/s)\n")
         self.stream.flush()
 
 
@@ -192,12 +193,13 @@ def process_request(
     kinds = {MessageKind.REQUEST}
     # pass 1: the whole file, before anything is charged (compute-to-data: every run parsed)
     problem: Error | None = None
+    runs = 0
     with open_sealed_file(
         request, receiver=receiver, senders=senders, kinds=kinds, processed=processed
     ) as reader:
         header = reader.header
         if header.content_type == RUNS_REQUEST:
-            problem = _check_runs(
+            problem, runs = _check_runs(
                 iter_records(reader.chunks(), limit=MAX_MESSAGE_BYTES, name=str(request)),
                 request,
             )
@@ -250,7 +252,8 @@ def process_request(
                 result = answer.refusal(problem, records, field="runs")
             else:
                 assert enclave is not None
-                result = _answer_runs(enclave, records, answer, party.organisation, progress)
+                meter = _Progress(runs, progress, "runs")
+                result = _answer_runs(enclave, records, answer, meter)
         else:
             result = _answer_screening(service, records, answer, party.organisation, progress)
         _keep(out, keep)
@@ -361,9 +364,10 @@ def _parse_run(record: bytes, request: Path, index: int) -> RunRequest:
         raise BatchRefused(f"run {index} ({message.run_id or 'no id'}): {exc}") from None
 
 
-def _check_runs(records: Iterator[bytes], request: Path) -> Error | None:
+def _check_runs(records: Iterator[bytes], request: Path) -> tuple[Error | None, int]:
     """Pass 1 of a compute-to-data request: every run as the gRPC adapter would parse it, ids
-    unique. Returns the first problem (the file is still read to its end) or None."""
+    unique. Returns the first problem (the file is still read to its end) or None, and the
+    number of runs."""
     problem: Error | None = None
     seen: set[str] = set()
     count = 0
@@ -381,20 +385,18 @@ def _check_runs(records: Iterator[bytes], request: Path) -> Error | None:
         seen.add(run.run_id)
     if count == 0 and problem is None:
         problem = BatchRefused(f"{request}: the request holds no run")
-    return problem
+    return problem, count
 
 
 def _answer_runs(
     enclave: EnclaveService,
     records: Iterator[bytes],
     answer: _Answer,
-    organisation: str,
-    progress: TextIO | None,
+    meter: _Progress,
 ) -> ProcessResult:
     """Each run through the same :class:`EnclaveService` as the ``Run`` RPC (rule approval,
     budget, isolated runner, signed statement, audit hook), answered in order; a run the
     service refuses ends the batch there, as a failed call ends SVB's online batch."""
-    meter = _Progress(0, progress)
     runs = households = failed = 0
     with answer.create(RUNS_RESPONSE) as writer:
         for index, record in enumerate(records):
