@@ -1,9 +1,10 @@
 """One validated chunk of households: the one place that says what a valid household is.
 
 A :class:`HouseholdChunk` is households as columns, in slot order: how many members each has,
-all their BSNs one after the other, and (where a mode needs them) whether each is a couple and
-the income SVB already knows. It is valid by construction: the constructor checks every
-invariant and raises a :class:`HouseholdError` naming the household slot and member position.
+all their BSNs one after the other, and (where a mode needs them) whether each is a couple,
+the income SVB already knows and its cost-sharers. It is valid by construction: the
+constructor checks every invariant and raises a :class:`HouseholdError` naming the household
+slot and member position.
 
 SVB's reader (:mod:`svb_client.households`) reports the same rules per household through
 :func:`household_problems` (it rejects a household and goes on); SVB's journal stores chunks;
@@ -19,7 +20,9 @@ Invariants (in the order they are checked; the first that fails is reported):
 4. no BSN appears twice in the chunk (a person counted twice would double their income and
    their share in UWV's differencing budget);
 5. a couple has at least two members;
-6. the known income is 0..:data:`~shared.models.MAX_KNOWN_INCOME_CENTS` cents.
+6. the known income is 0..:data:`~shared.models.MAX_KNOWN_INCOME_CENTS` cents;
+7. the cost-sharers (other adults of 27 or older sharing the home, besides the partner) are
+   0..:data:`~shared.models.MAX_COST_SHARERS`.
 """
 
 from __future__ import annotations
@@ -32,12 +35,20 @@ import numpy.typing as npt
 
 from shared.bsn import valid_bsn_mask
 from shared.errors import InputError
-from shared.models import MAX_HOUSEHOLD_MEMBERS, MAX_KNOWN_INCOME_CENTS
+from shared.models import MAX_COST_SHARERS, MAX_HOUSEHOLD_MEMBERS, MAX_KNOWN_INCOME_CENTS
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-CHECKS: Final = ("chunk", "members", "bsn", "duplicate", "couple", "known_income")
+CHECKS: Final = (
+    "chunk",
+    "members",
+    "bsn",
+    "duplicate",
+    "couple",
+    "known_income",
+    "cost_sharers",
+)
 """The names of the checks, as :attr:`HouseholdError.check` carries them."""
 
 
@@ -72,6 +83,7 @@ def household_problems(
     *,
     is_couple: npt.ArrayLike | None = None,
     known_income_cents: npt.ArrayLike | None = None,
+    cost_sharers: npt.ArrayLike | None = None,
 ) -> dict[int, HouseholdError]:
     """The first problem of every household that has one, by slot (vectorised).
 
@@ -83,7 +95,11 @@ def household_problems(
     n = len(counts)
     if n == 0:
         raise HouseholdError("no households", check="chunk")
-    for name, column in (("is_couple", is_couple), ("known_income_cents", known_income_cents)):
+    for name, column in (
+        ("is_couple", is_couple),
+        ("known_income_cents", known_income_cents),
+        ("cost_sharers", cost_sharers),
+    ):
         if column is not None and len(np.asarray(column).reshape(-1)) != n:
             raise HouseholdError(
                 f"{n} households but {len(np.asarray(column).reshape(-1))} values of {name}",
@@ -142,6 +158,11 @@ def household_problems(
         for slot in np.flatnonzero((known < 0) | (known > MAX_KNOWN_INCOME_CENTS)).tolist():
             text = f"known income {int(known[slot])} cents is outside 0..{MAX_KNOWN_INCOME_CENTS}"
             add(slot, HouseholdError(text, check="known_income", slot=slot))
+    if cost_sharers is not None:
+        sharers = np.asarray(cost_sharers, dtype=np.int64).reshape(-1)
+        for slot in np.flatnonzero((sharers < 0) | (sharers > MAX_COST_SHARERS)).tolist():
+            text = f"cost_sharers {int(sharers[slot])} is outside 0..{MAX_COST_SHARERS}"
+            add(slot, HouseholdError(text, check="cost_sharers", slot=slot))
     return problems
 
 
@@ -149,14 +170,16 @@ def household_problems(
 class HouseholdChunk:
     """Households as columns, in slot order; valid by construction (see the module doc).
 
-    The arrays are read-only copies. ``is_couple`` and ``known_income_cents`` are None when a
-    mode does not send them (the homomorphic modes send only members).
+    The arrays are read-only copies. ``is_couple``, ``known_income_cents`` and
+    ``cost_sharers`` are None when a mode does not send them (the homomorphic modes send only
+    members; SVB's threshold carries the rest).
     """
 
     member_counts: IntArray
     member_bsns: IntArray
     is_couple: BoolArray | None = None
     known_income_cents: IntArray | None = None
+    cost_sharers: IntArray | None = None
 
     def __post_init__(self) -> None:
         counts = np.asarray(self.member_counts, dtype=np.int64).reshape(-1)
@@ -167,7 +190,12 @@ class HouseholdChunk:
             if self.known_income_cents is None
             else np.asarray(self.known_income_cents, dtype=np.int64)
         )
-        problems = household_problems(counts, bsns, is_couple=couple, known_income_cents=known)
+        sharers = (
+            None if self.cost_sharers is None else np.asarray(self.cost_sharers, dtype=np.int64)
+        )
+        problems = household_problems(
+            counts, bsns, is_couple=couple, known_income_cents=known, cost_sharers=sharers
+        )
         if problems:
             raise problems[min(problems)]
         object.__setattr__(self, "member_counts", _readonly(counts))
@@ -176,6 +204,8 @@ class HouseholdChunk:
             object.__setattr__(self, "is_couple", _readonly(couple.reshape(-1)))
         if known is not None:
             object.__setattr__(self, "known_income_cents", _readonly(known.reshape(-1)))
+        if sharers is not None:
+            object.__setattr__(self, "cost_sharers", _readonly(sharers.reshape(-1)))
 
     def __len__(self) -> int:
         return len(self.member_counts)
@@ -187,7 +217,7 @@ class HouseholdChunk:
 
     def members(self) -> HouseholdChunk:
         """The same households without the per-household columns (what HE modes send)."""
-        if self.is_couple is None and self.known_income_cents is None:
+        if self.is_couple is None and self.known_income_cents is None and self.cost_sharers is None:
             return self
         return HouseholdChunk(self.member_counts, self.member_bsns)
 
@@ -199,4 +229,5 @@ class HouseholdChunk:
             self.member_bsns[offsets[start] : offsets[stop]],
             None if self.is_couple is None else self.is_couple[start:stop],
             None if self.known_income_cents is None else self.known_income_cents[start:stop],
+            None if self.cost_sharers is None else self.cost_sharers[start:stop],
         )

@@ -62,36 +62,23 @@ class HouseholdBatch:
     def __len__(self) -> int:
         return len(self.household_ids)
 
-    def reject_cost_sharers(self, reason: str) -> HouseholdBatch:
-        """This batch with every household that has cost-sharers moved to ``rejected`` (for a
-        mode that cannot carry the count yet; never decide such a household on the wrong norm).
-        """
-        keep = self.sharers == 0
-        if keep.all():
-            return self
-        per_member = np.repeat(keep, self.member_counts)
-        dropped = [(h, reason) for h, k in zip(self.household_ids, keep, strict=True) if not k]
-        return HouseholdBatch(
-            household_ids=[h for h, k in zip(self.household_ids, keep, strict=True) if k],
-            categories=[c for c, k in zip(self.categories, keep, strict=True) if k],
-            known_income_cents=self.known_income_cents[keep],
-            member_counts=self.member_counts[keep],
-            member_bsns=self.member_bsns[per_member],
-            rejected=sorted(self.rejected + dropped),
-            rows=self.rows,
-            cost_sharers=self.sharers[keep],
-        )
-
     def chunk(self, start: int, stop: int, *, attributes: bool = False) -> HouseholdChunk:
         """Households ``start:stop`` as a validated chunk; ``attributes`` adds whether each
-        is a couple and its known income (what the compute-to-data mode sends)."""
+        is a couple, its known income and its cost-sharers (what the compute-to-data mode
+        sends)."""
         offsets = np.concatenate([[0], np.cumsum(self.member_counts)])
         counts = self.member_counts[start:stop]
         bsns = self.member_bsns[offsets[start] : offsets[stop]]
         if not attributes:
             return HouseholdChunk(counts, bsns)
         couple = np.array([c == "couple" for c in self.categories[start:stop]], dtype=np.bool_)
-        return HouseholdChunk(counts, bsns, couple, self.known_income_cents[start:stop])
+        return HouseholdChunk(
+            counts,
+            bsns,
+            couple,
+            self.known_income_cents[start:stop],
+            self.sharers[start:stop],
+        )
 
     @property
     def households(self) -> list[Household]:

@@ -141,13 +141,16 @@ class Journal:
             CREATE TABLE IF NOT EXISTS chunks (
               idx INTEGER PRIMARY KEY, household_ids TEXT NOT NULL, member_counts BLOB NOT NULL,
               member_bsns BLOB NOT NULL, is_couple BLOB, known_income BLOB, thresholds BLOB,
-              salt BLOB NOT NULL DEFAULT x'',
+              salt BLOB NOT NULL DEFAULT x'', cost_sharers BLOB,
               done INTEGER NOT NULL DEFAULT 0, decisions BLOB, slot_errors TEXT,
               receipt BLOB, receipt_digest TEXT);
             CREATE TABLE IF NOT EXISTS rejected (
               seq INTEGER PRIMARY KEY, household_id TEXT NOT NULL, reason TEXT NOT NULL);
             """
         )
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(chunks)")}
+        if "cost_sharers" not in columns:  # a journal of before the compute-to-data column
+            self._db.execute("ALTER TABLE chunks ADD COLUMN cost_sharers BLOB")
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is not None and row[0] != str(SCHEMA_VERSION):
             raise JournalError(
@@ -206,7 +209,7 @@ class Journal:
             db.execute("DELETE FROM rejected")
             db.executemany(
                 "INSERT INTO chunks (idx, household_ids, member_counts, member_bsns, is_couple, "
-                "known_income, thresholds, salt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "known_income, thresholds, salt, cost_sharers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     (
                         c.index,
@@ -217,6 +220,7 @@ class Journal:
                         _blob(c.households.known_income_cents, "<i8"),
                         _blob(c.thresholds, "<i8"),
                         c.salt,
+                        _blob(c.households.cost_sharers, "<i8"),
                     )
                     for c in chunks
                 ),
@@ -276,20 +280,21 @@ class Journal:
                 self._reader()
                 .execute(
                     "SELECT household_ids, member_counts, member_bsns, is_couple, known_income, "
-                    "thresholds, salt FROM chunks WHERE idx = ?",
+                    "thresholds, salt, cost_sharers FROM chunks WHERE idx = ?",
                     (index,),
                 )
                 .fetchone()
             )
         if row is None:
             raise JournalError(f"{self.path}: the batch has no chunk {index}")
-        ids, counts, bsns, couple, known, thresholds, salt = row
+        ids, counts, bsns, couple, known, thresholds, salt, sharers = row
         try:
             households = HouseholdChunk(
                 _ints(counts),
                 _ints(bsns),
                 None if couple is None else np.frombuffer(couple, dtype="u1") == 1,
                 _ints_or_none(known),
+                _ints_or_none(sharers),
             )
         except HouseholdError as exc:
             raise JournalError(f"{self.path}: chunk {index} is damaged: {exc}") from None

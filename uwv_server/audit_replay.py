@@ -125,8 +125,10 @@ def replay(
     bsns = pkg["member_bsns"].astype(np.int64)
     couple = pkg["is_couple"].astype(np.bool_)
     known = pkg["known_income_cents"].astype(np.int64)
+    # a package of before the column: no household had cost-sharers
+    sharers = pkg["cost_sharers"].astype(np.int64) if "cost_sharers" in pkg else None
     received = pkg["outcomes"].astype(np.uint8)
-    bd = batch_digest(salt, period, counts, bsns, couple, known)
+    bd = batch_digest(salt, period, counts, bsns, couple, known, cost_sharers=sharers)
     checks.append(Check("batch", bd == entry.batch_digest, f"{len(counts)} households"))
     if snapshot is None:
         checks.append(Check("output", False, "not recomputed: the snapshot is missing"))
@@ -147,6 +149,7 @@ def replay(
             tax_cents=tax,
             is_couple=couple[keep],
             known_income_cents=known[keep],
+            cost_sharers=None if sharers is None else sharers[keep],
             person_months=PersonMonths(owner, pm_gross, pm_tax),  # per-person outputs
         )
         decision = evaluate(check(parse_file(rule)), batch).decision

@@ -250,8 +250,13 @@ class AuditTrail:
             indices.append(index)
         return indices
 
-    def record_statement(self, run_id: str, envelope_json: bytes, digest: str) -> None:
+    def record_statement(
+        self, run_id: str, envelope_json: bytes, digest: str, requester: str = ""
+    ) -> None:
         """Append a compute-to-data run from the runner's signed statement (the enclave hook).
+
+        ``requester`` is the authenticated caller; without it, the one the run's charges were
+        opened with in the ledger (the same caller, recorded when the run was checked).
 
         The entry carries the statement itself (``statement``, ``statement_digest``) and the
         digests of its predicate; the runner's signed envelope stays in the enclave register
@@ -271,10 +276,10 @@ class AuditTrail:
                 )
             )
         with self._logging:
-            self._record_statement(run_id, payload, approvals, digest)
+            self._record_statement(run_id, payload, approvals, digest, requester)
 
     def _record_statement(
-        self, run_id: str, payload: bytes, approvals: list[Approval], digest: str
+        self, run_id: str, payload: bytes, approvals: list[Approval], digest: str, requester: str
     ) -> None:
         p = RunStatement.model_validate_json(payload).predicate
         ledger = self.ledger
@@ -282,7 +287,9 @@ class AuditTrail:
         charged = sum(r.charged for r in work.rows) if work is not None else p.evaluated_count
         entry = RunEntry.create(
             run_id=run_id,
-            requester="SVB compute-to-data",
+            requester=requester
+            or (work.meta.get("requester") if work is not None else None)
+            or "unnamed client",
             rule_digest=p.rule_digest,
             approvals=tuple(approvals),
             mode=RunMode.COMPUTE_TO_DATA,

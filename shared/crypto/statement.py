@@ -153,16 +153,38 @@ def batch_bytes(
     member_bsns: npt.NDArray[np.int64],
     is_couple: npt.NDArray[np.bool_],
     known_income_cents: npt.NDArray[np.int64],
+    cost_sharers: npt.ArrayLike | None = None,
 ) -> bytes:
-    """Canonical bytes of a run's batch (positional; household ids never leave SVB)."""
+    """Canonical bytes of a run's batch (positional; household ids never leave SVB).
+
+    The cost-sharers are a fifth column only when some household has any: a batch without
+    them has the bytes (and so the digest) it had before the column existed, so earlier
+    statements and replay packages still verify.
+    """
     parts = [period.encode("ascii"), np.int64(len(member_counts)).tobytes()]
-    for arr in (member_counts, member_bsns, is_couple.astype(np.int64), known_income_cents):
+    columns = [member_counts, member_bsns, is_couple.astype(np.int64), known_income_cents]
+    if cost_sharers is not None and np.asarray(cost_sharers).any():
+        columns.append(np.asarray(cost_sharers))
+    for arr in columns:
         parts.append(np.ascontiguousarray(arr, dtype="<i8").tobytes())
     return b"\x00".join(parts)
 
 
-def batch_digest(salt: bytes, *args: object) -> str:
-    return salted(salt, "enclave-batch", batch_bytes(*args))  # type: ignore[arg-type]
+def batch_digest(
+    salt: bytes,
+    period: str,
+    member_counts: npt.NDArray[np.int64],
+    member_bsns: npt.NDArray[np.int64],
+    is_couple: npt.NDArray[np.bool_],
+    known_income_cents: npt.NDArray[np.int64],
+    *,
+    cost_sharers: npt.ArrayLike | None = None,
+) -> str:
+    """The salted digest of :func:`batch_bytes` (what a run statement binds)."""
+    data = batch_bytes(
+        period, member_counts, member_bsns, is_couple, known_income_cents, cost_sharers
+    )
+    return salted(salt, "enclave-batch", data)
 
 
 def output_digest(salt: bytes, outcomes: npt.NDArray[np.uint8]) -> str:

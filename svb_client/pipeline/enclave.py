@@ -80,6 +80,7 @@ def run_batch(
         member_bsns=households.member_bsns,
         is_couple=households.is_couple,
         known_income_cents=households.known_income_cents,
+        cost_sharers=households.cost_sharers,
     )
     expected = batch_digest(
         salt,
@@ -88,6 +89,7 @@ def run_batch(
         households.member_bsns,
         households.is_couple,
         households.known_income_cents,
+        cost_sharers=households.cost_sharers,
     )
     return run, expected
 
@@ -147,6 +149,11 @@ def write_replay_package(out: Path, run: RunBatch, outcomes: npt.NDArray[np.uint
             member_bsns=run.member_bsns.astype("<i8"),
             is_couple=run.is_couple.astype(np.uint8),
             known_income_cents=run.known_income_cents.astype("<i8"),
+            cost_sharers=(
+                np.zeros(len(run.member_counts), "<i8")
+                if run.cost_sharers is None
+                else run.cost_sharers.astype("<i8")
+            ),
             outcomes=outcomes,
         )
 

@@ -129,13 +129,6 @@ def run_screen(job: ScreenJob) -> Summary:
         if not journal.matches_or_empty(identity):
             identity["batch_id"] = new_id("batch")
             batch = read_households(job.households)
-            if job.mode == "enclave":
-                # The compute-to-data request has no cost-sharers field yet: such households
-                # are rejected with the reason, never decided on the norm without them.
-                batch = batch.reject_cost_sharers(
-                    "cost_sharers: the compute-to-data request cannot carry cost-sharers yet; "
-                    "screen this household in masked or strict mode"
-                )
             chunks = method.plan_chunks(batch, job.period, chunk_size)
             journal.create(identity, chunks, batch.rejected)
             # Freed before anything is sent: from here on each chunk is read back from the

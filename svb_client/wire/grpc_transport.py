@@ -129,6 +129,11 @@ def run_message(batch: RunBatch) -> epb.RunRequest:
         member_bsns_le64=batch.member_bsns.astype("<i8").tobytes(),
         is_couple_u8=batch.is_couple.astype(np.uint8).tobytes(),
         known_income_cents_le64=batch.known_income_cents.astype("<i8").tobytes(),
+        # Empty when no household has cost-sharers: the request of a batch without any is
+        # byte for byte what it was before the field existed.
+        cost_sharers_u8=b""
+        if batch.cost_sharers is None or not batch.cost_sharers.any()
+        else batch.cost_sharers.astype(np.uint8).tobytes(),
     )
 
 

@@ -190,6 +190,7 @@ class InMemoryTransport:
                     member_bsns=batch.member_bsns,
                     is_couple=batch.is_couple,
                     known_income_cents=batch.known_income_cents,
+                    cost_sharers=batch.cost_sharers,
                 )
             )
         except Error as exc:

@@ -107,6 +107,9 @@ class RunBatch:
     member_bsns: IntArray
     is_couple: npt.NDArray[np.bool_]
     known_income_cents: IntArray
+    cost_sharers: IntArray | None = None
+    """Per household, the other adults 27+ sharing the home besides the partner (art. 22a);
+    None: none anywhere (as a client that predates the field sends)."""
 
 
 @dataclass(frozen=True, slots=True)

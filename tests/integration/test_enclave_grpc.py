@@ -339,5 +339,20 @@ def test_malformed_batches_are_refused(world: World) -> None:
             pb_grpc.ComputeToDataServiceStub(channel).Run(bad, timeout=30)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert re.search(r"slot 1.*not a valid BSN", err.value.details() or "")
+    # cost-sharers (field 9) crafted by hand: too many for the household, or the wrong length
+    good = pb.RunRequest()
+    good.CopyFrom(bad)
+    good.member_bsns_le64 = np.array([123456782, 111222333], "<i8").tobytes()
+    for sharers, expected in (
+        (bytes([0, 21]), r"slot 1.*cost_sharers 21 is outside 0..20"),
+        (bytes([1]), r"2 households but 1 values of cost_sharers"),
+    ):
+        good.run_id = os.urandom(6).hex()
+        good.cost_sharers_u8 = sharers
+        with grpc.insecure_channel(w.target) as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                pb_grpc.ComputeToDataServiceStub(channel).Run(good, timeout=30)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert re.search(expected, err.value.details() or ""), err.value.details()
     with grpc.insecure_channel(w.target) as channel:  # the server is still serving
         grpc.channel_ready_future(channel).result(timeout=10)

@@ -99,6 +99,20 @@ def test_each_invariant_names_its_check(
     assert (err.value.check, err.value.slot) == (check, slot)
 
 
+def test_cost_sharers_are_checked_per_household() -> None:
+    counts = np.array([1, 1, 1], dtype=np.int64)
+    bsns = np.array(POOL[:3], dtype=np.int64)
+    chunk = HouseholdChunk(counts, bsns, cost_sharers=np.array([0, 3, 20]))
+    assert chunk.slice(1, 3).cost_sharers.tolist() == [3, 20]  # type: ignore[union-attr]
+    assert chunk.members().cost_sharers is None
+    for bad, text in (([0, 21, 0], "cost_sharers 21 is outside 0..20"), ([0, -1, 0], "-1")):
+        with pytest.raises(HouseholdError, match=text) as err:
+            HouseholdChunk(counts, bsns, cost_sharers=np.array(bad))
+        assert (err.value.check, err.value.slot) == ("cost_sharers", 1)
+    with pytest.raises(HouseholdError, match="3 households but 2 values of cost_sharers"):
+        HouseholdChunk(counts, bsns, cost_sharers=np.array([0, 1]))
+
+
 def test_problems_are_reported_per_household() -> None:
     counts = [1, 2, 1, 7]
     bsns = [POOL[0], POOL[1], POOL[1], 123456789, *POOL[10:17]]

@@ -172,16 +172,17 @@ def test_without_cost_sharers_column_everyone_has_none(tmp_path: Path) -> None:
     assert read_households(path).sharers.tolist() == [0]
 
 
-def test_reject_cost_sharers_moves_those_households(tmp_path: Path) -> None:
+def test_the_enclave_chunk_carries_the_cost_sharers(tmp_path: Path) -> None:
     path = tmp_path / "hh.csv"
     path.write_text(
         "household_id,bsn,category,known_income_cents,cost_sharers\n"
         f"a,{bsn_from(1)},single,100,0\n"
         f"b,{bsn_from(2)},couple,100,1\n"
         f"b,{bsn_from(3)},couple,100,1\n"
-        f"c,{bsn_from(4)},single,100,0\n"
+        f"c,{bsn_from(4)},single,100,2\n"
     )
-    batch = read_households(path).reject_cost_sharers("not here")
-    assert batch.household_ids == ["a", "c"]
-    assert batch.member_bsns.tolist() == [int(bsn_from(1)), int(bsn_from(4))]
-    assert dict(batch.rejected) == {"b": "not here"}
+    batch = read_households(path)
+    chunk = batch.chunk(0, 3, attributes=True)
+    assert chunk.cost_sharers is not None and chunk.cost_sharers.tolist() == [0, 1, 2]
+    assert chunk.slice(1, 3).cost_sharers.tolist() == [1, 2]  # type: ignore[union-attr]
+    assert batch.chunk(0, 3).cost_sharers is None  # the HE modes send members only

@@ -58,6 +58,7 @@ def run(header: dict[str, Any], arrays: dict[str, Any], confined: Confinement) -
     bsns = np.asarray(arrays["member_bsns"], np.int64)
     couple = np.asarray(arrays["is_couple"], np.uint8).astype(np.bool_)
     known = np.asarray(arrays["known_income_cents"], np.int64)
+    sharers = np.asarray(arrays.get("cost_sharers", np.zeros(len(counts))), np.int64)
     refused = np.asarray(arrays["refused"], np.uint8).astype(np.bool_)
     salt = bytes.fromhex(header["salt"])
     keep = ~refused
@@ -82,6 +83,7 @@ def run(header: dict[str, Any], arrays: dict[str, Any], confined: Confinement) -
             tax_cents=tax,
             is_couple=couple[keep],
             known_income_cents=known[keep],
+            cost_sharers=sharers[keep],
             person_months=PersonMonths(pm_household, pm_gross, pm_tax),
         )
         decision = evaluate(checked, batch).decision
@@ -93,7 +95,9 @@ def run(header: dict[str, Any], arrays: dict[str, Any], confined: Confinement) -
         rule_digest=header["rule_digest"],
         engine_digest=header["engine_digest"],
         snapshot_digest=header["snapshot_digest"],
-        batch_digest=batch_digest(salt, header["period"], counts, bsns, couple, known),
+        batch_digest=batch_digest(
+            salt, header["period"], counts, bsns, couple, known, cost_sharers=sharers
+        ),
         output_digest=output_digest(salt, outcomes),
         salt_commitment=salt_commitment(salt),
         period=header["period"],

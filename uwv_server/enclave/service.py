@@ -45,6 +45,8 @@ IntArray = npt.NDArray[np.int64]
 log = logging.getLogger("uwv_server.enclave")
 
 MAX_RUN_HOUSEHOLDS: Final = 2_000_000
+UNNAMED_REQUESTER: Final = "unnamed client"
+"""Who asks on a server without authentication (``--unsafe-insecure`` on loopback)."""
 _RUN_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
 
@@ -60,6 +62,11 @@ class RunRequest:
     member_bsns: IntArray
     is_couple: npt.NDArray[np.bool_]
     known_income_cents: IntArray
+    cost_sharers: IntArray
+    """Per household: the other adults 27+ sharing the home besides the partner (art. 22a)."""
+    requester: str = UNNAMED_REQUESTER
+    """Who asks, for the audit log: the authenticated caller (from its certificate), set by
+    the transport, never by the message; not part of the run's content."""
 
     @classmethod
     def parse(
@@ -73,6 +80,8 @@ class RunRequest:
         member_bsns: npt.ArrayLike,
         is_couple: npt.ArrayLike,
         known_income_cents: npt.ArrayLike,
+        cost_sharers: npt.ArrayLike | None = None,
+        requester: str = UNNAMED_REQUESTER,
     ) -> RunRequest:
         """Check every field; :class:`BatchRefused` names the first problem and its position."""
         if not _RUN_ID.match(run_id):
@@ -90,16 +99,36 @@ class RunRequest:
         couple = np.asarray(is_couple, dtype=np.bool_)
         known = np.asarray(known_income_cents, dtype=np.int64)
         n = len(counts)
+        sharers = (
+            np.zeros(n, dtype=np.int64)
+            if cost_sharers is None
+            else np.asarray(cost_sharers, dtype=np.int64)
+        )
         if n == 0 or n > MAX_RUN_HOUSEHOLDS:
             raise BatchRefused(f"a run has 1..{MAX_RUN_HOUSEHOLDS} households, got {n}")
         try:  # the one definition of a valid chunk of households (shared.chunk)
-            HouseholdChunk(counts, bsns, is_couple=couple, known_income_cents=known)
+            HouseholdChunk(
+                counts, bsns, is_couple=couple, known_income_cents=known, cost_sharers=sharers
+            )
         except HouseholdError as exc:
             raise BatchRefused(str(exc)) from None
-        return cls(run_id, rule_digest, parsed_period, salt, counts, bsns, couple, known)
+        return cls(
+            run_id,
+            rule_digest,
+            parsed_period,
+            salt,
+            counts,
+            bsns,
+            couple,
+            known,
+            sharers,
+            requester,
+        )
 
     def content_digest(self) -> str:
-        """What identifies the run next to its id: rule, period, salt and the whole batch."""
+        """What identifies the run next to its id: rule, period, salt and the whole batch
+        (the cost-sharers only when some household has any: a run without them keeps the
+        digest it had before the column existed, so its retry still matches)."""
         h = hashlib.sha256(b"aio-enclave-run/v1\x00")
         h.update(self.rule_digest.encode() + b"\x00" + str(self.period).encode() + b"\x00")
         h.update(self.salt)
@@ -108,6 +137,7 @@ class RunRequest:
             (self.member_bsns, ">i8"),
             (self.is_couple, "u1"),
             (self.known_income_cents, ">i8"),
+            *([(self.cost_sharers, ">i8")] if self.cost_sharers.any() else []),
         ):
             data = np.asarray(array).astype(dtype).tobytes()
             h.update(len(data).to_bytes(8, "big") + data)
@@ -157,9 +187,9 @@ class EnclaveConfig:
     """Refuse to return results of a run whose network or filesystem was not confined."""
 
 
-StatementHook = Callable[[str, bytes, str], None]
-"""Called with (run_id, statement envelope bytes, statement digest) after each run: the audit
-log's seam (the lead connects :mod:`shared.audit`)."""
+StatementHook = Callable[[str, bytes, str, str], None]
+"""Called with (run_id, statement envelope bytes, statement digest, requester) after each run:
+the audit log's seam (:meth:`uwv_server.audit_trail.AuditTrail.record_statement`)."""
 UnloggedHook = Callable[[str], object]
 """Called with the ledger id (``enclave:<run_id>``) of a run refused after it was recorded
 (an id reused with other content), so the refusal reaches the audit log now."""
@@ -235,7 +265,7 @@ class EnclaveService:
     def _run(self, request: RunRequest, key: str, digest: str, now: datetime) -> RunOutcome:
         rule = self.register.runnable(request.rule_digest, now)
         meta = {
-            "requester": "SVB compute-to-data",
+            "requester": request.requester,
             "rule_digest": rule.digest,
             "mode": "enclave",
             "parameter_set": "compute-to-data",
@@ -292,6 +322,7 @@ class EnclaveService:
             "member_bsns": request.member_bsns,
             "is_couple": request.is_couple.astype(np.uint8),
             "known_income_cents": request.known_income_cents,
+            "cost_sharers": request.cost_sharers,
             "refused": mask,
         }
         try:
@@ -310,7 +341,7 @@ class EnclaveService:
             request.run_id, rule.digest, self.clock(), "done", digest_, out.statement
         )
         if self.on_statement is not None:
-            self.on_statement(request.run_id, out.statement, digest_)
+            self.on_statement(request.run_id, out.statement, digest_, request.requester)
         log.info(
             "run %s: rule %s…, %d households, %d refused, statement %s…",
             request.run_id,

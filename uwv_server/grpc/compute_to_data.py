@@ -18,16 +18,24 @@ import numpy.typing as npt
 from shared._proto.eligibility.v2 import enclave_pb2 as pb
 from shared._proto.eligibility.v2 import enclave_pb2_grpc as pb_grpc
 from shared.models import MAX_HOUSEHOLD_MEMBERS
+from shared.pki import Identity
 from uwv_server.enclave.approvals import RuleInfo
 from uwv_server.enclave.errors import BatchRefused
 from uwv_server.enclave.service import (
     MAX_RUN_HOUSEHOLDS,
+    UNNAMED_REQUESTER,
     EnclaveService,
     RunOutcome,
     RunRequest,
 )
 from uwv_server.grpc.errors import abort
-from uwv_server.grpc.runtime import BlockingPool, Context, Runtime, ServiceRegistrar
+from uwv_server.grpc.runtime import (
+    BlockingPool,
+    Context,
+    Runtime,
+    ServiceRegistrar,
+    identity_of,
+)
 
 log = logging.getLogger("uwv_server.enclave")
 
@@ -60,9 +68,11 @@ def _array(data: bytes, dtype: str, field: str) -> npt.NDArray[Any]:
     return np.frombuffer(data, dtype=dtype)
 
 
-def parse_run(request: pb.RunRequest) -> RunRequest:
-    """The proto request as a checked domain request."""
+def parse_run(request: pb.RunRequest, identity: Identity | None = None) -> RunRequest:
+    """The proto request as a checked domain request; the requester is the authenticated
+    caller (``identity``, from its certificate), or the unnamed client on an insecure server."""
     return RunRequest.parse(
+        requester=UNNAMED_REQUESTER if identity is None else str(identity),
         run_id=request.run_id,
         rule_digest=request.rule_digest,
         period=request.period,
@@ -73,6 +83,10 @@ def parse_run(request: pb.RunRequest) -> RunRequest:
         known_income_cents=_array(
             request.known_income_cents_le64, "<i8", "known_income_cents_le64"
         ),
+        # empty: a client that sends no cost-sharers (none in the batch, or older)
+        cost_sharers=_array(request.cost_sharers_u8, "u1", "cost_sharers_u8")
+        if request.cost_sharers_u8
+        else None,
     )
 
 
@@ -126,7 +140,8 @@ class ComputeToDataServicer(pb_grpc.ComputeToDataServiceServicer):
 
     async def Run(self, request: pb.RunRequest, context: Context) -> pb.RunResponse:
         try:
-            outcome = await self._pool.run(self.service.run, parse_run(request))
+            run = parse_run(request, identity_of(context))
+            outcome = await self._pool.run(self.service.run, run)
         except Exception as exc:
             await abort(context, exc)
         return run_response(outcome)
