@@ -92,3 +92,40 @@ def test_journal_records_each_chunk_exactly_once(tmp_path: Path) -> None:
         ("h1b", "rejected", "refused by UWV: budget"),
         ("bad", "rejected", "reason"),
     ]
+
+
+def test_journal_keeps_the_cost_sharers_and_opens_one_written_before_the_column(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    households = HouseholdChunk(
+        np.array([1, 1]),
+        np.array([int(bsn_from(1)), int(bsn_from(2))]),
+        np.array([False, False]),
+        np.array([0, 0]),
+        np.array([0, 2]),
+    )
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.create({"b": "1"}, [PendingChunk(0, ["a", "b"], households, salt=b"s")], [])
+    journal.close()
+    (pending,) = Journal(tmp_path / "j.sqlite").pending()
+    assert pending.households.cost_sharers is not None
+    assert pending.households.cost_sharers.tolist() == [0, 2]
+    # a journal from before the column (an enclave batch had no cost-sharers then)
+    old = tmp_path / "old.sqlite"
+    with sqlite3.connect(old) as db:
+        db.executescript(
+            "CREATE TABLE chunks (idx INTEGER PRIMARY KEY, household_ids TEXT NOT NULL, "
+            "member_counts BLOB NOT NULL, member_bsns BLOB NOT NULL, is_couple BLOB, "
+            "known_income BLOB, thresholds BLOB, salt BLOB NOT NULL DEFAULT x'', "
+            "done INTEGER NOT NULL DEFAULT 0, decisions BLOB, slot_errors TEXT, receipt BLOB, "
+            "receipt_digest TEXT);"
+        )
+        db.execute(
+            "INSERT INTO chunks (idx, household_ids, member_counts, member_bsns) "
+            "VALUES (0, 'a', ?, ?)",
+            (np.array([1], "<i8").tobytes(), np.array([int(bsn_from(1))], "<i8").tobytes()),
+        )
+    (pending,) = Journal(old).pending()
+    assert pending.households.cost_sharers is None
