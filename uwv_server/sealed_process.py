@@ -253,7 +253,7 @@ def process_request(
             else:
                 assert enclave is not None
                 meter = _Progress(runs, progress, "runs")
-                result = _answer_runs(enclave, records, answer, meter)
+                result = _answer_runs(enclave, records, answer, str(party), meter)
         else:
             result = _answer_screening(service, records, answer, party.organisation, progress)
         _keep(out, keep)
@@ -392,17 +392,21 @@ def _answer_runs(
     enclave: EnclaveService,
     records: Iterator[bytes],
     answer: _Answer,
+    requester: str,
     meter: _Progress,
 ) -> ProcessResult:
     """Each run through the same :class:`EnclaveService` as the ``Run`` RPC (rule approval,
     budget, isolated runner, signed statement, audit hook), answered in order; a run the
-    service refuses ends the batch there, as a failed call ends SVB's online batch."""
+    service refuses ends the batch there, as a failed call ends SVB's online batch.
+    ``requester`` is the verified sender (organisation and OIN), as the audit log names it."""
     runs = households = failed = 0
     with answer.create(RUNS_RESPONSE) as writer:
         for index, record in enumerate(records):
             if failed:
                 continue  # read to the end: the file is checked whole again
-            run = _parse_run(record, answer.request, index)
+            run = dataclasses.replace(
+                _parse_run(record, answer.request, index), requester=requester
+            )
             runs += 1
             try:
                 outcome = enclave.run(run)
