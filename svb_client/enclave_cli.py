@@ -15,14 +15,29 @@ from typing import Any
 from shared.client_channel import add_channel_arguments, channel_security
 from shared.crypto.cli import add_key_commands, load_key, subgroup
 from shared.rules import digest, parse_file
+from svb_client import sealed_cli
 from svb_client.pipeline.enclave import DEFAULT_RUN_SIZE, sign_bundle
-from svb_client.wire import GrpcTransport
+from svb_client.wire import BatchDeferred, GrpcTransport
 
 
 def _submit(args: argparse.Namespace) -> int:
     d, envelope = sign_bundle(args.file, load_key(args.key, args.passphrase_file))
-    with GrpcTransport(args.server, channel_security(args), timeout=args.connect_timeout) as conn:
-        status = conn.submit_rule(envelope)
+    sealed = sealed_cli.rule_transport_for(args)
+    if sealed is not None:
+        try:
+            status = sealed.submit_rule(envelope)
+        except BatchDeferred:
+            print(
+                f"sealed rule submission: {args.request_out} and {args.request_out.name}"
+                ".meta.json; carry both to UWV (uwv-server process), then run `svb-client rules "
+                f"submit {args.file} --key … --request {args.request_out} --response FILE`"
+            )
+            return 0
+    else:
+        with GrpcTransport(
+            args.server, channel_security(args), timeout=args.connect_timeout
+        ) as conn:
+            status = conn.submit_rule(envelope)
     print(status.report_text, end="")
     print(f"submitted {d}: {status.state} ({status.reason})")
     return 0 if status.verifier_accepted else 1
@@ -43,6 +58,7 @@ def add_commands(subparsers: Any) -> None:
     submit.add_argument("file", type=Path)
     submit.add_argument("--key", type=Path, required=True, help="SVB's author signing key")
     submit.add_argument("--passphrase-file", type=Path)
+    sealed_cli.add_rule_arguments(submit)
     submit.set_defaults(func=_submit)
     status = rules.add_parser("status", help="is the rule approved at UWV?")
     status.add_argument("file", type=Path)

@@ -21,7 +21,14 @@ from pathlib import Path
 
 from shared.errors import Error
 from shared.pki.keystore import read_passphrase
-from shared.sealed import DEFAULT_CHUNK_SIZE, InReplyTo, SealedSummary
+from shared.sealed import (
+    DEFAULT_CHUNK_SIZE,
+    InReplyTo,
+    SealedSummary,
+    check_sidecar,
+    read_sidecar,
+    sidecar_path,
+)
 from shared.sealed.parties import (
     load_receiver,
     load_recipient,
@@ -68,6 +75,64 @@ def add_screen_arguments(screen: argparse.ArgumentParser) -> None:
         "--pki-passphrase-file",
         type=Path,
         help="passphrase of the PKI keys (default: $AIO_PKI_PASSPHRASE)",
+    )
+
+
+def add_rule_arguments(submit: argparse.ArgumentParser) -> None:
+    """``rules submit`` through files: the bundle as a sealed file, UWV's answer from one."""
+    files = submit.add_mutually_exclusive_group()
+    files.add_argument(
+        "--request-out", type=Path, help="write the signed bundle as a sealed file for UWV; stop"
+    )
+    files.add_argument(
+        "--response",
+        type=Path,
+        help="read UWV's sealed answer to the submission file given with --request",
+    )
+    submit.add_argument("--request", type=Path, help="the submission file --response answers")
+    submit.add_argument("--pki", type=Path, default=Path("pki"), help="PKI directory (sealed)")
+    submit.add_argument("--signing", type=Path, help="SVB's signing identity (default PKI/svb)")
+    submit.add_argument(
+        "--sealing", type=Path, help="SVB's sealing identity (default PKI/svb-sealing)"
+    )
+    submit.add_argument(
+        "--uwv-sealing-cert",
+        type=Path,
+        help="UWV's sealing certificate (default PKI/uwv-sealing/cert.pem)",
+    )
+    submit.add_argument("--pki-passphrase-file", type=Path, help="default: $AIO_PKI_PASSPHRASE")
+
+
+def rule_transport_for(args: argparse.Namespace) -> Transport | None:
+    """The sealed-file transport of ``rules submit``, or None for the network.
+
+    The answer is bound to the submission file through that file's sidecar (its message id
+    and SHA-256, checked against the file itself)."""
+    if args.request_out is None and args.response is None:
+        return None
+    pki: Path = args.pki
+    passphrase = read_passphrase(args.pki_passphrase_file)
+    sealing = args.sealing or pki / "svb-sealing"
+    if args.request_out is not None:
+        _, reply_cert = load_receiver(sealing, passphrase)
+        return SealedRequestTransport(
+            args.request_out,
+            sender=load_sender(args.signing or pki / "svb", passphrase),
+            recipient=load_recipient(args.uwv_sealing_cert or pki / "uwv-sealing" / "cert.pem"),
+            reply_certificate=reply_cert,
+            clock=_now,
+            on_sealed=lambda summary: None,
+        )
+    if args.request is None:
+        raise Error("--response needs --request FILE: the submission file it answers")
+    car = read_sidecar(sidecar_path(args.request))
+    check_sidecar(args.request, car)
+    receiver, _ = load_receiver(sealing, passphrase)
+    return SealedResponseTransport(
+        args.response,
+        receiver=receiver,
+        senders=replies_from(car.receiver.oin, trust_anchors(sealing), _now),
+        awaiting=InReplyTo(message_id=car.message_id, sha256=car.checksum.value),
     )
 
 

@@ -71,6 +71,8 @@ from shared.sealed import (
 )
 from shared.sealed.errors import MalformedFile, SignerRefused
 from shared.sealed.payloads import (
+    RULE_STATUS,
+    RULE_SUBMISSION,
     RUNS_REQUEST,
     RUNS_RESPONSE,
     SCREEN_REFUSAL,
@@ -81,7 +83,7 @@ from shared.sealed.writer import SealedWriter
 from shared.wire import MAX_MESSAGE_BYTES
 from uwv_server.enclave.errors import BatchRefused, NotRunnable
 from uwv_server.enclave.service import EnclaveService, RunRequest
-from uwv_server.grpc.compute_to_data import parse_run, run_response
+from uwv_server.grpc.compute_to_data import parse_run, run_response, submit_response
 from uwv_server.grpc.errors import detail_of
 from uwv_server.grpc.screening import ScreeningServicer, batch_request
 from uwv_server.service import Batch, ChunkOutput, ScreeningService
@@ -190,7 +192,7 @@ def process_request(
     a request processed before gets that file again, so a repeated delivery never yields a
     second, fresh masked sample of the same households (DESIGN §4). ``enclave`` answers
     compute-to-data requests (None: they are refused as a whole, as ``--modes`` would)."""
-    kinds = {MessageKind.REQUEST}
+    kinds = {MessageKind.REQUEST, MessageKind.RULE_SUBMISSION}
     # pass 1: the whole file, before anything is charged (compute-to-data: every run parsed)
     problem: Error | None = None
     runs = 0
@@ -211,8 +213,10 @@ def process_request(
         reply: Recipient | None = reader.reply_recipient
         repeated = reader.previous is not None
     assert verified is not None
-    if header.content_type not in (SCREEN_REQUEST, RUNS_REQUEST):
-        raise MalformedFile(f"{request}: a {header.content_type}, not a request UWV answers")
+    if header.content_type not in _CONTENT_TYPES[header.kind]:
+        raise MalformedFile(
+            f"{request}: a {header.kind.value} file may not carry {header.content_type}"
+        )
     if reply is None:
         raise SignerRefused(f"{request}: carries no reply certificate to seal the answer to")
     keep = kept / f"{header.message_id}-{verified.sha256[:16]}.resp"
@@ -245,7 +249,9 @@ def process_request(
         expect_header_sha256=verified.header_sha256,
     ) as reader:
         records = iter_records(reader.chunks(), limit=MAX_MESSAGE_BYTES, name=str(request))
-        if header.content_type == RUNS_REQUEST:
+        if header.content_type == RULE_SUBMISSION:
+            result = _answer_submission(enclave, records, answer)
+        elif header.content_type == RUNS_REQUEST:
             if problem is None and enclave is None:
                 problem = NotRunnable("this UWV does not serve the compute-to-data mode")
             if problem is not None:
@@ -259,6 +265,36 @@ def process_request(
         _keep(out, keep)
         reader.mark_processed()
     return result
+
+
+_CONTENT_TYPES: Final = {
+    MessageKind.REQUEST: (SCREEN_REQUEST, RUNS_REQUEST),
+    MessageKind.RULE_SUBMISSION: (RULE_SUBMISSION,),
+}
+
+
+def _answer_submission(
+    enclave: EnclaveService | None, records: Iterator[bytes], answer: _Answer
+) -> ProcessResult:
+    """A rule bundle into the same register as the ``SubmitRule`` RPC; its state and the
+    verifier's report back. Approval stays on UWV's side (``uwv-server rules approve``)."""
+    try:
+        message = epb.SubmitRuleRequest.FromString(next(records, b""))
+    except ValueError:  # protobuf DecodeError
+        raise MalformedFile(f"{answer.request}: the record is not a SubmitRuleRequest") from None
+    if next(records, None) is not None:
+        raise MalformedFile(f"{answer.request}: a rule submission holds one record")
+    if enclave is None:
+        error: Error = NotRunnable("this UWV does not serve the compute-to-data mode")
+        return answer.refusal(error, records, field="envelope")
+    try:
+        info = enclave.submit(message.envelope)
+    except Error as exc:
+        return answer.refusal(exc, records, field="envelope")
+    log.info("rule %s… submitted by sealed file: %s", info.digest[:16], info.state)
+    with answer.create(RULE_STATUS) as writer:
+        write_record(writer, submit_response(info).SerializeToString())
+    return dataclasses.replace(answer.result(writer, 0, 0, 0), compute_to_data=True)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ class MessageKind(enum.StrEnum):
     RESPONSE = "response"
     """The answer to one request, UWV → SVB; bound to that request's id and file digest."""
     RULE_SUBMISSION = "rule_submission"
-    """Reserved: a signed rule bundle for the compute-to-data register, SVB → UWV."""
+    """A signed rule bundle for the compute-to-data register, SVB → UWV."""
     RUN_STATEMENT = "run_statement"
     """Reserved: a reply kind; compute-to-data runs are answered as a ``RESPONSE`` whose
     records carry each run's decisions and signed run statement."""

@@ -26,3 +26,9 @@ RUNS_RESPONSE: Final = "application/vnd.aio.enclave-runs-response+protobuf"
 """One ``SealedRunResult`` per run, in the request's order: the ``RunResponse`` (outcomes,
 refusals, the runner's signed statement) or the ``ErrorDetail`` that would have ended that
 call; after an error no later run was evaluated, and the file ends there."""
+RULE_SUBMISSION: Final = "application/vnd.aio.rule-submission+protobuf"
+"""One ``SubmitRuleRequest``: a signed rule bundle for UWV's compute-to-data register (kind
+``rule_submission``)."""
+RULE_STATUS: Final = "application/vnd.aio.rule-status+protobuf"
+"""One ``SubmitRuleResponse``: the rule's state and the verifier's report, as ``SubmitRule``
+returns them."""

@@ -27,9 +27,11 @@ from typing import NoReturn, TypeVar
 from cryptography import x509
 
 from shared._proto.eligibility.v2 import eligibility_pb2 as pb
+from shared._proto.eligibility.v2 import enclave_pb2 as epb
 from shared._proto.eligibility.v2 import sealed_pb2 as spb
 from shared.errors import Error
 from shared.he.params import BFV_PARAMETER_SETS, PARAMETER_SETS
+from shared.ids import new_id
 from shared.models import MAX_HOUSEHOLD_MEMBERS
 from shared.sealed import (
     DEFAULT_CHUNK_SIZE,
@@ -49,6 +51,8 @@ from shared.sealed import (
     write_record,
 )
 from shared.sealed.payloads import (
+    RULE_STATUS,
+    RULE_SUBMISSION,
     RUNS_REQUEST,
     RUNS_RESPONSE,
     SCREEN_REFUSAL,
@@ -59,6 +63,7 @@ from shared.wire import MAX_MESSAGE_BYTES
 from svb_client.wire.errors import ServerError
 from svb_client.wire.grpc_transport import (
     _error_info,
+    _rule_status,
     chunk_answer,
     chunk_message,
     header_message,
@@ -92,7 +97,7 @@ def offline_server_info() -> ServerInfo:
     )
 
 
-_Message = TypeVar("_Message", pb.ScreenResponse, spb.SealedRunResult)
+_Message = TypeVar("_Message", pb.ScreenResponse, spb.SealedRunResult, epb.SubmitRuleResponse)
 
 
 def _decode(cls: type[_Message], record: bytes, path: Path) -> _Message:
@@ -109,7 +114,7 @@ class _FileEnclave:
         raise ServerError("a sealed-file transport cannot ask UWV about its enclave")
 
     def submit_rule(self, envelope: bytes) -> RuleStatus:
-        raise ServerError("rules are submitted to UWV with `svb-client rules submit`")
+        raise ServerError("a rule is submitted as a file of its own (`svb-client rules submit`)")
 
     def rule_status(self, rule_digest: str) -> RuleStatus:
         """Not asked: UWV checks the rule when it processes the file (same register)."""
@@ -191,13 +196,24 @@ class SealedRequestTransport(_FileEnclave):
         self._write(first.run_id, RUNS_REQUEST, records)
         yield  # pragma: no cover  (a generator, like every run_many())
 
-    def _write(self, message_id: str, content_type: str, records: Iterable[bytes]) -> NoReturn:
+    def submit_rule(self, envelope: bytes) -> RuleStatus:
+        """The signed rule bundle as one sealed rule-submission file."""
+        record = epb.SubmitRuleRequest(envelope=envelope).SerializeToString()
+        self._write(new_id("rule"), RULE_SUBMISSION, [record], MessageKind.RULE_SUBMISSION)
+
+    def _write(
+        self,
+        message_id: str,
+        content_type: str,
+        records: Iterable[bytes],
+        kind: MessageKind = MessageKind.REQUEST,
+    ) -> NoReturn:
         try:
             with create_sealed_file(
                 self.path,
                 sender=self._sender,
                 recipient=self._recipient,
-                kind=MessageKind.REQUEST,
+                kind=kind,
                 message_id=message_id,
                 content_type=content_type,
                 clock=self._clock,
@@ -276,6 +292,14 @@ class SealedResponseTransport(_FileEnclave):
             yield run_reply(result.response, result.run_id)
             want = next(asked, None)
 
+    def submit_rule(self, envelope: bytes) -> RuleStatus:
+        """The rule's state and report in UWV's response to the submission file."""
+        records = list(self._records(RULE_STATUS, "an answer to a rule submission"))
+        if len(records) != 1:
+            raise ServerError(f"{self.path}: {len(records)} records, not one rule status")
+        reply = _decode(epb.SubmitRuleResponse, records[0], self.path)
+        return _rule_status(reply.status)
+
     def _records(self, content_type: str, what: str) -> Iterator[bytes]:
         """The records of the response file, verified whole before the first is handed out;
         a refusal file becomes :class:`ServerError` with UWV's reason."""
@@ -309,7 +333,7 @@ class SealedResponseTransport(_FileEnclave):
                     for _ in records:
                         pass
                     info = _error_info(detail)
-                    raise ServerError(f"UWV refused the batch: {info.message}", info, info.code)
+                    raise ServerError(f"UWV refused the request: {info.message}", info, info.code)
                 if content != content_type:
                     raise ServerError(f"{self.path}: a {content}, not {what}")
                 for record in records:

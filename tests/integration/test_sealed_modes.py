@@ -107,6 +107,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     )
     (root / "registry.yaml").write_text(registry.to_yaml())
     ids.runner.save(root / "runner.key", RUNNER_PASS.strip().encode(), scrypt_n=2**10)
+    ids.svb.save(root / "svb-author.key", RUNNER_PASS.strip().encode(), scrypt_n=2**10)
     # the rule, submitted by SVB and approved by UWV, in the register every store copy holds
     now = datetime.now(UTC)
     register = RuleRegister(store / "enclave" / "enclave.sqlite", registry)
@@ -443,3 +444,59 @@ def test_an_enclave_request_for_a_rule_not_approved_decides_nothing(
     err = capsys.readouterr().err
     assert "UWV refused run batch-" in err and "revoked" in err and "Traceback" not in err
     assert not (work / "outreach.csv").exists()
+
+
+def test_a_rule_submission_file_signed_by_an_unknown_author_is_refused(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = _work(world, "rule-submission")
+    store = _copy(world, "store-rule-submission")
+    for f in (store / "enclave").glob("enclave.sqlite*"):
+        f.unlink()  # a register that has not seen the rule
+    ids_key = work / "stranger.key"
+    author = make_identities(with_auditor=False)  # another registry's author: refused below
+    author.svb.save(ids_key, b"author passphrase", scrypt_n=2**10)
+    (work / "author.pass").write_text("author passphrase\n")
+    pki = ["--pki", str(world.pki), "--pki-passphrase-file", str(world.root / "pki.pass")]
+    submit = ["rules", "submit", str(AIO_RULE), "--passphrase-file", str(work / "author.pass")]
+    request, response = work / "rule.req", work / "rule.resp"
+    assert svb_main([*submit, "--key", str(ids_key), "--request-out", str(request), *pki]) == 0
+    assert (work / "rule.req.meta.json").exists()
+    assert uwv(world, store, request, response) == 0
+    capsys.readouterr()
+    args = [*submit, "--key", str(ids_key), "--request", str(request), "--response", str(response)]
+    assert svb_main([*args, *pki]) != 0  # signed by a key UWV's registry does not know
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "UWV refused the request" in err and "is not in the key registry" in err
+    # nothing entered the register
+    registry = Registry.from_file(world.registry)
+    register = RuleRegister(store / "enclave" / "enclave.sqlite", registry)
+    assert register.list(datetime.now(UTC)) == []
+    register.close()
+
+
+def test_a_rule_submitted_as_a_file_is_pending_until_uwv_approves_it(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = _copy(world, "store-rule-pending")
+    for f in (store / "enclave").glob("enclave.sqlite*"):
+        f.unlink()
+    request, response = tmp_path / "rule.req", tmp_path / "rule.resp"
+    registry = Registry.from_file(world.registry)
+    key = world.root / "svb-author.key"  # SVB's author key in UWV's registry
+    pki = ["--pki", str(world.pki), "--pki-passphrase-file", str(world.root / "pki.pass")]
+    submit = ["rules", "submit", str(AIO_RULE), "--key", str(key)]
+    submit += ["--passphrase-file", str(world.root / "run.pass")]
+    assert svb_main([*submit, "--request-out", str(request), *pki]) == 0
+    assert uwv(world, store, request, response) == 0
+    capsys.readouterr()
+    assert svb_main([*submit, "--request", str(request), "--response", str(response), *pki]) == 0
+    assert "pending" in capsys.readouterr().out
+    register = RuleRegister(store / "enclave" / "enclave.sqlite", registry)
+    (info,) = register.list(datetime.now(UTC))
+    assert info.state == "pending" and info.accepted
+    register.close()
+    # the same file again: the same answer byte for byte, nothing submitted twice
+    assert uwv(world, store, request, tmp_path / "again.resp") == 0
+    assert (tmp_path / "again.resp").read_bytes() == response.read_bytes()

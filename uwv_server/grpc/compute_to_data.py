@@ -90,6 +90,11 @@ def parse_run(request: pb.RunRequest, identity: Identity | None = None) -> RunRe
     )
 
 
+def submit_response(info: RuleInfo) -> pb.SubmitRuleResponse:
+    """A submitted rule's state as ``SubmitRule`` answers it (also in a sealed response)."""
+    return pb.SubmitRuleResponse(status=_status(info))
+
+
 def run_response(outcome: RunOutcome) -> pb.RunResponse:
     """A run's outcome as the contract's response (also what a sealed response file carries)."""
     return pb.RunResponse(
@@ -127,7 +132,7 @@ class ComputeToDataServicer(pb_grpc.ComputeToDataServiceServicer):
     ) -> pb.SubmitRuleResponse:
         try:
             info = await self._pool.run(self.service.submit, request.envelope)
-            return pb.SubmitRuleResponse(status=_status(info))
+            return submit_response(info)
         except Exception as exc:
             await abort(context, exc)
 
