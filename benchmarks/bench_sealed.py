@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_sealed --households 1000000                 # masked
     python -m benchmarks.bench_sealed --households 100000 --mode strict
+    python -m benchmarks.bench_sealed --households 1000000 --mode enclave  # compute-to-data
 
 Generates a seeded synthetic polis and household file, loads the store, makes a development
 PKI and the key registry, then runs, each step as its own process (so its peak RSS is its own):
@@ -90,13 +91,85 @@ def _first_households(source: Path, target: Path, count: int) -> None:
         con.close()
 
 
+def _enclave_setup(work: Path) -> None:
+    """Compute-to-data: signing keys, the key registry (keys and organisations) and a register
+    in ``STORE/enclave`` in which SVB's bundle of the shipped rule is approved by UWV."""
+    from datetime import UTC, datetime, timedelta
+
+    from shared.crypto import (
+        AccessRole,
+        Approval,
+        ApprovalPolicy,
+        KeyEntry,
+        OrganisationEntry,
+        Registry,
+        Requirement,
+        Role,
+        RuleBundle,
+        SigningKey,
+    )
+    from shared.rules import digest, parse_file
+    from uwv_server.enclave.approvals import RuleRegister
+
+    keys = {n: SigningKey.generate(n) for n in ("svb", "uwv", "runner")}
+    roles = {
+        "svb": ("SVB", Role.AUTHOR),
+        "uwv": ("UWV", Role.APPROVER),
+        "runner": ("UWV", Role.RUNNER),
+    }
+    registry = Registry(
+        keys=tuple(
+            KeyEntry(
+                name=n, organisation=o, roles=frozenset({r}), public_key=keys[n].public.to_b64()
+            )
+            for n, (o, r) in roles.items()
+        ),
+        approval_policy=ApprovalPolicy(
+            required=(Requirement(role=Role.APPROVER, organisation="UWV"),), max_validity_days=90
+        ),
+        organisations=(
+            OrganisationEntry(name="SVB", oin=SVB_OIN, roles=frozenset({AccessRole.SCREENER})),
+        ),
+    )
+    (work / "registry.yaml").write_text(registry.to_yaml())
+    keys["runner"].save(work / "runner.key", KEY_PASS.encode())
+    rule = ROOT / "rules" / "aio.yaml"
+    d = digest(parse_file(rule))
+    now = datetime.now(UTC)
+    shutil.rmtree(work / "store" / "enclave", ignore_errors=True)
+    register = RuleRegister(work / "store" / "enclave" / "enclave.sqlite", registry)
+    register.submit(
+        RuleBundle(rule_digest=d, rule_yaml=rule.read_text()).sign(keys["svb"]).to_json(), now
+    )
+    approval = Approval.for_window(d, Role.APPROVER, now - timedelta(hours=1), 30)
+    register.approve(approval.sign(keys["uwv"]).to_json(), now)
+    register.close()
+
+
+def _uwv_rules(work: Path, mode: str) -> list[str]:
+    """How UWV knows the rule: approved in its register (enclave), else pinned (HE)."""
+    if mode != "enclave":
+        # no rule register here: UWV pins the default rule itself (as bench_e2e does)
+        return ["--unsafe-pinned-rule", str(ROOT / "rules" / "aio.yaml")]
+    return [
+        "--enclave-state", str(work / "store" / "enclave"),
+        "--runner-key", str(work / "runner.key"),
+        "--runner-passphrase-file", str(work / "pass"),
+    ]  # fmt: skip
+
+
 def _screen(py: str, work: Path, out: Path, period: str, mode: str, *extra: str) -> list[str]:
+    keyed = (
+        ["--registry", str(work / "registry.yaml")]
+        if mode == "enclave"
+        else ["--key", str(work / "key"), "--passphrase-file", str(work / "pass")]
+    )
     return [
         py, "-m", "svb_client.cli", "screen",
         "--households", str(work / "data/households.parquet"),
         "--period", period, "--mode", mode,
         "--out", str(out),
-        "--key", str(work / "key"), "--passphrase-file", str(work / "pass"),
+        *keyed,
         "--quiet", *extra,
     ]  # fmt: skip
 
@@ -130,8 +203,7 @@ def _files(
                 "--force",
                 "--registry",
                 str(work / "registry.yaml"),
-                "--unsafe-pinned-rule",
-                str(ROOT / "rules" / "aio.yaml"),
+                *_uwv_rules(work, mode),
                 "--quiet",
                 *pki,
             ],
@@ -152,7 +224,7 @@ def main() -> int:
     )
     parser.add_argument("--households", type=int, default=1_000_000)
     parser.add_argument("--period", default="2025-01..2025-12")
-    parser.add_argument("--mode", choices=("masked", "strict"), default="masked")
+    parser.add_argument("--mode", choices=("masked", "strict", "enclave"), default="masked")
     parser.add_argument("--also", type=int, help="repeat the file steps at this size too")
     parser.add_argument("--workdir", type=Path, help="keep data here (default: a temp dir)")
     parser.add_argument(
@@ -180,11 +252,15 @@ def main() -> int:
         f'keys: []\norganisations:\n  - {{name: SVB, oin: "{SVB_OIN}", roles: [screener]}}\n'
     )
     (work / "key").unlink(missing_ok=True)
-    subprocess.run(
-        [py, "-m", "svb_client.cli", "keys", "init", "--key", str(work / "key"),
-         "--passphrase-file", str(work / "pass"), "--mode", mode],
-        check=True, env=env, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    if mode == "enclave":
+        _enclave_setup(work)
+        (work / "key").write_text("")  # no HE key in this mode
+    else:
+        subprocess.run(
+            [py, "-m", "svb_client.cli", "keys", "init", "--key", str(work / "key"),
+             "--passphrase-file", str(work / "pass"), "--mode", mode],
+            check=True, env=env, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
     fresh = work / "store-fresh"
     if args.also and not (args.reuse and fresh.exists()):
         shutil.rmtree(fresh, ignore_errors=True)
@@ -199,8 +275,7 @@ def main() -> int:
     server = subprocess.Popen(
         [py, "-m", "uwv_server.cli", "serve", "--store", str(work / "store"), "--port", "0",
          "--port-file", str(port_file), "--unsafe-insecure",
-         # no rule register here: UWV pins the default rule itself (as bench_e2e does)
-         "--unsafe-pinned-rule", str(ROOT / "rules" / "aio.yaml")],
+         "--registry", str(work / "registry.yaml"), *_uwv_rules(work, mode)],
         env=env, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     while not port_file.exists():
@@ -252,8 +327,9 @@ def main() -> int:
         )
         (small / "store").unlink(missing_ok=True)
         (small / "store").symlink_to(work / "store-fresh")
-        for name in ("pass", "pki.pass", "registry.yaml", "key"):
-            (small / name).write_bytes((work / name).read_bytes())
+        for name in ("pass", "pki.pass", "registry.yaml", "key", "runner.key"):
+            if (work / name).exists():
+                (small / name).write_bytes((work / name).read_bytes())
         if not (small / "pki").exists():
             (small / "pki").symlink_to(work / "pki")
         steps_small, _, req_small, _ = _files(py, small, period, mode, env, "small")
