@@ -70,6 +70,7 @@ from shared.sealed import (
     write_record,
 )
 from shared.sealed.errors import MalformedFile, SignerRefused
+from shared.sealed.identity import Party
 from shared.sealed.payloads import (
     RULE_STATUS,
     RULE_SUBMISSION,
@@ -261,7 +262,7 @@ def process_request(
                 meter = _Progress(runs, progress, "runs")
                 result = _answer_runs(enclave, records, answer, str(party), meter)
         else:
-            result = _answer_screening(service, records, answer, party.organisation, progress)
+            result = _answer_screening(service, records, answer, party, progress)
         _keep(out, keep)
         reader.mark_processed()
     return result
@@ -350,7 +351,7 @@ def _answer_screening(
     service: ScreeningService,
     records: Iterator[bytes],
     answer: _Answer,
-    organisation: str,
+    party: Party,
     progress: TextIO | None,
 ) -> ProcessResult:
     request = answer.request
@@ -370,7 +371,8 @@ def _answer_screening(
         raise MalformedFile(f"{request}: a record is not the expected message") from None
     try:
         service.contexts.upload(first.parameter_set, first.context)
-        opened = batch_request(opening.header, f"{organisation} sealed file", None)
+        # the verified signer is the requester, as the TLS certificate is online
+        opened = batch_request(opening.header, opening.header.requester, party)
         batch = service.open_batch(opened)
     except Error as exc:
         return answer.refusal(exc, records, field="header")

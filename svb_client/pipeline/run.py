@@ -67,9 +67,10 @@ class ScreenJob:
     connect_timeout_s: float = 30.0
     requester: str | None = None
     """Who asks, as written into the batch header. Over mutual TLS UWV takes the identity
-    from SVB's certificate, so by default the header leaves it empty (a non-empty value must
-    equal that identity or UWV refuses the call); over a plaintext channel or another
-    transport the default is the label :data:`PLAINTEXT_REQUESTER`."""
+    from SVB's certificate, and from a sealed file's signature, so by default the header leaves
+    it empty there (a non-empty value must equal that identity or UWV refuses the call); over
+    a plaintext channel or the in-memory transport the default is the label
+    :data:`PLAINTEXT_REQUESTER`."""
     on_chunk_recorded: Callable[[int], None] | None = None
     security: ChannelSecurity = field(default_factory=ChannelSecurity)
     """How the gRPC channel to ``server`` is protected (default: mutual TLS, which needs a
@@ -83,7 +84,8 @@ def _requester(job: ScreenJob) -> str:
     if job.requester is not None:
         return job.requester
     mutual_tls = job.transport is None and not job.security.unsafe_insecure
-    return "" if mutual_tls else PLAINTEXT_REQUESTER
+    signed_file = bool(getattr(job.transport, "authenticates_sender", False))
+    return "" if mutual_tls or signed_file else PLAINTEXT_REQUESTER
 
 
 def method_for(job: ScreenJob) -> Method:

@@ -110,6 +110,10 @@ def _decode(cls: type[_Message], record: bytes, path: Path) -> _Message:
 class _FileEnclave:
     """What a file transport says of compute-to-data before it has UWV's answer."""
 
+    authenticates_sender: bool = True
+    """The file's signature names SVB to UWV (as its certificate does over mutual TLS), so the
+    batch header leaves ``requester`` empty: UWV records the verified signer."""
+
     def enclave_info(self) -> EnclaveInfo:
         raise ServerError("a sealed-file transport cannot ask UWV about its enclave")
 

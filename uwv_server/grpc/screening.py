@@ -24,6 +24,7 @@ from shared.errors import Error, InputError
 from shared.he.params import BFV_PARAMETER_SETS, PARAMETER_SETS
 from shared.models import MAX_HOUSEHOLD_MEMBERS, Period
 from shared.pki import Identity
+from shared.sealed.identity import Party
 from shared.wire import MAX_MESSAGE_BYTES
 from uwv_server.grpc.errors import abort, detail_of
 from uwv_server.grpc.metrics import ServerMetrics
@@ -68,10 +69,11 @@ def _label(text: str, field: str) -> str:
     return text
 
 
-def _requester(claimed: str, identity: Identity | None) -> str:
+def _requester(claimed: str, identity: Identity | Party | None) -> str:
     """Who asks, for the audit log: the authenticated caller, which the message may name (by
-    OIN, organisation or both as logged) but never contradict. On an insecure loopback server
-    there is no identity and the message's label is taken as it is."""
+    OIN, organisation or both as logged) but never contradict: the certificate of the TLS
+    connection, or the verified signer of a sealed file. On an insecure loopback server there
+    is no identity and the message's label is taken as it is."""
     if identity is None:
         return _label(claimed or "unnamed client", "requester")
     if claimed not in ("", identity.oin, identity.organisation, str(identity)):
@@ -97,7 +99,9 @@ def _no_unknown_fields(header: pb.BatchHeader) -> None:
         )
 
 
-def batch_request(header: pb.BatchHeader, claimed: str, identity: Identity | None) -> BatchRequest:
+def batch_request(
+    header: pb.BatchHeader, claimed: str, identity: Identity | Party | None
+) -> BatchRequest:
     """A batch header as a domain request, with every check of the contract (gRPC and sealed
     files alike): known mode, labels, period, the caller as :func:`_requester` decides it,
     the rule digest's form and no field the contract no longer has."""
