@@ -7,23 +7,35 @@ household, never a decision.
 - :class:`MaskedScheme`: BFV, one ciphertext per 16,384 households; SVB decrypts
   ``r·(2(X − S) − 1) + e`` and keeps the sign (docs/he.md: what the magnitude leaks).
 - :class:`StrictScheme`: BFV, an exact comparison; SVB decrypts exactly 0 or 1 per household.
+  Its keys pass UWV's key check first (:meth:`StrictScheme.register`: cut-and-choose over
+  key sets derived from the key file's seed, :mod:`shared.he.keysets`).
+
+:meth:`ClientScheme.register` makes sure UWV holds the scheme's public context and returns
+its digest, which the batch header names.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from shared.digests import sha256_hex
 from shared.errors import CryptoError
 from shared.he import masked, strict
-from shared.he.backend import SecretBfvContext, SecretMaskedContext
+from shared.he.backend import SecretMaskedContext
+from shared.he.keysets import StrictKeyFamily
+from svb_client.wire.errors import ServerError
+from svb_client.wire.transport import ScreeningTransport
+
+if TYPE_CHECKING:
+    from shared.he.backend import SecretBfvContext
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-SecretContext = SecretMaskedContext | SecretBfvContext
+SecretContext = SecretMaskedContext | StrictKeyFamily
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +53,10 @@ class ClientScheme(Protocol):
 
     def public_context(self) -> bytes:
         """What UWV gets: parameters and public keys only, never the secret key."""
+        ...
+
+    def register(self, transport: ScreeningTransport) -> tuple[str, bool]:
+        """Make sure UWV holds the public context; (its digest, whether it was sent now)."""
         ...
 
     def check_thresholds(self, thresholds: IntArray, months: int) -> None:
@@ -63,6 +79,11 @@ class MaskedScheme:
     def public_context(self) -> bytes:
         return self._secret.public_bytes()
 
+    def register(self, transport: ScreeningTransport) -> tuple[str, bool]:
+        public = self.public_context()
+        digest = sha256_hex(public)
+        return digest, transport.ensure_context(self.parameter_set, public, digest)
+
     def check_thresholds(self, thresholds: IntArray, months: int) -> None:
         masked.encode_thresholds(thresholds, months)
 
@@ -84,15 +105,59 @@ class MaskedScheme:
 
 
 class StrictScheme:
+    """Strict mode over a key family; the set in use is the one UWV's key check accepted
+    (:meth:`StrictKeyFamily.accept` tells the key store, so the next run starts with that
+    set and uploads nothing)."""
+
     mode = "strict"
 
-    def __init__(self, secret: SecretBfvContext) -> None:
-        self._secret = secret
-        self.parameter_set = secret.params.name
-        self.slots = secret.params.slots
+    def __init__(self, family: StrictKeyFamily) -> None:
+        self._family = family
+        self.parameter_set = family.params.name
+        self.slots = family.params.slots
+
+    @property
+    def _secret(self) -> SecretBfvContext:
+        return self._family.selected()
 
     def public_context(self) -> bytes:
         return self._secret.public_bytes()
+
+    def register(self, transport: ScreeningTransport) -> tuple[str, bool]:
+        """The accepted set's digest; runs the key check if UWV holds no accepted set.
+
+        1. A set accepted before (kept in the key file) that UWV still holds: nothing to send.
+        2. A server that takes strict keys without a check (``strict_key_sets`` 0, or a file
+           transport, which cannot ask): the set in use is sent as a plain context (a file
+           request then needs a context UWV accepted online before).
+        3. Otherwise the key check: propose K sets, open all but UWV's choice, use that one.
+        """
+        family = self._family
+        if family.chosen is not None:
+            public = self.public_context()
+            digest = sha256_hex(public)
+            if transport.has_context(digest):
+                return digest, False
+        key_sets = transport.server_info().strict_key_sets
+        if key_sets == 0:
+            public = self.public_context()
+            digest = sha256_hex(public)
+            return digest, transport.ensure_context(self.parameter_set, public, digest)
+        contexts = family.public_contexts(key_sets)
+        challenge = transport.propose_key_sets(self.parameter_set, contexts)
+        if not 0 <= challenge.chosen < key_sets or challenge.key_sets != key_sets:
+            raise ServerError(
+                f"UWV chose key set {challenge.chosen} of {challenge.key_sets}; {key_sets} "
+                "were proposed"
+            )
+        digest = transport.open_key_sets(
+            challenge.proposal_id, family.openings(key_sets, challenge.chosen)
+        )
+        expected = sha256_hex(contexts[challenge.chosen])
+        if digest != expected:
+            raise ServerError(f"UWV accepted context {digest}, expected {expected}")
+        family.accept(challenge.chosen)
+        return digest, True
 
     def check_thresholds(self, thresholds: IntArray, months: int) -> None:
         strict.encode_total_thresholds(thresholds, months)

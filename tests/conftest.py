@@ -6,6 +6,7 @@ import csv
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,7 +84,13 @@ def start_server() -> Iterator[object]:
         trail = AuditTrail.open(store, ledger=budget)
         service = ScreeningService(
             Snapshot.open_current(store),
-            contexts if contexts is not None else ContextRegistry(store / "contexts"),
+            contexts
+            if contexts is not None
+            # strict key checks with K=2 and the challenge pinned to set 0: fast, and the
+            # accepted set is strict_secret_small (the attack suite tests the real choice)
+            else ContextRegistry(
+                store / "contexts", strict_key_sets=2, key_check_choose=lambda k: 0
+            ),
             budget=budget,
             audit=trail,
             rules=rules if rules is not None else PinnedRules.from_files([AIO_RULE]),
@@ -107,12 +114,34 @@ def start_server() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def strict_secret_small() -> object:
-    """A strict-mode (BFV) key on the smaller N=8192 set: fast enough for integration tests."""
-    from shared.he.backend import SecretBfvContext
+def strict_family_small() -> object:
+    """SVB's strict-mode key (a family of seeded key sets) on the smaller N=8192 set."""
+    from shared.he.keysets import StrictKeyFamily
     from shared.he.params import STRICT_BFV_N8192
 
-    return SecretBfvContext.generate(STRICT_BFV_N8192)
+    return StrictKeyFamily.generate(STRICT_BFV_N8192)
+
+
+@pytest.fixture(scope="session")
+def strict_secret_small(strict_family_small: Any) -> object:
+    """Set 0 of :func:`strict_family_small`: the set test servers' key checks accept (their
+    challenge is pinned to 0, see :func:`start_server`)."""
+    return strict_family_small.key_set(0)
+
+
+def accept_strict_over_grpc(stub: Any, family: Any, key_sets: int = 2) -> str:
+    """Pass a test server's key check (raw protobuf): propose ``key_sets`` sets, open them."""
+    from shared._proto.eligibility.v2 import eligibility_pb2 as pb
+
+    contexts = family.public_contexts(key_sets)
+    name = family.params.name
+    reply = stub.ProposeKeySets(
+        iter([pb.ProposeKeySetsRequest(parameter_set=name, context=c) for c in contexts])
+    )
+    seeds = family.openings(key_sets, reply.chosen_index)
+    opened = stub.OpenKeySets(pb.OpenKeySetsRequest(proposal_id=reply.proposal_id, seeds=seeds))
+    digest: str = opened.context_sha256
+    return digest
 
 
 @pytest.fixture

@@ -60,6 +60,7 @@ from shared.audit import (
     RunEntry,
     RunMode,
 )
+from shared.audit.entry import KeyCheckOutcome
 from shared.audit.merkle import leaf_hash
 from shared.audit.note import NoteSigner, parse_skey
 from shared.crypto.dsse import Envelope
@@ -217,6 +218,44 @@ class AuditTrail:
                 return None
             entry, salt = self._entry(work, requester=requester, since=since, recovered=False)
             return self._append(work, entry, salt)
+
+    def record_key_check(
+        self,
+        *,
+        caller: str,
+        proposal_id: str,
+        parameter_set: str,
+        outcome: KeyCheckOutcome,
+        commitment: bytes,
+        detail: bytes,
+    ) -> int:
+        """Append the entry of a strict-mode key check (:mod:`uwv_server.key_checks`) under the
+        caller's authenticated identity: no households, nothing charged; ``commitment`` (the
+        uploaded contexts' digests) and ``detail`` (what was found) enter as salted digests."""
+        salt = BatchSalt(self._random_bytes(32))
+        now = self._clock()
+        entry = RunEntry.create(
+            run_id=f"keycheck-{proposal_id}",
+            requester=caller,
+            rule_digest="0" * 64,
+            mode=RunMode.HE_STRICT,
+            parameter_set=parameter_set,
+            household_count=0,
+            salt_commitment=salt.commitment(),
+            batch_digest=salt.digest("batch", commitment),
+            result_digest=salt.digest("result", detail),
+            budget=BudgetUse(bsns_charged=0),
+            requested_at=now,
+            started_at=now,
+            finished_at=now,
+            key_check=outcome,
+        )
+        with self._lock:
+            self._salts.execute(
+                "INSERT INTO entry_salts VALUES (?, ?, ?)",
+                (salt.commitment(), entry.run_id, salt.unsafe_secret()),
+            )
+            return self.service.append([entry]).start
 
     def recover(self) -> list[int]:
         """Start-up: settle interrupted appends, then log every charge no entry holds."""

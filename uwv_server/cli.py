@@ -23,6 +23,7 @@ from types import FrameType
 
 from shared.cli_support import run_command
 from shared.crypto import Registry
+from shared.he.keysets import DEFAULT_KEY_SETS
 from shared.models import Period
 from shared.pki import CertificateReloader, read_passphrase, reloading_server_credentials
 from shared.pki import cli as pki_cli
@@ -99,6 +100,7 @@ def screening_components(
         strict_workers=getattr(args, "strict_workers", None),
         # the server's process tree as the kernel counts it, beside the estimates
         measure_memory=tree_rss_bytes,
+        strict_key_sets=getattr(args, "strict_key_sets", DEFAULT_KEY_SETS),
     )
     service = ScreeningService(
         snapshot,
@@ -311,6 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--strict-workers", type=int, help="worker processes per strict evaluator (default: cores)"
+    )
+    serve.add_argument(
+        "--strict-key-sets",
+        type=int,
+        default=DEFAULT_KEY_SETS,
+        help="K, the key sets a strict-mode client uploads for the cut-and-choose key check: a "
+        f"malformed key is caught with probability (K-1)/K (default {DEFAULT_KEY_SETS}: 87.5%%; "
+        "each set costs the client ~2 s and 6.4 MB once, docs/he.md)",
     )
     serve.add_argument("--max-streams", type=int, default=d.max_streams_total)
     serve.add_argument("--max-streams-per-caller", type=int, default=d.max_streams_per_caller)

@@ -21,12 +21,20 @@ Storage and lifecycle:
   of every stored context are kept in ``owners.json`` beside them.
 - Evaluators are shared per context and leased by batches (:mod:`uwv_server.capacity`):
   never evicted while a batch holds one, and refused under the operator's memory bound.
+
+Strict-mode contexts are accepted only through the key check (:attr:`ContextRegistry.
+key_check`, cut-and-choose over ``strict_key_sets`` key sets, :mod:`uwv_server.key_checks`):
+their relinearisation keys cannot be checked by looking at them. A plain upload of a strict
+context is refused unless the very bytes were accepted before (so a sealed request file may
+carry a context accepted online), or the registry was built with
+``unsafe_trust_strict_keys=True`` (tests and benchmarks of an SVB trusted to make its keys).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -37,6 +45,7 @@ from typing import Final
 from shared.digests import sha256_hex
 from shared.errors import CryptoError, Error
 from shared.he.backend import DEFAULT_CRS_SEED, PublicMaskedContext
+from shared.he.keysets import DEFAULT_KEY_SETS
 from shared.he.parallel import CheckedBfvContext, ContextChecker
 from shared.he.params import BFV_PARAMETER_SETS, PARAMETER_SETS
 from uwv_server.capacity import (
@@ -47,6 +56,7 @@ from uwv_server.capacity import (
     strict_cost,
 )
 from uwv_server.evaluators import ChunkEvaluator, MaskedEvaluator, StrictEvaluator
+from uwv_server.key_checks import StrictKeyCheck
 
 PublicContext = PublicMaskedContext | CheckedBfvContext
 UNNAMED_CALLER: Final = "unnamed client"
@@ -71,6 +81,10 @@ def _parse(
 
 class UnknownContext(CryptoError):
     """A batch names a context digest the server has not been given."""
+
+
+class KeysNotChecked(CryptoError):
+    """A strict-mode context uploaded without the key check (cut-and-choose)."""
 
 
 class QuotaExceeded(Error):
@@ -99,6 +113,9 @@ class ContextRegistry:
         quota: ContextQuota | None = None,
         worker_nice: int = STRICT_WORKER_NICE,
         measure_memory: Callable[[], int] | None = None,
+        strict_key_sets: int = DEFAULT_KEY_SETS,
+        unsafe_trust_strict_keys: bool = False,
+        key_check_choose: Callable[[int], int] = secrets.randbelow,
     ) -> None:
         self._dir = directory
         self._worker_nice = worker_nice
@@ -118,6 +135,17 @@ class ContextRegistry:
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
             self._load_index(directory)
+        self.unsafe_trust_strict_keys = unsafe_trust_strict_keys
+        self.key_check = StrictKeyCheck(
+            self.accept_checked,
+            crs_seed=crs_seed,
+            key_sets=strict_key_sets,
+            directory=directory,
+            choose=key_check_choose,
+            # regenerating key sets holds TenSEAL for seconds: not in the server's process
+            regenerate=self._checker.regenerated_digest,
+        )
+        """The cut-and-choose check strict contexts pass (``key_check.key_sets`` = K)."""
 
     # -- storage and quota ------------------------------------------------------------------
 
@@ -170,7 +198,10 @@ class ContextRegistry:
     def upload(
         self, parameter_set: str, data: bytes, caller: str = UNNAMED_CALLER
     ) -> tuple[str, bool]:
-        """Check and keep a context; returns (digest of ``data``, already_known)."""
+        """Check and keep a context; returns (digest of ``data``, already_known).
+
+        A strict-mode context is refused here unless these bytes passed the key check before
+        (or keys are trusted, ``unsafe_trust_strict_keys``)."""
         sent = sha256_hex(data)
         with self._lock:
             digest = self._alias.get(sent)
@@ -178,6 +209,21 @@ class ContextRegistry:
                 self._claim(digest, self._sizes.get(digest, len(data)), caller)
                 self._save_index()
                 return sent, True
+        if parameter_set in BFV_PARAMETER_SETS and not self.unsafe_trust_strict_keys:
+            raise KeysNotChecked(
+                f"a strict-mode context ({parameter_set}) is accepted only through the key "
+                f"check: propose {self.key_check.key_sets} key sets (ProposeKeySets), open all "
+                "but the one UWV chooses (OpenKeySets); a context accepted that way may be "
+                "uploaded again"
+            )
+        return self._store(parameter_set, data, caller)
+
+    def accept_checked(self, parameter_set: str, data: bytes, caller: str) -> str:
+        """Store a strict context that passed the key check; its digest as sent."""
+        return self._store(parameter_set, data, caller)[0]
+
+    def _store(self, parameter_set: str, data: bytes, caller: str) -> tuple[str, bool]:
+        sent = sha256_hex(data)
         # refuses secret keys, foreign sets
         ctx = _parse(parameter_set, data, self._crs_seed, self._checker)
         canonical = ctx.canonical_bytes()

@@ -157,6 +157,10 @@ class RunMode(StrEnum):
     COMPUTE_TO_DATA = "compute-to-data"
 
 
+KeyCheckOutcome = Literal["accepted", "cheat-detected", "abandoned"]
+"""What a strict-mode key check (cut-and-choose over key sets) ended with."""
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
@@ -225,6 +229,11 @@ class RunEntry(_Frozen):
     """Written at start-up from the durable charge record: the run was cut off by a crash."""
     replays_refused: Annotated[int, Field(ge=1)] | None = None
     """How many times an id of this run was re-sent with other content and refused."""
+    key_check: KeyCheckOutcome | None = None
+    """Set on the entry of a strict-mode key check (issue 14, cut-and-choose; no households,
+    nothing charged): ``accepted``, ``cheat-detected`` (a revealed seed did not regenerate its
+    upload, or the chosen set was malformed) or ``abandoned`` (a challenge left unopened when
+    the caller proposed other keys). ``batch_digest`` covers the uploaded contexts' digests."""
 
     @field_validator("run_id", "requester", "parameter_set", "period")
     @classmethod
@@ -301,7 +310,7 @@ class RunEntry(_Frozen):
         return None if self.statement is None else base64.b64decode(self.statement)
 
 
-_LATER_FIELDS: Final = ("resumes", "recovered", "replays_refused")
+_LATER_FIELDS: Final = ("resumes", "recovered", "replays_refused", "key_check")
 
 
 def _describe(exc: ValidationError) -> str:

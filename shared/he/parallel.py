@@ -155,6 +155,12 @@ def _canonical_in_worker(data: bytes, params_name: str, crs_seed: bytes) -> byte
     return PublicBfvContext(data, params_name, crs_seed).canonical_bytes()
 
 
+def _regenerated_digest_in_worker(params_name: str, seed: bytes, crs_seed: bytes) -> str:
+    from shared.he.keysets import regenerate_public_bytes
+
+    return sha256_hex(regenerate_public_bytes(bfv_parameter_set(params_name), seed, crs_seed))
+
+
 class ContextChecker:
     """One spawned process that checks uploaded strict-mode contexts and re-serialises them.
 
@@ -187,6 +193,15 @@ class ContextChecker:
         params = bfv_parameter_set(params_name)
         canonical = self._pool().submit(_canonical_in_worker, data, params_name, crs_seed).result()
         return CheckedBfvContext(params, canonical, sha256_hex(canonical))
+
+    def regenerated_digest(
+        self, params_name: str, seed: bytes, crs_seed: bytes = DEFAULT_CRS_SEED
+    ) -> str:
+        """SHA-256 of the public context the key set of ``seed`` gives (the key check's
+        regeneration, :mod:`shared.he.keysets`), computed in the checker's process."""
+        return str(
+            self._pool().submit(_regenerated_digest_in_worker, params_name, seed, crs_seed).result()
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -15,7 +15,6 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from shared.digests import sha256_hex
 from shared.errors import CryptoError, Error
 from shared.models import Period
 from shared.rules import HePlan, check, compile_he, parse_file
@@ -121,11 +120,7 @@ class HeMethod:
     ) -> Iterator[Recorded]:
         scheme, period = self.scheme, ctx.period
         transport.server_info()
-        public = scheme.public_context()
-        digest = sha256_hex(public)
-        ctx.summary.context_uploaded = transport.ensure_context(
-            scheme.parameter_set, public, digest
-        )
+        digest, ctx.summary.context_uploaded = scheme.register(transport)
         header = BatchOpen(
             batch_id=ctx.batch_id,
             context_sha256=digest,

@@ -26,6 +26,7 @@ from svb_client.wire.messages import (
     ChunkAnswer,
     EnclaveInfo,
     EncryptedChunk,
+    KeyChallenge,
     Refusal,
     RuleStatus,
     RunBatch,
@@ -211,7 +212,51 @@ class GrpcTransport:
             max_members_per_household=info.max_members_per_household,
             max_message_bytes=info.max_message_bytes,
             snapshot_digest=info.snapshot_digest,
+            strict_key_sets=info.strict_key_sets,
         )
+
+    def has_context(self, digest: str) -> bool:
+        reply: pb.HasContextResponse = self._call(
+            "asking for the public context",
+            lambda: self._screening.HasContext(
+                pb.HasContextRequest(context_sha256=digest), timeout=self.timeout
+            ),
+        )
+        return reply.known
+
+    def propose_key_sets(self, parameter_set: str, contexts: list[bytes]) -> KeyChallenge:
+        stats = self.stats
+
+        def requests() -> Iterator[pb.ProposeKeySetsRequest]:
+            for context in contexts:
+                message = pb.ProposeKeySetsRequest(parameter_set=parameter_set, context=context)
+                stats.bytes_sent += message.ByteSize()
+                yield message
+
+        # K contexts of ~6 MB each: allow for a slow link beyond the per-call timeout.
+        reply: pb.ProposeKeySetsResponse = self._call(
+            "proposing strict key sets",
+            lambda: self._screening.ProposeKeySets(
+                requests(), timeout=max(self.timeout, 30.0 * len(contexts))
+            ),
+        )
+        return KeyChallenge(
+            proposal_id=reply.proposal_id,
+            chosen=reply.chosen_index,
+            key_sets=reply.key_sets,
+            context_sha256=tuple(reply.context_sha256),
+        )
+
+    def open_key_sets(self, proposal_id: str, seeds: list[bytes]) -> str:
+        # UWV regenerates K - 1 key sets (~2 s each at N=16384 on one core).
+        reply: pb.OpenKeySetsResponse = self._call(
+            "opening strict key sets",
+            lambda: self._screening.OpenKeySets(
+                pb.OpenKeySetsRequest(proposal_id=proposal_id, seeds=seeds),
+                timeout=max(self.timeout, 30.0 * len(seeds)),
+            ),
+        )
+        return reply.context_sha256
 
     def ensure_context(self, parameter_set: str, context: bytes, digest: str) -> bool:
         """Upload the public context unless the server has it; True if it was uploaded."""

@@ -25,6 +25,7 @@ from svb_client.wire.messages import (
     ChunkAnswer,
     EnclaveInfo,
     EncryptedChunk,
+    KeyChallenge,
     Refusal,
     RuleStatus,
     RunBatch,
@@ -52,7 +53,11 @@ class InMemoryTransport:
         self,
         screening: ScreeningService | None = None,
         enclave: EnclaveService | None = None,
+        *,
+        caller: str = "unnamed client",
     ) -> None:
+        self.caller = caller
+        """Who the in-process UWV takes the caller to be (a certificate's identity on gRPC)."""
         self.screening = screening
         self.enclave = enclave
         self.stats = WireStats()
@@ -89,14 +94,40 @@ class InMemoryTransport:
             max_members_per_household=MAX_HOUSEHOLD_MEMBERS,
             max_message_bytes=MAX_MESSAGE_BYTES,
             snapshot_digest=service.snapshot.digest,
+            strict_key_sets=0
+            if service.contexts.unsafe_trust_strict_keys
+            else service.contexts.key_check.key_sets,
         )
+
+    def has_context(self, digest: str) -> bool:
+        return self._screening().contexts.known(digest)
+
+    def propose_key_sets(self, parameter_set: str, contexts: list[bytes]) -> KeyChallenge:
+        service = self._screening()
+        try:
+            challenge = service.contexts.key_check.propose(
+                self.caller, parameter_set, contexts, service.audit
+            )
+        except Error as exc:
+            raise _refused("proposing strict key sets", exc) from None
+        self.stats.bytes_sent += sum(map(len, contexts))
+        return KeyChallenge(
+            challenge.proposal_id, challenge.chosen, challenge.key_sets, challenge.digests
+        )
+
+    def open_key_sets(self, proposal_id: str, seeds: list[bytes]) -> str:
+        service = self._screening()
+        try:
+            return service.contexts.key_check.open(self.caller, proposal_id, seeds, service.audit)
+        except Error as exc:
+            raise _refused("opening strict key sets", exc) from None
 
     def ensure_context(self, parameter_set: str, context: bytes, digest: str) -> bool:
         contexts = self._screening().contexts
         if contexts.known(digest):
             return False
         try:
-            stored, _ = contexts.upload(parameter_set, context)
+            stored, _ = contexts.upload(parameter_set, context, self.caller)
         except Error as exc:
             raise _refused("uploading the public context", exc) from None
         self.stats.bytes_sent += len(context)

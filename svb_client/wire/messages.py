@@ -30,6 +30,18 @@ class ServerInfo:
     max_members_per_household: int
     max_message_bytes: int
     snapshot_digest: str
+    strict_key_sets: int = 0
+    """K for strict mode's key check (cut-and-choose); 0: no check (or not known offline)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyChallenge:
+    """UWV's answer to a proposal of ``key_sets`` strict key sets: open all but ``chosen``."""
+
+    proposal_id: str
+    chosen: int
+    key_sets: int
+    context_sha256: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,7 @@ from svb_client.wire.messages import (
     ChunkAnswer,
     EnclaveInfo,
     EncryptedChunk,
+    KeyChallenge,
     RuleStatus,
     RunBatch,
     RunReply,
@@ -94,6 +95,14 @@ def offline_server_info() -> ServerInfo:
         max_members_per_household=MAX_HOUSEHOLD_MEMBERS,
         max_message_bytes=MAX_MESSAGE_BYTES,
         snapshot_digest="",
+    )
+
+
+def _no_key_check() -> ServerError:
+    return ServerError(
+        "strict mode's key check (cut-and-choose) is interactive and cannot travel as a file: run "
+        "one strict batch (or the key check) online first; sealed strict requests then carry the "
+        "context UWV accepted"
     )
 
 
@@ -171,6 +180,15 @@ class SealedRequestTransport(_FileEnclave):
         """Kept for the file: UWV may not have it, and a file cannot ask."""
         self._context = (parameter_set, context)
         return True
+
+    def has_context(self, digest: str) -> bool:
+        return False  # a file cannot ask; the request carries the context
+
+    def propose_key_sets(self, parameter_set: str, contexts: list[bytes]) -> KeyChallenge:
+        raise _no_key_check()
+
+    def open_key_sets(self, proposal_id: str, seeds: list[bytes]) -> str:
+        raise _no_key_check()
 
     def screen(
         self, header: BatchOpen, chunks: Iterable[EncryptedChunk], deadline_s: float | None
@@ -266,6 +284,15 @@ class SealedResponseTransport(_FileEnclave):
 
     def ensure_context(self, parameter_set: str, context: bytes, digest: str) -> bool:
         return False  # the request file carried it
+
+    def has_context(self, digest: str) -> bool:
+        return True  # the request file carried it
+
+    def propose_key_sets(self, parameter_set: str, contexts: list[bytes]) -> KeyChallenge:
+        raise _no_key_check()
+
+    def open_key_sets(self, proposal_id: str, seeds: list[bytes]) -> str:
+        raise _no_key_check()
 
     def screen(
         self, header: BatchOpen, chunks: Iterable[EncryptedChunk], deadline_s: float | None

@@ -25,6 +25,7 @@ from svb_client.wire.messages import (
     ChunkAnswer,
     EnclaveInfo,
     EncryptedChunk,
+    KeyChallenge,
     RuleStatus,
     RunBatch,
     RunReply,
@@ -56,6 +57,18 @@ class ScreeningTransport(Protocol):
 
     def ensure_context(self, parameter_set: str, context: bytes, digest: str) -> bool:
         """Make sure UWV holds the public context ``digest``; True if it was sent now."""
+        ...
+
+    def has_context(self, digest: str) -> bool:
+        """Whether UWV holds the public context ``digest`` (a file transport cannot ask)."""
+        ...
+
+    def propose_key_sets(self, parameter_set: str, contexts: list[bytes]) -> KeyChallenge:
+        """Strict mode's key check, step 1 (:mod:`shared.he.keysets`): the commitment."""
+        ...
+
+    def open_key_sets(self, proposal_id: str, seeds: list[bytes]) -> str:
+        """Step 2: reveal every seed but the chosen one's; the accepted context's digest."""
         ...
 
     def screen(

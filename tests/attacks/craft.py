@@ -145,3 +145,47 @@ def with_constant_c1(context: Any, secret_key: Any, ct: Any, c: int, primes: lis
     back = load(sealapi.Ciphertext(), context, raw_bytes(list(work.parms_id()), True, out))
     ev.transform_from_ntt_inplace(back)
     return save(back)
+
+
+def relin_components(context: Any, public: bytes) -> tuple[list[int], list[np.ndarray]]:
+    """The relinearisation key components of a public TenSEAL context (by hand: SEAL's own
+    load of the saved keys), as residues (2, primes, N) in NTT form, and their parms_id."""
+    import tenseal as ts
+
+    ctx = ts.context_from(public)
+    keys = load(sealapi.RelinKeys(), context, save(ctx.relin_keys().data))
+    return list(keys.parms_id()), [residues(k.data()) for k in keys.data()[0]]
+
+
+def with_relin_components(
+    public: bytes, parms_id: list[int], components: list[np.ndarray], version: tuple[int, int]
+) -> bytes:
+    """``public`` with its relinearisation keys replaced by ``components`` (SEAL 4's
+    KSwitchKeys layout written by hand: parms_id, outer count 1, inner count, each key)."""
+    import tenseal as ts
+
+    body = struct.pack("<4QQQ", *parms_id, 1, len(components))
+    for polys in components:
+        body += raw_bytes(parms_id, True, polys, version=version)
+    data = _header(16 + len(body), version) + body
+    ctx = ts.context_from(public)
+    load(ctx.relin_keys().data, ctx.seal_context().data, data)
+    out: bytes = ctx.serialize(
+        save_public_key=True, save_secret_key=False, save_galois_keys=False, save_relin_keys=True
+    )
+    return out
+
+
+def malformed_relin(
+    context: Any, public: bytes, primes: list[int], z: int, version: tuple[int, int] = (4, 3)
+) -> bytes:
+    """The attack of issue 14: ``b_i += F_i·Z`` in limb i of every component (F_i = P mod
+    q_i, P the special prime; a constant ``Z`` is ``Z`` in every NTT slot), so relinearising
+    ``c2`` adds about ``c2·Z`` to the product: a function of what the server multiplied."""
+    parms_id, comps = relin_components(context, public)
+    special = primes[-1]
+    for i, polys in enumerate(comps):
+        q = primes[i]
+        add = np.uint64((special % q) * z % q)
+        polys[0, i] = (polys[0, i] + add) % np.uint64(q)
+    return with_relin_components(public, parms_id, comps, version)

@@ -236,15 +236,9 @@ def test_binary_search_across_batches_modes_and_periods_stops_at_the_budget(
     """Twenty questions about one income, spread over new batch ids, all three modes and
     shifted periods: the victim is answered :data:`LIMIT` times in 2025, never more."""
     strict = strict_secret_small
-    upload = uwv.channel.unary_unary(
-        "/eligibility.v2.ScreeningService/UploadContext",
-        response_deserializer=pb.UploadContextResponse.FromString,
-    )
-    strict_ctx = upload(
-        pb.UploadContextRequest(
-            parameter_set=strict.params.name, context=strict.public_bytes()
-        ).SerializeToString()
-    ).context_sha256
+    strict_ctx = uwv.screening.contexts.accept_checked(
+        strict.params.name, strict.public_bytes(), "svb"
+    )  # as the key check would store it (test_strict_key_check.py tests the check itself)
     run = uwv.channel.unary_unary(
         "/eligibility.v2.ComputeToDataService/Run", response_deserializer=epb.RunResponse.FromString
     )

@@ -1,9 +1,8 @@
 """A dishonest SVB against strict mode, over a real gRPC server (issue 14).
 
 Degenerate public keys and malformed uploads are refused before anything is charged; crafted
-digit indicators (not one-hot) come back as integrity errors, never as decisions. Not tested
-here because it is not closed: malformed relinearisation keys (docs/he.md, "A dishonest
-SVB").
+digit indicators (not one-hot) come back as integrity errors, never as decisions. Malformed
+relinearisation keys and the key check that catches them: ``test_strict_key_check.py``.
 """
 
 from __future__ import annotations
@@ -20,13 +19,12 @@ import tenseal.sealapi as sealapi
 
 from shared._proto.eligibility.v2 import eligibility_pb2 as pb
 from shared._proto.eligibility.v2 import eligibility_pb2_grpc as pb_grpc
-from shared.digests import sha256_hex
 from shared.he import strict
 from shared.he.params import STRICT_BFV_N8192 as S
 from shared.models import Period
 from shared.rules import digest as rule_digest_of
 from shared.rules import parse_file
-from tests.conftest import AIO_RULE, POLIS_COLUMNS, bsn_from, write_csv
+from tests.conftest import AIO_RULE, POLIS_COLUMNS, accept_strict_over_grpc, bsn_from, write_csv
 from uwv_server.budget import SqliteBudget
 from uwv_server.store import import_polis
 
@@ -82,7 +80,7 @@ def _context_with_public_key(public: bytes, change: str) -> bytes:
 
 @pytest.mark.parametrize("change", ["a-zero", "a-constant", "all-zero", "not-rebased"])
 def test_degenerate_public_keys_are_refused(
-    uwv: Any, strict_secret_small: Any, change: str
+    uwv: Any, strict_secret_small: Any, strict_family_small: Any, change: str
 ) -> None:
     stub, *_ = uwv
     if change == "not-rebased":
@@ -99,9 +97,21 @@ def test_degenerate_public_keys_are_refused(
         )
     else:
         data = _context_with_public_key(strict_secret_small.public_bytes(), change)
+    # A plain upload of a strict context is refused outright (keys go through the key check)
     with pytest.raises(grpc.RpcError) as info:
         stub.UploadContext(pb.UploadContextRequest(parameter_set=S.name, context=data))
-    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION  # type: ignore[attr-defined]
+    # and in the key check's chosen slot (the test server pins it to 0) it is a caught cheat
+    other = strict_family_small.key_set(1).public_bytes()
+    messages = [pb.ProposeKeySetsRequest(parameter_set=S.name, context=c) for c in (data, other)]
+    reply = stub.ProposeKeySets(iter(messages))
+    with pytest.raises(grpc.RpcError) as info:
+        stub.OpenKeySets(
+            pb.OpenKeySetsRequest(
+                proposal_id=reply.proposal_id, seeds=strict_family_small.openings(2, 0)
+            )
+        )
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
     assert "common polynomial" in info.value.details()  # type: ignore[attr-defined]
 
 
@@ -122,18 +132,17 @@ def _screen(stub: Any, digest: str, bsns: list[int], ciphertexts: list[bytes]) -
     return responses[0].result
 
 
-def _upload(stub: Any, secret: Any) -> str:
-    public = secret.public_bytes()
-    stub.UploadContext(pb.UploadContextRequest(parameter_set=S.name, context=public))
-    return sha256_hex(public)
+def _upload(stub: Any, family: Any) -> str:
+    """Pass the server's key check (K=2, challenge pinned to set 0: the test server's)."""
+    return str(accept_strict_over_grpc(stub, family))
 
 
 @pytest.mark.parametrize("shape", ["count", "size-3"])
 def test_malformed_uploads_are_refused_before_any_charge(
-    uwv: Any, strict_secret_small: Any, shape: str
+    uwv: Any, strict_secret_small: Any, strict_family_small: Any, shape: str
 ) -> None:
     stub, budget, bsns = uwv
-    digest = _upload(stub, strict_secret_small)
+    digest = _upload(stub, strict_family_small)
     x = np.full(HOUSEHOLDS, 1_500_000, dtype=np.int64)
     cts = strict.encrypt_thresholds(strict_secret_small, x, 12)
     secret_ctx = ts.context_from(strict_secret_small.secret_bytes())
@@ -149,12 +158,12 @@ def test_malformed_uploads_are_refused_before_any_charge(
 
 
 def test_non_one_hot_digits_give_integrity_errors_not_decisions(
-    uwv: Any, strict_secret_small: Any
+    uwv: Any, strict_secret_small: Any, strict_family_small: Any
 ) -> None:
     """Weights 1, 2, 3 in one digit's indicators would read several of UWV's digits from one
     result; the validity check turns every such slot into a random value."""
     stub, _, bsns = uwv
-    digest = _upload(stub, strict_secret_small)
+    digest = _upload(stub, strict_family_small)
     x = np.full(HOUSEHOLDS, 1_500_000, dtype=np.int64)
     cts = strict.encrypt_thresholds(strict_secret_small, x, 12)
     per_digit = (1 << S.digit_bits) - 1

@@ -124,7 +124,7 @@ def decisions(path: Path) -> dict[str, tuple[str, str]]:
 
 
 def test_every_mode_decides_as_the_2026_law(
-    world: dict[str, Any], secret_context: Any, strict_secret_small: Any
+    world: dict[str, Any], secret_context: Any, strict_family_small: Any
 ) -> None:
     w = world
     batch = read_households(w["households"])
@@ -132,7 +132,7 @@ def test_every_mode_decides_as_the_2026_law(
     records = Snapshot.open_current(w["store"]).directory / "records.parquet"
     expected = oracle_decisions(records, batch.households, w["period"])
     assert expected == {h: h.endswith("-below") for h in expected}  # the table above is right
-    for mode, secret in (("masked", secret_context), ("strict", strict_secret_small)):
+    for mode, secret in (("masked", secret_context), ("strict", strict_family_small)):
         out = w["tmp"] / f"{mode}.csv"
         run_screen(
             ScreenJob(

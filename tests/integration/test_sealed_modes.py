@@ -140,7 +140,9 @@ def _uwv_args(world: World, store: Path) -> list[str]:
 @contextmanager
 def online(world: World, store: Path) -> Iterator[str]:
     """UWV as ``uwv-server serve`` builds it, plaintext on a free localhost port."""
-    args = build_parser().parse_args(["serve", "--unsafe-insecure", *_uwv_args(world, store)])
+    # strict keys pass a key check with K=2 here (the default 8 only costs time)
+    argv = ["serve", "--unsafe-insecure", "--strict-key-sets", "2", *_uwv_args(world, store)]
+    args = build_parser().parse_args(argv)
     service, trail, parts = screening_components(args)
     server, port = build_server(
         service, 0, extra_services=[audit_registrar(trail), *parts.registrars]
@@ -235,6 +237,13 @@ def test_online_and_through_files_give_the_same_outreach_file(world: World, mode
     files = _work(world, f"files-{mode}")
     store = _copy(world, f"store-files-{mode}")
     request, response = files / "batch.req", files / "batch.resp"
+    if mode == "strict":
+        # the key check is interactive (docs/he.md): it runs online, then files carry the
+        # accepted context; nothing is charged by it
+        with online(world, store) as target:
+            check = ["keys", "check", "--key", str(world.root / "svb-strict.key")]
+            check += ["--passphrase-file", str(world.root / "key.pass"), "--server", target]
+            assert svb_main([*check, "--unsafe-insecure"]) == 0
     assert svb(world, files, mode, "--request-out", str(request)) == 0
     assert not (files / "outreach.csv").exists()  # nothing decided yet
     assert charged(store) == []

@@ -29,7 +29,7 @@ from shared.oracle import oracle_decisions
 from svb_client.households import read_households
 from svb_client.pipeline import run_screen
 from svb_client.schemes import StrictScheme
-from tests.conftest import AIO_RULE, bsn_from
+from tests.conftest import AIO_RULE, accept_strict_over_grpc, bsn_from
 from tests.integration.test_screen_grpc import RULE_DIGEST, _job, _outreach
 from uwv_server.grpc.runtime import ServerLimits
 from uwv_server.store import Snapshot, import_polis
@@ -191,7 +191,7 @@ def test_chunk_index_beyond_int32_fails_alone(
 
 
 def test_four_concurrent_strict_batches_decide_as_a_sequential_run(
-    tmp_path: Path, start_server: Any, strict_secret_small: Any
+    tmp_path: Path, start_server: Any, strict_family_small: Any
 ) -> None:
     synth = generate(40, PERIOD, tmp_path / "data", seed=8)
     import_polis(synth.polis_path, tmp_path / "store")
@@ -199,7 +199,7 @@ def test_four_concurrent_strict_batches_decide_as_a_sequential_run(
     sequential = tmp_path / "sequential"
     sequential.mkdir()
     run_screen(
-        _job(synth.households_path, server.target, sequential, strict_secret_small, mode="strict")
+        _job(synth.households_path, server.target, sequential, strict_family_small, mode="strict")
     )
     expected = _decisions(sequential / "out.csv")
     errors: list[BaseException] = []
@@ -209,7 +209,7 @@ def test_four_concurrent_strict_batches_decide_as_a_sequential_run(
         work.mkdir()
         try:
             job = _job(
-                synth.households_path, server.target, work, strict_secret_small, mode="strict"
+                synth.households_path, server.target, work, strict_family_small, mode="strict"
             )
             run_screen(job)
         except BaseException as exc:  # reported below
@@ -229,17 +229,15 @@ def test_four_concurrent_strict_batches_decide_as_a_sequential_run(
 
 
 def test_a_strict_client_that_waits_for_each_result_gets_it(
-    tmp_path: Path, start_server: Any, strict_secret_small: Any, channel_to: Any
+    tmp_path: Path, start_server: Any, strict_family_small: Any, channel_to: Any
 ) -> None:
     synth = generate(20, PERIOD, tmp_path / "data", seed=4)
     import_polis(synth.polis_path, tmp_path / "store")
     server = start_server(tmp_path / "store")
     stub = pb_grpc.ScreeningServiceStub(channel_to(server.target))
-    scheme = StrictScheme(strict_secret_small)
+    scheme = StrictScheme(strict_family_small)
     public = scheme.public_context()
-    stub.UploadContext(
-        pb.UploadContextRequest(parameter_set=strict_secret_small.params.name, context=public)
-    )
+    accept_strict_over_grpc(stub, strict_family_small)
     cts = scheme.encrypt_chunk(np.array([1_000_000], dtype=np.int64), 12)
     answers: queue.Queue[pb.ScreenResponse] = queue.Queue()
 

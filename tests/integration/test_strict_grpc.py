@@ -19,7 +19,7 @@ from shared.oracle import oracle_decisions
 from shared.rules import digest, parse_file
 from svb_client.households import read_households
 from svb_client.pipeline import ScreenJob, run_screen
-from tests.conftest import AIO_RULE
+from tests.conftest import AIO_RULE, accept_strict_over_grpc
 from tests.integration.test_screen_grpc import _edge_case_data, _outreach
 from tests.integration.test_screen_grpc import _job as masked_job
 from uwv_server.store import Snapshot, import_polis
@@ -45,21 +45,21 @@ def _edge_case_run(tmp_path: Path, start_server: Any, secret: Any) -> Any:
 
 
 def test_strict_edge_cases_match_the_oracle(
-    tmp_path: Path, start_server: Any, strict_secret_small: Any
+    tmp_path: Path, start_server: Any, strict_family_small: Any
 ) -> None:
-    summary = _edge_case_run(tmp_path, start_server, strict_secret_small)
+    summary = _edge_case_run(tmp_path, start_server, strict_family_small)
     # strict uploads dozens of ciphertexts per chunk, and gets back exactly one
     assert summary.bytes_sent > 10 * summary.bytes_received
 
 
 def test_strict_synthetic_batch_over_several_chunks(
-    tmp_path: Path, start_server: Any, strict_secret_small: Any
+    tmp_path: Path, start_server: Any, strict_secret_small: Any, strict_family_small: Any
 ) -> None:
     synth = generate(2500, PERIOD, tmp_path / "data", seed=13)
     import_polis(synth.polis_path, tmp_path / "store")
     server = start_server(tmp_path / "store")
     run_screen(
-        _job(synth.households_path, server.target, tmp_path, strict_secret_small, chunk_size=1000)
+        _job(synth.households_path, server.target, tmp_path, strict_family_small, chunk_size=1000)
     )
     batch = read_households(synth.households_path)
     records = Snapshot.open_current(tmp_path / "store").directory / "records.parquet"
@@ -83,6 +83,7 @@ def test_mixing_modes_within_a_batch_is_refused(
     tmp_path: Path,
     start_server: Any,
     strict_secret_small: Any,
+    strict_family_small: Any,
     secret_context: SecretMaskedContext,
     channel_to: Any,
 ) -> None:
@@ -105,12 +106,7 @@ def test_mixing_modes_within_a_batch_is_refused(
         list(stub.Screen(iter([pb.ScreenRequest(header=header)])))
     assert "is for masked mode, the batch is strict" in info.value.details()  # type: ignore[attr-defined]
     # a masked-mode chunk sent into a strict batch is refused for its ciphertext count
-    stub.UploadContext(
-        pb.UploadContextRequest(
-            parameter_set=strict_secret_small.params.name,
-            context=strict_secret_small.public_bytes(),
-        )
-    )
+    accept_strict_over_grpc(stub, strict_family_small)
     header.context_sha256 = sha256_hex(strict_secret_small.public_bytes())
     chunk = pb.Chunk(
         index=0,
@@ -127,10 +123,10 @@ def test_mixing_modes_within_a_batch_is_refused(
 @pytest.mark.slow
 def test_strict_default_parameters_full_size(tmp_path: Path, start_server: Any) -> None:
     """The production strict set (N=16384, noise flooding) over gRPC with a full chunk."""
-    from shared.he.backend import SecretBfvContext
+    from shared.he.keysets import StrictKeyFamily
     from shared.he.params import STRICT_DEFAULT
 
-    secret = SecretBfvContext.generate(STRICT_DEFAULT)
+    secret = StrictKeyFamily.generate(STRICT_DEFAULT)  # passes the server's key check (K=2)
     # exactly one full chunk: a partial last chunk uploads the same 39 ciphertexts for fewer
     # households, so per-household bytes are only at their best for full chunks
     synth = generate(STRICT_DEFAULT.slots, PERIOD, tmp_path / "data", seed=17)
@@ -147,7 +143,7 @@ def test_strict_default_parameters_full_size(tmp_path: Path, start_server: Any) 
 
 
 def test_the_servers_own_process_never_parses_strict_keys_or_ciphertexts(
-    tmp_path: Path, start_server: Any, strict_secret_small: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, start_server: Any, strict_family_small: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Strict contexts and chunks are checked and evaluated in worker processes only: parsing
     them holds the GIL for up to a second, which the event loop answering health checks
@@ -158,4 +154,4 @@ def test_the_servers_own_process_never_parses_strict_keys_or_ciphertexts(
         raise AssertionError("a strict context was parsed in the server's process")
 
     monkeypatch.setattr(_tenseal.PublicBfvContext, "__init__", refuse)
-    _edge_case_run(tmp_path, start_server, strict_secret_small)
+    _edge_case_run(tmp_path, start_server, strict_family_small)

@@ -44,6 +44,8 @@ ROLES_OF: Final[Mapping[str, frozenset[AccessRole]]] = {
     "/eligibility.v2.ScreeningService/GetServerInfo": SCREENER,
     "/eligibility.v2.ScreeningService/UploadContext": SCREENER,
     "/eligibility.v2.ScreeningService/HasContext": SCREENER,
+    "/eligibility.v2.ScreeningService/ProposeKeySets": SCREENER,
+    "/eligibility.v2.ScreeningService/OpenKeySets": SCREENER,
     "/eligibility.v2.ScreeningService/Screen": SCREENER,
     # SVB: submit rules and run approved ones on UWV's data
     "/eligibility.v2.ComputeToDataService/GetEnclaveInfo": SCREENER,

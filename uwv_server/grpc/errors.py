@@ -28,7 +28,7 @@ from shared.errors import CryptoError, Error
 from shared.wire import ERROR_METADATA_KEY
 from uwv_server.budget import ReplayConflict
 from uwv_server.capacity import CapacityExceeded
-from uwv_server.contexts import QuotaExceeded, UnknownContext
+from uwv_server.contexts import KeysNotChecked, QuotaExceeded, UnknownContext
 from uwv_server.enclave.errors import (
     ApprovalRefused,
     BatchRefused,
@@ -46,6 +46,7 @@ from uwv_server.grpc.runtime import (
     TotalStreamLimit,
 )
 from uwv_server.he_rules import RuleNotApproved
+from uwv_server.key_checks import KeyCheckFailed, KeyCheckRefused, UnknownProposal
 from uwv_server.service import ChunkError, ModeNotServed
 
 log = logging.getLogger("uwv_server")
@@ -69,6 +70,11 @@ STATUS_OF: Final[tuple[tuple[type[Exception], grpc.StatusCode, Code], ...]] = (
     (ModeNotServed, grpc.StatusCode.FAILED_PRECONDITION, pb.ERROR_CODE_UNSUPPORTED_MODE),
     # an id (batch, chunk, run) re-sent with other content: refused and logged (every mode)
     (ReplayConflict, grpc.StatusCode.ALREADY_EXISTS, pb.ERROR_CODE_REPLAY_CONFLICT),
+    # strict mode's key check (cut-and-choose): a cheat caught, or a proposal refused
+    (KeyCheckFailed, grpc.StatusCode.PERMISSION_DENIED, pb.ERROR_CODE_KEY_CHECK_FAILED),
+    (KeyCheckRefused, grpc.StatusCode.FAILED_PRECONDITION, pb.ERROR_CODE_KEY_CHECK_FAILED),
+    (UnknownProposal, grpc.StatusCode.NOT_FOUND, pb.ERROR_CODE_KEY_CHECK_FAILED),
+    (KeysNotChecked, grpc.StatusCode.FAILED_PRECONDITION, pb.ERROR_CODE_KEY_CHECK_FAILED),
     (CryptoError, grpc.StatusCode.INVALID_ARGUMENT, pb.ERROR_CODE_INVALID_CIPHERTEXT),
     # compute-to-data
     (SubmissionRefused, grpc.StatusCode.PERMISSION_DENIED, pb.ERROR_CODE_UNSPECIFIED),

@@ -163,6 +163,9 @@ class ScreeningServicer(pb_grpc.ScreeningServiceServicer):
             max_members_per_household=MAX_HOUSEHOLD_MEMBERS,
             max_message_bytes=MAX_MESSAGE_BYTES,
             snapshot_digest=self._service.snapshot.digest,
+            strict_key_sets=0
+            if self._service.contexts.unsafe_trust_strict_keys
+            else self._service.contexts.key_check.key_sets,
         )
 
     async def UploadContext(
@@ -184,6 +187,68 @@ class ScreeningServicer(pb_grpc.ScreeningServiceServicer):
     ) -> pb.HasContextResponse:
         known = await self._pool.run(self._service.contexts.known, request.context_sha256)
         return pb.HasContextResponse(known=known)
+
+    async def ProposeKeySets(
+        self, request_iterator: AsyncIterator[pb.ProposeKeySetsRequest], context: Context
+    ) -> pb.ProposeKeySetsResponse:
+        """Strict mode's key check, step 1: K contexts in, the challenge out."""
+        caller = caller_of(context)
+        check = self._service.contexts.key_check
+        contexts: list[bytes] = []
+        parameter_set = ""
+        async for message in request_iterator:
+            if contexts and message.parameter_set != parameter_set:
+                await abort(
+                    context,
+                    InputError("every message of a proposal names the same parameter_set"),
+                    "parameter_set",
+                )
+            parameter_set = message.parameter_set
+            contexts.append(message.context)
+            if len(contexts) > check.key_sets:
+                await abort(
+                    context,
+                    InputError(f"a proposal has exactly {check.key_sets} contexts, got more"),
+                    "context",
+                )
+        try:
+            challenge = await self._pool.run(
+                check.propose, caller, parameter_set, contexts, self._service.audit
+            )
+        except Error as exc:
+            self._refused(exc)
+            await abort(context, exc, field="context")
+        log.info(
+            "key check %s by %s: %d sets, set %d stays closed",
+            challenge.proposal_id[:12],
+            caller,
+            challenge.key_sets,
+            challenge.chosen,
+        )
+        return pb.ProposeKeySetsResponse(
+            proposal_id=challenge.proposal_id,
+            chosen_index=challenge.chosen,
+            key_sets=challenge.key_sets,
+            context_sha256=list(challenge.digests),
+            already_accepted=challenge.accepted,
+        )
+
+    async def OpenKeySets(
+        self, request: pb.OpenKeySetsRequest, context: Context
+    ) -> pb.OpenKeySetsResponse:
+        """Strict mode's key check, step 2: the other seeds in, the accepted digest out."""
+        caller = caller_of(context)
+        check = self._service.contexts.key_check
+        try:
+            digest = await self._pool.run(
+                check.open, caller, request.proposal_id, list(request.seeds), self._service.audit
+            )
+        except Error as exc:
+            self._refused(exc)
+            log.warning("key check %s by %s refused: %s", request.proposal_id[:12], caller, exc)
+            await abort(context, exc, field="seeds")
+        log.info("key check %s by %s: accepted %s…", request.proposal_id[:12], caller, digest[:12])
+        return pb.OpenKeySetsResponse(context_sha256=digest)
 
     def _refused(self, exc: Exception) -> None:
         reason = exc.reason if isinstance(exc, Refused) else type(exc).__name__

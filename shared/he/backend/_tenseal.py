@@ -9,6 +9,8 @@ is the opaque handle the comparison circuit in :mod:`shared.he.strict` computes 
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
 from typing import Final
 
 import numpy as np
@@ -18,7 +20,7 @@ import tenseal.sealapi as sealapi
 
 from shared.digests import sha256_hex
 from shared.errors import CryptoError
-from shared.he.backend import _seal
+from shared.he.backend import _keyset, _seal
 from shared.he.params import BfvParams, bfv_parameter_set
 
 IntArray = npt.NDArray[np.int64]
@@ -72,9 +74,7 @@ def _sealapi_params(params: BfvParams) -> _seal.SealParams:
 
 def strict_crs_a(params: BfvParams, seed: bytes) -> npt.NDArray[np.uint64]:
     """The ``a`` a strict-mode public key for ``params`` must carry (NTT form, key level)."""
-    sp = _sealapi_params(params)
-    label = _seal.CRS_LABEL + b"/" + params.name.encode()
-    return _seal.crs_polynomial(seed, label, sp.key_primes, sp.poly_modulus_degree)
+    return _keyset.public_key_crs(params, seed)
 
 
 def _check_public_key(ctx: ts.Context, params: BfvParams, crs_seed: bytes) -> None:
@@ -147,79 +147,43 @@ class BfvCiphertext:
 
 
 class SecretBfvContext:
-    """SVB's BFV context for strict mode, holding the secret key."""
+    """SVB's BFV context for strict mode: one key set derived from its 32-byte seed.
+
+    The keys are a pure function of (parameter set, seed, UWV's common seed), see
+    :mod:`shared.he.backend._keyset`: the same seed gives the same public bytes every time it
+    is loaded (so the client uploads once), and UWV can regenerate a set from its seed when it
+    opens it in the cut-and-choose check (:mod:`uwv_server.key_checks`)."""
 
     def __init__(
-        self, ctx: ts.Context, params: BfvParams, crs_seed: bytes = _seal.DEFAULT_CRS_SEED
+        self, params: BfvParams, seed: bytes, crs_seed: bytes = _seal.DEFAULT_CRS_SEED
     ) -> None:
-        if not ctx.has_secret_key():
-            raise CryptoError("a secret context needs its secret key")
-        self._ctx = ctx
+        key_set = _keyset.derive_key_set(params, seed, crs_seed)
+        self._ctx = key_set.secret
+        self._public = key_set.public_bytes
         self.params = params
+        self.seed = seed
         self.crs_seed = crs_seed
-        self._public: bytes | None = None
 
     @classmethod
-    def generate(cls, params: BfvParams) -> SecretBfvContext:
-        """Fresh secret, public and relinearisation keys (randomness from SEAL's system source)."""
-        ctx = _new_bfv_context(params)
-        ctx.generate_relin_keys()
-        return cls(ctx, params)
+    def generate(
+        cls,
+        params: BfvParams,
+        crs_seed: bytes = _seal.DEFAULT_CRS_SEED,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> SecretBfvContext:
+        """A key set from a fresh seed (from ``random_bytes``, a cryptographic source)."""
+        return cls(params, random_bytes(_keyset.SEED_BYTES), crs_seed)
 
     def secret_bytes(self) -> bytes:
-        """Serialisation including the secret key: only for SVB's key store to encrypt at rest."""
+        """TenSEAL's serialisation including the secret key (tests and crafted attacks only;
+        SVB's key store keeps the seed, see :mod:`svb_client.keys`)."""
         data: bytes = self._ctx.serialize(save_secret_key=True)
         return data
 
-    @classmethod
-    def from_secret_bytes(cls, data: bytes, params_name: str) -> SecretBfvContext:
-        params = bfv_parameter_set(params_name)
-        try:
-            ctx = ts.context_from(data)
-        except (ValueError, RuntimeError, TypeError) as exc:
-            raise CryptoError(f"stored secret context is corrupt: {exc}") from None
-        if not ctx.has_secret_key() or not ctx.has_relin_keys():
-            raise CryptoError("stored BFV context lacks its secret or relinearisation key")
-        if _bfv_keyless_bytes(ctx) != _bfv_keyless_bytes(_new_bfv_context(params)):
-            raise CryptoError(f"stored context's parameters are not those of {params.name!r}")
-        return cls(ctx, params)
-
     def public_bytes(self) -> bytes:
-        """What the strict-mode server needs: public key (re-randomisation, rebased onto the
-        common ``a``) and relinearisation keys (ciphertext products). Never the secret key."""
-        if self._public is None:
-            data: bytes = self._ctx.serialize(
-                save_public_key=True,
-                save_secret_key=False,
-                save_galois_keys=False,
-                save_relin_keys=True,
-            )
-            public = ts.context_from(data)
-            sp = _sealapi_params(self.params)
-            standard = sealapi.PublicKey()
-            _seal.load_into(
-                standard, sp.context, _seal.save_bytes(self._ctx.public_key().data), "pk"
-            )
-            secret = sealapi.SecretKey()
-            _seal.load_into(secret, sp.context, _seal.save_bytes(self._ctx.secret_key().data), "sk")
-            rebased = _seal.rebase_public_key(
-                _seal.raw_polys(standard.data()),
-                _seal.raw_plaintext(secret.data(), len(sp.key_primes), sp.poly_modulus_degree),
-                strict_crs_a(self.params, self.crs_seed),
-                sp.key_primes,
-            )
-            _seal.load_into(
-                public.public_key().data,
-                public.seal_context().data,
-                _seal.ciphertext_bytes(list(sp.context.key_parms_id()), True, rebased),
-                "rebased public key",
-            )
-            self._public = public.serialize(
-                save_public_key=True,
-                save_secret_key=False,
-                save_galois_keys=False,
-                save_relin_keys=True,
-            )
+        """What the strict-mode server needs: public key (re-randomisation, on the common
+        ``a``) and relinearisation keys (ciphertext products, on the common ``a_i``). Never
+        the secret key. The same bytes for the same seed, in every process."""
         return self._public
 
     def encrypt(self, values: IntArray) -> bytes:
@@ -281,6 +245,7 @@ class PublicBfvContext:
                 f"the uploaded context's parameters are not those of {self.params.name!r}"
             )
         _check_public_key(ctx, self.params, crs_seed)
+        _keyset.check_relin_keys(ctx, self.params, crs_seed)
         self._ctx = ctx
         self.sha256 = sha256_hex(data)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.he.backend import SecretBfvContext, SecretMaskedContext
+from shared.he.backend import SecretMaskedContext
+from shared.he.keysets import StrictKeyFamily
 from shared.models import Period
 from shared.oracle import oracle_decisions
 from svb_client.households import read_households
@@ -74,7 +75,7 @@ def uwv(data: Data, tmp_path: Path) -> Iterator[ScreeningService]:
 
 
 def _job(data: Data, tmp: Path, secret: object, transport: object, **kw: object) -> ScreenJob:
-    mode = "strict" if isinstance(secret, SecretBfvContext) else "masked"
+    mode = "strict" if isinstance(secret, StrictKeyFamily) else "masked"
     fields: dict[str, object] = {
         "households": data.households,
         "server": "in-memory",
@@ -122,10 +123,10 @@ def test_masked_batch_agrees_with_the_oracle(
 
 
 def test_strict_batch_agrees_with_the_oracle(
-    data: Data, tmp_path: Path, uwv: ScreeningService, strict_secret_small: SecretBfvContext
+    data: Data, tmp_path: Path, uwv: ScreeningService, strict_family_small: StrictKeyFamily
 ) -> None:
     """A strict client that waits for each answer before sending the next chunk."""
-    job = _job(data, tmp_path, strict_secret_small, InMemoryTransport(uwv), in_flight=1)
+    job = _job(data, tmp_path, strict_family_small, InMemoryTransport(uwv), in_flight=1)
     summary = run_screen(job)
     _agrees(tmp_path / "out.csv", data.expected)
     assert summary.screened == len(data.expected) and summary.mode == "strict"

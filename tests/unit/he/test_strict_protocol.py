@@ -302,17 +302,15 @@ def test_encoding_property(
     assert int(a[0]).bit_length() <= PARAMS.compared_bits
 
 
-def test_secret_context_round_trips_and_refuses_corrupt_bytes(
+def test_secret_context_round_trips_through_its_seed(
     secret: SecretBfvContext, public: PublicBfvContext
 ) -> None:
+    """SVB's key store keeps the seed (issue 14): the set derived again decrypts old results."""
     x = np.array([10, -10], dtype=np.int64)
     s = np.array([9, -10], dtype=np.int64)
     result = strict.evaluate_chunk(public, strict.encrypt_thresholds(secret, x, 1), s)
-    restored = SecretBfvContext.from_secret_bytes(secret.secret_bytes(), PARAMS.name)
+    restored = SecretBfvContext(PARAMS, secret.seed)
+    assert restored.public_bytes() == secret.public_bytes()
     np.testing.assert_array_equal(strict.decrypt_decisions(restored, result, 2).eligible, [1, 0])
-    with pytest.raises(CryptoError, match="corrupt"):
-        SecretBfvContext.from_secret_bytes(b"\x00" * 64, PARAMS.name)
-    with pytest.raises(CryptoError, match="secret"):
-        SecretBfvContext.from_secret_bytes(secret.public_bytes(), PARAMS.name)
-    with pytest.raises(CryptoError, match="unknown BFV parameter set"):
-        SecretBfvContext.from_secret_bytes(secret.secret_bytes(), "bfv-nonsense")
+    with pytest.raises(CryptoError, match="32 bytes"):
+        SecretBfvContext(PARAMS, b"\x00" * 16)

@@ -18,6 +18,11 @@ from uwv_server.capacity import MB, CapacityExceeded, EvaluatorCache
 from uwv_server.contexts import ContextQuota, ContextRegistry, QuotaExceeded
 
 
+def _registry(path: Path, **kw: Any) -> ContextRegistry:
+    """A registry that takes strict contexts without the key check (not what these test)."""
+    return ContextRegistry(path, unsafe_trust_strict_keys=True, **kw)
+
+
 def _varint(n: int) -> bytes:
     out = b""
     while True:
@@ -40,7 +45,7 @@ def key() -> SecretMaskedContext:
 def test_a_masked_key_with_appended_bytes_is_refused_and_nothing_is_stored(
     tmp_path: Path, key: SecretMaskedContext
 ) -> None:
-    registry = ContextRegistry(tmp_path)
+    registry = _registry(tmp_path)
     evil = _hide(key.public_bytes(), key.secret_bytes())
     with pytest.raises(CryptoError, match="exactly one SEAL object"):
         registry.upload(MASKED_DEFAULT.name, evil)
@@ -50,7 +55,7 @@ def test_a_masked_key_with_appended_bytes_is_refused_and_nothing_is_stored(
 def test_a_secret_key_hidden_in_an_unknown_field_never_reaches_disk(
     tmp_path: Path, strict_secret_small: Any
 ) -> None:
-    registry = ContextRegistry(tmp_path)
+    registry = _registry(tmp_path)
     secret = strict_secret_small.secret_bytes()
     public = strict_secret_small.public_bytes()
     name = strict_secret_small.params.name
@@ -61,7 +66,7 @@ def test_a_secret_key_hidden_in_an_unknown_field_never_reaches_disk(
     for path in tmp_path.iterdir():
         assert probe not in path.read_bytes(), path
     # the digest the client sent still names the (canonical) context, also after a restart
-    again = ContextRegistry(tmp_path)
+    again = _registry(tmp_path)
     assert again.known(digest)
     stored = again.get(digest).canonical_bytes()
     assert PublicBfvContext(stored, name).holds_secret_key is False
@@ -72,7 +77,9 @@ def test_a_secret_key_hidden_in_an_unknown_field_never_reaches_disk(
 def test_re_upload_is_idempotent_and_shares_one_evaluator(
     tmp_path: Path, key: SecretMaskedContext, strict_secret_small: Any
 ) -> None:
-    registry = ContextRegistry(tmp_path, quota=ContextQuota(max_contexts=2))
+    registry = ContextRegistry(
+        tmp_path, unsafe_trust_strict_keys=True, quota=ContextQuota(max_contexts=2)
+    )
     public = key.public_bytes()
     assert registry.upload(MASKED_DEFAULT.name, public, "SVB")[1] is False
     assert registry.upload(MASKED_DEFAULT.name, public, "SVB")[1] is True
@@ -93,14 +100,16 @@ def test_quota_per_caller(
     tmp_path: Path, key: SecretMaskedContext, strict_secret_small: Any
 ) -> None:
     strict = strict_secret_small.params.name
-    registry = ContextRegistry(tmp_path, quota=ContextQuota(max_contexts=1))
+    registry = ContextRegistry(
+        tmp_path, unsafe_trust_strict_keys=True, quota=ContextQuota(max_contexts=1)
+    )
     registry.upload(MASKED_DEFAULT.name, key.public_bytes(), "SVB")
     with pytest.raises(QuotaExceeded, match="quota is 1 contexts"):
         registry.upload(strict, strict_secret_small.public_bytes(), "SVB")
     assert not list(tmp_path.glob(f"{sha256_hex(strict_secret_small.public_bytes())}*"))
     # another caller has its own quota
     registry.upload(strict, strict_secret_small.public_bytes(), "Gemeente X")
-    assert ContextRegistry(tmp_path).usage("SVB")[0] == 1  # owners survive a restart
+    assert _registry(tmp_path).usage("SVB")[0] == 1  # owners survive a restart
 
 
 class FakeEvaluator:

@@ -24,43 +24,51 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n eligibility/v2/eligibility.proto\x12\x0e\x65ligibility.v2\"\x16\n\x14GetServerInfoRequest\"\xe5\x01\n\x15GetServerInfoResponse\x12\x16\n\x0eserver_version\x18\x01 \x01(\t\x12\x16\n\x0eparameter_sets\x18\x02 \x03(\t\x12#\n\x05modes\x18\x03 \x03(\x0e\x32\x14.eligibility.v2.Mode\x12 \n\x18max_households_per_chunk\x18\x04 \x01(\r\x12!\n\x19max_members_per_household\x18\x05 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x06 \x01(\x04\x12\x17\n\x0fsnapshot_digest\x18\x07 \x01(\t\">\n\x14UploadContextRequest\x12\x15\n\rparameter_set\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontext\x18\x02 \x01(\x0c\"F\n\x15UploadContextResponse\x12\x16\n\x0e\x63ontext_sha256\x18\x01 \x01(\t\x12\x15\n\ralready_known\x18\x02 \x01(\x08\"+\n\x11HasContextRequest\x12\x16\n\x0e\x63ontext_sha256\x18\x01 \x01(\t\"#\n\x12HasContextResponse\x12\r\n\x05known\x18\x01 \x01(\x08\"\xbe\x01\n\x0b\x42\x61tchHeader\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontext_sha256\x18\x02 \x01(\t\x12\"\n\x04mode\x18\x03 \x01(\x0e\x32\x14.eligibility.v2.Mode\x12\x0e\n\x06period\x18\x04 \x01(\t\x12\x13\n\x0brule_digest\x18\x05 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x06 \x01(\r\x12\x11\n\trequester\x18\x08 \x01(\tJ\x04\x08\x07\x10\x08R\x0eincome_weights\"W\n\x05\x43hunk\x12\r\n\x05index\x18\x01 \x01(\r\x12\x15\n\rmember_counts\x18\x02 \x03(\r\x12\x13\n\x0bmember_bsns\x18\x03 \x03(\x07\x12\x13\n\x0b\x63iphertexts\x18\x04 \x03(\x0c\"n\n\rScreenRequest\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.eligibility.v2.BatchHeaderH\x00\x12&\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x15.eligibility.v2.ChunkH\x00\x42\x06\n\x04item\"\x89\x01\n\x0b\x45rrorDetail\x12\'\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x19.eligibility.v2.ErrorCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x04 \x01(\x05\x12\x0c\n\x04slot\x18\x05 \x01(\x05\x12\x0e\n\x06member\x18\x06 \x01(\x05\"\x8f\x01\n\x0b\x43hunkResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x13\n\x0b\x63iphertexts\x18\x02 \x03(\x0c\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1b.eligibility.v2.ErrorDetail\x12\x30\n\x0bslot_errors\x18\x04 \x03(\x0b\x32\x1b.eligibility.v2.ErrorDetail\"I\n\x0c\x42\x61tchSummary\x12\x0e\n\x06\x63hunks\x18\x01 \x01(\r\x12\x12\n\nhouseholds\x18\x02 \x01(\x04\x12\x15\n\rfailed_chunks\x18\x03 \x01(\r\"x\n\x0eScreenResponse\x12-\n\x06result\x18\x01 \x01(\x0b\x32\x1b.eligibility.v2.ChunkResultH\x00\x12/\n\x07summary\x18\x02 \x01(\x0b\x32\x1c.eligibility.v2.BatchSummaryH\x00\x42\x06\n\x04item*>\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bMODE_MASKED\x10\x01\x12\x0f\n\x0bMODE_STRICT\x10\x02*\xd5\x04\n\tErrorCode\x12\x1a\n\x16\x45RROR_CODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45RROR_CODE_INVALID_HEADER\x10\x01\x12\x1e\n\x1a\x45RROR_CODE_UNKNOWN_CONTEXT\x10\x02\x12\x1d\n\x19\x45RROR_CODE_INVALID_PERIOD\x10\x03\x12\x1c\n\x18\x45RROR_CODE_INVALID_CHUNK\x10\x04\x12\x1a\n\x16\x45RROR_CODE_INVALID_BSN\x10\x05\x12!\n\x1d\x45RROR_CODE_INVALID_CIPHERTEXT\x10\x06\x12\x1f\n\x1b\x45RROR_CODE_UNSUPPORTED_MODE\x10\x07\x12\x1f\n\x1b\x45RROR_CODE_BUDGET_EXHAUSTED\x10\x08\x12\x17\n\x13\x45RROR_CODE_INTERNAL\x10\t\x12 \n\x1c\x45RROR_CODE_RULE_NOT_APPROVED\x10\n\x12\x1e\n\x1a\x45RROR_CODE_REPLAY_CONFLICT\x10\x0b\x12\x1c\n\x18\x45RROR_CODE_DUPLICATE_BSN\x10\x0c\x12\"\n\x1e\x45RROR_CODE_STREAM_LIMIT_CALLER\x10\r\x12!\n\x1d\x45RROR_CODE_STREAM_LIMIT_TOTAL\x10\x0e\x12\x1b\n\x17\x45RROR_CODE_MEMORY_BOUND\x10\x0f\x12\x1c\n\x18\x45RROR_CODE_CONTEXT_QUOTA\x10\x10\x12\x17\n\x13\x45RROR_CODE_DRAINING\x10\x11\x12\x1b\n\x17\x45RROR_CODE_IDLE_TIMEOUT\x10\x12\x32\xf0\x02\n\x10ScreeningService\x12\\\n\rGetServerInfo\x12$.eligibility.v2.GetServerInfoRequest\x1a%.eligibility.v2.GetServerInfoResponse\x12\\\n\rUploadContext\x12$.eligibility.v2.UploadContextRequest\x1a%.eligibility.v2.UploadContextResponse\x12S\n\nHasContext\x12!.eligibility.v2.HasContextRequest\x1a\".eligibility.v2.HasContextResponse\x12K\n\x06Screen\x12\x1d.eligibility.v2.ScreenRequest\x1a\x1e.eligibility.v2.ScreenResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n eligibility/v2/eligibility.proto\x12\x0e\x65ligibility.v2\"\x16\n\x14GetServerInfoRequest\"\xfe\x01\n\x15GetServerInfoResponse\x12\x16\n\x0eserver_version\x18\x01 \x01(\t\x12\x16\n\x0eparameter_sets\x18\x02 \x03(\t\x12#\n\x05modes\x18\x03 \x03(\x0e\x32\x14.eligibility.v2.Mode\x12 \n\x18max_households_per_chunk\x18\x04 \x01(\r\x12!\n\x19max_members_per_household\x18\x05 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x06 \x01(\x04\x12\x17\n\x0fsnapshot_digest\x18\x07 \x01(\t\x12\x17\n\x0fstrict_key_sets\x18\x08 \x01(\r\">\n\x14UploadContextRequest\x12\x15\n\rparameter_set\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontext\x18\x02 \x01(\x0c\"F\n\x15UploadContextResponse\x12\x16\n\x0e\x63ontext_sha256\x18\x01 \x01(\t\x12\x15\n\ralready_known\x18\x02 \x01(\x08\"+\n\x11HasContextRequest\x12\x16\n\x0e\x63ontext_sha256\x18\x01 \x01(\t\"#\n\x12HasContextResponse\x12\r\n\x05known\x18\x01 \x01(\x08\"?\n\x15ProposeKeySetsRequest\x12\x15\n\rparameter_set\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontext\x18\x02 \x01(\x0c\"\x87\x01\n\x16ProposeKeySetsResponse\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63hosen_index\x18\x02 \x01(\r\x12\x10\n\x08key_sets\x18\x03 \x01(\r\x12\x16\n\x0e\x63ontext_sha256\x18\x04 \x03(\t\x12\x18\n\x10\x61lready_accepted\x18\x05 \x01(\x08\"8\n\x12OpenKeySetsRequest\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\r\n\x05seeds\x18\x02 \x03(\x0c\"-\n\x13OpenKeySetsResponse\x12\x16\n\x0e\x63ontext_sha256\x18\x01 \x01(\t\"\xbe\x01\n\x0b\x42\x61tchHeader\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontext_sha256\x18\x02 \x01(\t\x12\"\n\x04mode\x18\x03 \x01(\x0e\x32\x14.eligibility.v2.Mode\x12\x0e\n\x06period\x18\x04 \x01(\t\x12\x13\n\x0brule_digest\x18\x05 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x06 \x01(\r\x12\x11\n\trequester\x18\x08 \x01(\tJ\x04\x08\x07\x10\x08R\x0eincome_weights\"W\n\x05\x43hunk\x12\r\n\x05index\x18\x01 \x01(\r\x12\x15\n\rmember_counts\x18\x02 \x03(\r\x12\x13\n\x0bmember_bsns\x18\x03 \x03(\x07\x12\x13\n\x0b\x63iphertexts\x18\x04 \x03(\x0c\"n\n\rScreenRequest\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.eligibility.v2.BatchHeaderH\x00\x12&\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x15.eligibility.v2.ChunkH\x00\x42\x06\n\x04item\"\x89\x01\n\x0b\x45rrorDetail\x12\'\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x19.eligibility.v2.ErrorCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x04 \x01(\x05\x12\x0c\n\x04slot\x18\x05 \x01(\x05\x12\x0e\n\x06member\x18\x06 \x01(\x05\"\x8f\x01\n\x0b\x43hunkResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x13\n\x0b\x63iphertexts\x18\x02 \x03(\x0c\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1b.eligibility.v2.ErrorDetail\x12\x30\n\x0bslot_errors\x18\x04 \x03(\x0b\x32\x1b.eligibility.v2.ErrorDetail\"I\n\x0c\x42\x61tchSummary\x12\x0e\n\x06\x63hunks\x18\x01 \x01(\r\x12\x12\n\nhouseholds\x18\x02 \x01(\x04\x12\x15\n\rfailed_chunks\x18\x03 \x01(\r\"x\n\x0eScreenResponse\x12-\n\x06result\x18\x01 \x01(\x0b\x32\x1b.eligibility.v2.ChunkResultH\x00\x12/\n\x07summary\x18\x02 \x01(\x0b\x32\x1c.eligibility.v2.BatchSummaryH\x00\x42\x06\n\x04item*>\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bMODE_MASKED\x10\x01\x12\x0f\n\x0bMODE_STRICT\x10\x02*\xf6\x04\n\tErrorCode\x12\x1a\n\x16\x45RROR_CODE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45RROR_CODE_INVALID_HEADER\x10\x01\x12\x1e\n\x1a\x45RROR_CODE_UNKNOWN_CONTEXT\x10\x02\x12\x1d\n\x19\x45RROR_CODE_INVALID_PERIOD\x10\x03\x12\x1c\n\x18\x45RROR_CODE_INVALID_CHUNK\x10\x04\x12\x1a\n\x16\x45RROR_CODE_INVALID_BSN\x10\x05\x12!\n\x1d\x45RROR_CODE_INVALID_CIPHERTEXT\x10\x06\x12\x1f\n\x1b\x45RROR_CODE_UNSUPPORTED_MODE\x10\x07\x12\x1f\n\x1b\x45RROR_CODE_BUDGET_EXHAUSTED\x10\x08\x12\x17\n\x13\x45RROR_CODE_INTERNAL\x10\t\x12 \n\x1c\x45RROR_CODE_RULE_NOT_APPROVED\x10\n\x12\x1e\n\x1a\x45RROR_CODE_REPLAY_CONFLICT\x10\x0b\x12\x1c\n\x18\x45RROR_CODE_DUPLICATE_BSN\x10\x0c\x12\"\n\x1e\x45RROR_CODE_STREAM_LIMIT_CALLER\x10\r\x12!\n\x1d\x45RROR_CODE_STREAM_LIMIT_TOTAL\x10\x0e\x12\x1b\n\x17\x45RROR_CODE_MEMORY_BOUND\x10\x0f\x12\x1c\n\x18\x45RROR_CODE_CONTEXT_QUOTA\x10\x10\x12\x17\n\x13\x45RROR_CODE_DRAINING\x10\x11\x12\x1b\n\x17\x45RROR_CODE_IDLE_TIMEOUT\x10\x12\x12\x1f\n\x1b\x45RROR_CODE_KEY_CHECK_FAILED\x10\x13\x32\xab\x04\n\x10ScreeningService\x12\\\n\rGetServerInfo\x12$.eligibility.v2.GetServerInfoRequest\x1a%.eligibility.v2.GetServerInfoResponse\x12\\\n\rUploadContext\x12$.eligibility.v2.UploadContextRequest\x1a%.eligibility.v2.UploadContextResponse\x12S\n\nHasContext\x12!.eligibility.v2.HasContextRequest\x1a\".eligibility.v2.HasContextResponse\x12\x61\n\x0eProposeKeySets\x12%.eligibility.v2.ProposeKeySetsRequest\x1a&.eligibility.v2.ProposeKeySetsResponse(\x01\x12V\n\x0bOpenKeySets\x12\".eligibility.v2.OpenKeySetsRequest\x1a#.eligibility.v2.OpenKeySetsResponse\x12K\n\x06Screen\x12\x1d.eligibility.v2.ScreenRequest\x1a\x1e.eligibility.v2.ScreenResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'eligibility.v2.eligibility_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODE']._serialized_start=1403
-  _globals['_MODE']._serialized_end=1465
-  _globals['_ERRORCODE']._serialized_start=1468
-  _globals['_ERRORCODE']._serialized_end=2065
+  _globals['_MODE']._serialized_start=1736
+  _globals['_MODE']._serialized_end=1798
+  _globals['_ERRORCODE']._serialized_start=1801
+  _globals['_ERRORCODE']._serialized_end=2431
   _globals['_GETSERVERINFOREQUEST']._serialized_start=52
   _globals['_GETSERVERINFOREQUEST']._serialized_end=74
   _globals['_GETSERVERINFORESPONSE']._serialized_start=77
-  _globals['_GETSERVERINFORESPONSE']._serialized_end=306
-  _globals['_UPLOADCONTEXTREQUEST']._serialized_start=308
-  _globals['_UPLOADCONTEXTREQUEST']._serialized_end=370
-  _globals['_UPLOADCONTEXTRESPONSE']._serialized_start=372
-  _globals['_UPLOADCONTEXTRESPONSE']._serialized_end=442
-  _globals['_HASCONTEXTREQUEST']._serialized_start=444
-  _globals['_HASCONTEXTREQUEST']._serialized_end=487
-  _globals['_HASCONTEXTRESPONSE']._serialized_start=489
-  _globals['_HASCONTEXTRESPONSE']._serialized_end=524
-  _globals['_BATCHHEADER']._serialized_start=527
-  _globals['_BATCHHEADER']._serialized_end=717
-  _globals['_CHUNK']._serialized_start=719
-  _globals['_CHUNK']._serialized_end=806
-  _globals['_SCREENREQUEST']._serialized_start=808
-  _globals['_SCREENREQUEST']._serialized_end=918
-  _globals['_ERRORDETAIL']._serialized_start=921
-  _globals['_ERRORDETAIL']._serialized_end=1058
-  _globals['_CHUNKRESULT']._serialized_start=1061
-  _globals['_CHUNKRESULT']._serialized_end=1204
-  _globals['_BATCHSUMMARY']._serialized_start=1206
-  _globals['_BATCHSUMMARY']._serialized_end=1279
-  _globals['_SCREENRESPONSE']._serialized_start=1281
-  _globals['_SCREENRESPONSE']._serialized_end=1401
-  _globals['_SCREENINGSERVICE']._serialized_start=2068
-  _globals['_SCREENINGSERVICE']._serialized_end=2436
+  _globals['_GETSERVERINFORESPONSE']._serialized_end=331
+  _globals['_UPLOADCONTEXTREQUEST']._serialized_start=333
+  _globals['_UPLOADCONTEXTREQUEST']._serialized_end=395
+  _globals['_UPLOADCONTEXTRESPONSE']._serialized_start=397
+  _globals['_UPLOADCONTEXTRESPONSE']._serialized_end=467
+  _globals['_HASCONTEXTREQUEST']._serialized_start=469
+  _globals['_HASCONTEXTREQUEST']._serialized_end=512
+  _globals['_HASCONTEXTRESPONSE']._serialized_start=514
+  _globals['_HASCONTEXTRESPONSE']._serialized_end=549
+  _globals['_PROPOSEKEYSETSREQUEST']._serialized_start=551
+  _globals['_PROPOSEKEYSETSREQUEST']._serialized_end=614
+  _globals['_PROPOSEKEYSETSRESPONSE']._serialized_start=617
+  _globals['_PROPOSEKEYSETSRESPONSE']._serialized_end=752
+  _globals['_OPENKEYSETSREQUEST']._serialized_start=754
+  _globals['_OPENKEYSETSREQUEST']._serialized_end=810
+  _globals['_OPENKEYSETSRESPONSE']._serialized_start=812
+  _globals['_OPENKEYSETSRESPONSE']._serialized_end=857
+  _globals['_BATCHHEADER']._serialized_start=860
+  _globals['_BATCHHEADER']._serialized_end=1050
+  _globals['_CHUNK']._serialized_start=1052
+  _globals['_CHUNK']._serialized_end=1139
+  _globals['_SCREENREQUEST']._serialized_start=1141
+  _globals['_SCREENREQUEST']._serialized_end=1251
+  _globals['_ERRORDETAIL']._serialized_start=1254
+  _globals['_ERRORDETAIL']._serialized_end=1391
+  _globals['_CHUNKRESULT']._serialized_start=1394
+  _globals['_CHUNKRESULT']._serialized_end=1537
+  _globals['_BATCHSUMMARY']._serialized_start=1539
+  _globals['_BATCHSUMMARY']._serialized_end=1612
+  _globals['_SCREENRESPONSE']._serialized_start=1614
+  _globals['_SCREENRESPONSE']._serialized_end=1734
+  _globals['_SCREENINGSERVICE']._serialized_start=2434
+  _globals['_SCREENINGSERVICE']._serialized_end=2989
 # @@protoc_insertion_point(module_scope)

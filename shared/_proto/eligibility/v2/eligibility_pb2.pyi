@@ -80,6 +80,10 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """The server is shutting down and takes no new batches; retry later or elsewhere."""
     ERROR_CODE_IDLE_TIMEOUT: _ErrorCode.ValueType  # 18
     """The stream sent nothing for the server's idle timeout and was ended."""
+    ERROR_CODE_KEY_CHECK_FAILED: _ErrorCode.ValueType  # 19
+    """A strict key check failed: a revealed seed did not regenerate its upload, the chosen set
+    was malformed, or a proposal was refused (another challenge open, too many failures).
+    """
 
 class ErrorCode(_ErrorCode, metaclass=_ErrorCodeEnumTypeWrapper): ...
 
@@ -113,6 +117,10 @@ ERROR_CODE_DRAINING: ErrorCode.ValueType  # 17
 """The server is shutting down and takes no new batches; retry later or elsewhere."""
 ERROR_CODE_IDLE_TIMEOUT: ErrorCode.ValueType  # 18
 """The stream sent nothing for the server's idle timeout and was ended."""
+ERROR_CODE_KEY_CHECK_FAILED: ErrorCode.ValueType  # 19
+"""A strict key check failed: a revealed seed did not regenerate its upload, the chosen set
+was malformed, or a proposal was refused (another challenge open, too many failures).
+"""
 Global___ErrorCode: _TypeAlias = ErrorCode  # noqa: Y015
 
 @_typing.final
@@ -141,12 +149,17 @@ class GetServerInfoResponse(_message.Message):
     MAX_MEMBERS_PER_HOUSEHOLD_FIELD_NUMBER: _builtins.int
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _builtins.int
     SNAPSHOT_DIGEST_FIELD_NUMBER: _builtins.int
+    STRICT_KEY_SETS_FIELD_NUMBER: _builtins.int
     server_version: _builtins.str
     max_households_per_chunk: _builtins.int
     max_members_per_household: _builtins.int
     max_message_bytes: _builtins.int
     snapshot_digest: _builtins.str
     """Digest of the polis snapshot the server screens against."""
+    strict_key_sets: _builtins.int
+    """K: the key sets a strict-mode client proposes (ProposeKeySets); 0 if strict contexts are
+    taken without a key check.
+    """
     @_builtins.property
     def parameter_sets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -161,10 +174,11 @@ class GetServerInfoResponse(_message.Message):
         max_members_per_household: _builtins.int = ...,
         max_message_bytes: _builtins.int = ...,
         snapshot_digest: _builtins.str = ...,
+        strict_key_sets: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_households_per_chunk", b"max_households_per_chunk", "max_members_per_household", b"max_members_per_household", "max_message_bytes", b"max_message_bytes", "modes", b"modes", "parameter_sets", b"parameter_sets", "server_version", b"server_version", "snapshot_digest", b"snapshot_digest"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_households_per_chunk", b"max_households_per_chunk", "max_members_per_household", b"max_members_per_household", "max_message_bytes", b"max_message_bytes", "modes", b"modes", "parameter_sets", b"parameter_sets", "server_version", b"server_version", "snapshot_digest", b"snapshot_digest", "strict_key_sets", b"strict_key_sets"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -253,6 +267,113 @@ class HasContextResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HasContextResponse: _TypeAlias = HasContextResponse  # noqa: Y015
+
+@_typing.final
+class ProposeKeySetsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARAMETER_SET_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
+    parameter_set: _builtins.str
+    """The strict parameter set, the same in every message of the stream."""
+    context: _builtins.bytes
+    """One public context (public and relinearisation keys, no secret key)."""
+    def __init__(
+        self,
+        *,
+        parameter_set: _builtins.str = ...,
+        context: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "parameter_set", b"parameter_set"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProposeKeySetsRequest: _TypeAlias = ProposeKeySetsRequest  # noqa: Y015
+
+@_typing.final
+class ProposeKeySetsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROPOSAL_ID_FIELD_NUMBER: _builtins.int
+    CHOSEN_INDEX_FIELD_NUMBER: _builtins.int
+    KEY_SETS_FIELD_NUMBER: _builtins.int
+    CONTEXT_SHA256_FIELD_NUMBER: _builtins.int
+    ALREADY_ACCEPTED_FIELD_NUMBER: _builtins.int
+    proposal_id: _builtins.str
+    """Names this key check in OpenKeySets."""
+    chosen_index: _builtins.int
+    """The set that stays closed: UWV drew it, at random, after receiving every context."""
+    key_sets: _builtins.int
+    """K, the number of sets the server expects."""
+    already_accepted: _builtins.bool
+    """True if this very proposal was accepted before (opening it again is harmless)."""
+    @_builtins.property
+    def context_sha256(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """SHA-256 of each context as received, in upload order."""
+
+    def __init__(
+        self,
+        *,
+        proposal_id: _builtins.str = ...,
+        chosen_index: _builtins.int = ...,
+        key_sets: _builtins.int = ...,
+        context_sha256: _abc.Iterable[_builtins.str] | None = ...,
+        already_accepted: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_accepted", b"already_accepted", "chosen_index", b"chosen_index", "context_sha256", b"context_sha256", "key_sets", b"key_sets", "proposal_id", b"proposal_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProposeKeySetsResponse: _TypeAlias = ProposeKeySetsResponse  # noqa: Y015
+
+@_typing.final
+class OpenKeySetsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROPOSAL_ID_FIELD_NUMBER: _builtins.int
+    SEEDS_FIELD_NUMBER: _builtins.int
+    proposal_id: _builtins.str
+    @_builtins.property
+    def seeds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """The 32-byte seed of every set in upload order; the chosen set's entry is empty."""
+
+    def __init__(
+        self,
+        *,
+        proposal_id: _builtins.str = ...,
+        seeds: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["proposal_id", b"proposal_id", "seeds", b"seeds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenKeySetsRequest: _TypeAlias = OpenKeySetsRequest  # noqa: Y015
+
+@_typing.final
+class OpenKeySetsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTEXT_SHA256_FIELD_NUMBER: _builtins.int
+    context_sha256: _builtins.str
+    """SHA-256 of the accepted context as uploaded: batches name it in context_sha256."""
+    def __init__(
+        self,
+        *,
+        context_sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context_sha256", b"context_sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenKeySetsResponse: _TypeAlias = OpenKeySetsResponse  # noqa: Y015
 
 @_typing.final
 class BatchHeader(_message.Message):

@@ -49,6 +49,16 @@ class ScreeningServiceStub:
                 request_serializer=eligibility_dot_v2_dot_eligibility__pb2.HasContextRequest.SerializeToString,
                 response_deserializer=eligibility_dot_v2_dot_eligibility__pb2.HasContextResponse.FromString,
                 _registered_method=True)
+        self.ProposeKeySets = channel.stream_unary(
+                '/eligibility.v2.ScreeningService/ProposeKeySets',
+                request_serializer=eligibility_dot_v2_dot_eligibility__pb2.ProposeKeySetsRequest.SerializeToString,
+                response_deserializer=eligibility_dot_v2_dot_eligibility__pb2.ProposeKeySetsResponse.FromString,
+                _registered_method=True)
+        self.OpenKeySets = channel.unary_unary(
+                '/eligibility.v2.ScreeningService/OpenKeySets',
+                request_serializer=eligibility_dot_v2_dot_eligibility__pb2.OpenKeySetsRequest.SerializeToString,
+                response_deserializer=eligibility_dot_v2_dot_eligibility__pb2.OpenKeySetsResponse.FromString,
+                _registered_method=True)
         self.Screen = channel.stream_stream(
                 '/eligibility.v2.ScreeningService/Screen',
                 request_serializer=eligibility_dot_v2_dot_eligibility__pb2.ScreenRequest.SerializeToString,
@@ -80,6 +90,23 @@ class ScreeningServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ProposeKeySets(self, request_iterator, context):
+        """Strict mode's key check, cut-and-choose (docs/he.md): upload K public contexts, one per
+        message, each derived from its own seed. The server answers with the one set it will
+        accept if the seeds of all the others regenerate exactly what was uploaded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OpenKeySets(self, request, context):
+        """Reveal the seeds of every set but the chosen one; on a match the chosen context is stored
+        (batches name it by its SHA-256), on a mismatch the cheat is logged under the caller.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Screen(self, request_iterator, context):
         """Screen a batch: the first message is the header, every further one a chunk.
         The server answers each chunk with one ChunkResult (in order) and ends with a summary.
@@ -105,6 +132,16 @@ def add_ScreeningServiceServicer_to_server(servicer, server):
                     servicer.HasContext,
                     request_deserializer=eligibility_dot_v2_dot_eligibility__pb2.HasContextRequest.FromString,
                     response_serializer=eligibility_dot_v2_dot_eligibility__pb2.HasContextResponse.SerializeToString,
+            ),
+            'ProposeKeySets': grpc.stream_unary_rpc_method_handler(
+                    servicer.ProposeKeySets,
+                    request_deserializer=eligibility_dot_v2_dot_eligibility__pb2.ProposeKeySetsRequest.FromString,
+                    response_serializer=eligibility_dot_v2_dot_eligibility__pb2.ProposeKeySetsResponse.SerializeToString,
+            ),
+            'OpenKeySets': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenKeySets,
+                    request_deserializer=eligibility_dot_v2_dot_eligibility__pb2.OpenKeySetsRequest.FromString,
+                    response_serializer=eligibility_dot_v2_dot_eligibility__pb2.OpenKeySetsResponse.SerializeToString,
             ),
             'Screen': grpc.stream_stream_rpc_method_handler(
                     servicer.Screen,
@@ -193,6 +230,60 @@ class ScreeningService:
             '/eligibility.v2.ScreeningService/HasContext',
             eligibility_dot_v2_dot_eligibility__pb2.HasContextRequest.SerializeToString,
             eligibility_dot_v2_dot_eligibility__pb2.HasContextResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProposeKeySets(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/eligibility.v2.ScreeningService/ProposeKeySets',
+            eligibility_dot_v2_dot_eligibility__pb2.ProposeKeySetsRequest.SerializeToString,
+            eligibility_dot_v2_dot_eligibility__pb2.ProposeKeySetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenKeySets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eligibility.v2.ScreeningService/OpenKeySets',
+            eligibility_dot_v2_dot_eligibility__pb2.OpenKeySetsRequest.SerializeToString,
+            eligibility_dot_v2_dot_eligibility__pb2.OpenKeySetsResponse.FromString,
             options,
             channel_credentials,
             insecure,

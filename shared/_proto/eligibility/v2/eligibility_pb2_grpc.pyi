@@ -41,6 +41,15 @@ class ScreeningServiceStub:
     """Upload a public context once; later batches refer to it by SHA-256."""
     HasContext: _grpc.UnaryUnaryMultiCallable[_eligibility_pb2.HasContextRequest, _eligibility_pb2.HasContextResponse]
     """Ask whether a context is known (so a client uploads it only once)."""
+    ProposeKeySets: _grpc.StreamUnaryMultiCallable[_eligibility_pb2.ProposeKeySetsRequest, _eligibility_pb2.ProposeKeySetsResponse]
+    """Strict mode's key check, cut-and-choose (docs/he.md): upload K public contexts, one per
+    message, each derived from its own seed. The server answers with the one set it will
+    accept if the seeds of all the others regenerate exactly what was uploaded.
+    """
+    OpenKeySets: _grpc.UnaryUnaryMultiCallable[_eligibility_pb2.OpenKeySetsRequest, _eligibility_pb2.OpenKeySetsResponse]
+    """Reveal the seeds of every set but the chosen one; on a match the chosen context is stored
+    (batches name it by its SHA-256), on a mismatch the cheat is logged under the caller.
+    """
     Screen: _grpc.StreamStreamMultiCallable[_eligibility_pb2.ScreenRequest, _eligibility_pb2.ScreenResponse]
     """Screen a batch: the first message is the header, every further one a chunk.
     The server answers each chunk with one ChunkResult (in order) and ends with a summary.
@@ -55,6 +64,15 @@ class ScreeningServiceAsyncStub(ScreeningServiceStub):
     """Upload a public context once; later batches refer to it by SHA-256."""
     HasContext: _aio.UnaryUnaryMultiCallable[_eligibility_pb2.HasContextRequest, _eligibility_pb2.HasContextResponse]  # type: ignore[assignment]
     """Ask whether a context is known (so a client uploads it only once)."""
+    ProposeKeySets: _aio.StreamUnaryMultiCallable[_eligibility_pb2.ProposeKeySetsRequest, _eligibility_pb2.ProposeKeySetsResponse]  # type: ignore[assignment]
+    """Strict mode's key check, cut-and-choose (docs/he.md): upload K public contexts, one per
+    message, each derived from its own seed. The server answers with the one set it will
+    accept if the seeds of all the others regenerate exactly what was uploaded.
+    """
+    OpenKeySets: _aio.UnaryUnaryMultiCallable[_eligibility_pb2.OpenKeySetsRequest, _eligibility_pb2.OpenKeySetsResponse]  # type: ignore[assignment]
+    """Reveal the seeds of every set but the chosen one; on a match the chosen context is stored
+    (batches name it by its SHA-256), on a mismatch the cheat is logged under the caller.
+    """
     Screen: _aio.StreamStreamMultiCallable[_eligibility_pb2.ScreenRequest, _eligibility_pb2.ScreenResponse]  # type: ignore[assignment]
     """Screen a batch: the first message is the header, every further one a chunk.
     The server answers each chunk with one ChunkResult (in order) and ends with a summary.
@@ -84,6 +102,27 @@ class ScreeningServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_eligibility_pb2.HasContextResponse, _abc.Awaitable[_eligibility_pb2.HasContextResponse]]:
         """Ask whether a context is known (so a client uploads it only once)."""
+
+    @_abc_1.abstractmethod
+    def ProposeKeySets(
+        self,
+        request_iterator: _MaybeAsyncIterator[_eligibility_pb2.ProposeKeySetsRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_eligibility_pb2.ProposeKeySetsResponse, _abc.Awaitable[_eligibility_pb2.ProposeKeySetsResponse]]:
+        """Strict mode's key check, cut-and-choose (docs/he.md): upload K public contexts, one per
+        message, each derived from its own seed. The server answers with the one set it will
+        accept if the seeds of all the others regenerate exactly what was uploaded.
+        """
+
+    @_abc_1.abstractmethod
+    def OpenKeySets(
+        self,
+        request: _eligibility_pb2.OpenKeySetsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_eligibility_pb2.OpenKeySetsResponse, _abc.Awaitable[_eligibility_pb2.OpenKeySetsResponse]]:
+        """Reveal the seeds of every set but the chosen one; on a match the chosen context is stored
+        (batches name it by its SHA-256), on a mismatch the cheat is logged under the caller.
+        """
 
     @_abc_1.abstractmethod
     def Screen(
