@@ -339,6 +339,34 @@ def _run_he(
         "--summary-json",
         str(summary_path),
     ]
+    if mode == "strict":
+        # strict mode's key check (cut-and-choose over K key sets): once per key, not per batch
+        t_check = time.perf_counter()
+        subprocess.run(
+            [
+                py,
+                "-m",
+                "svb_client.cli",
+                "keys",
+                "check",
+                *client_channel,
+                "--key",
+                str(work / "key"),
+                "--passphrase-file",
+                str(work / "pass"),
+                "--server",
+                f"{host}:{port_file.read_text().strip()}",
+                "--timeout",
+                "600",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
+        print(
+            f"key check over {_CHANNEL_LABEL[channel]} (once per key, not in the timed run): "
+            f"{time.perf_counter() - t_check:.1f} s"
+        )
     t0 = time.perf_counter()
     client = subprocess.Popen(client_cmd, env=env, stdout=subprocess.DEVNULL)
     client_rss = _wait_rss_kb(client)

@@ -3,6 +3,7 @@
     svb-client screen --server HOST:PORT --tls-dir pki/svb --households FILE \\
                       --period YYYY-MM..YYYY-MM --mode masked --out FILE
     svb-client keys init --key FILE
+    svb-client keys check --key FILE --server HOST:PORT --tls-dir pki/svb
     svb-client rules check FILE | rules digest FILE
 
 The secret key lives encrypted in ``--key`` (created on first use); its passphrase comes
@@ -107,6 +108,27 @@ def _keys_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_check(args: argparse.Namespace) -> int:
+    """Pass UWV's key check for a strict key now (cut-and-choose, docs/he.md), e.g. before
+    sending strict requests as sealed files, which cannot run it."""
+    from shared.he.keysets import StrictKeyFamily
+    from svb_client.schemes import StrictScheme
+    from svb_client.wire.grpc_transport import GrpcTransport
+
+    secret, _ = load_or_create(
+        args.key, read_passphrase(args.passphrase_file), args.parameter_set or STRICT_DEFAULT.name
+    )
+    if not isinstance(secret, StrictKeyFamily):
+        raise Error(f"{args.key} is not a strict-mode key")
+    with GrpcTransport(args.server, channel_security(args), timeout=args.timeout) as transport:
+        digest, sent = StrictScheme(secret).register(transport)
+    print(
+        f"key set {secret.chosen} accepted by UWV: context {digest[:16]}… "
+        + ("(key check passed now)" if sent else "(already held)")
+    )
+    return 0
+
+
 def _rules_check(args: argparse.Namespace) -> int:
     binding = None if args.binding is None else str(args.binding)
     return rules_cli.check_command(str(args.file), sys.stdout, binding=binding)
@@ -198,6 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--mode", choices=("masked", "strict"), default="masked")
     init.add_argument("--passphrase-file", type=Path)
     init.set_defaults(func=_keys_init)
+    key_check = keys_sub.add_parser(
+        "check", help="pass UWV's key check for a strict key (once per key; docs/he.md)"
+    )
+    key_check.add_argument("--key", type=Path, default=Path(DEFAULT_KEY["strict"]))
+    key_check.add_argument("--parameter-set", help="strict set of a new key (default: the default)")
+    key_check.add_argument("--passphrase-file", type=Path)
+    key_check.add_argument("--server", default="127.0.0.1:50051", help="UWV server HOST:PORT")
+    key_check.add_argument("--timeout", type=float, default=30.0)
+    add_channel_arguments(key_check)
+    key_check.set_defaults(func=_keys_check)
     enclave_cli.add_commands(sub)  # rules submit|status, keys signing-init|registry-add
     return parser
 

@@ -417,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A dishonest SVB's hand-crafted encodings (issue 14), in their own module.
     from shared.he.leakage_dishonest import report_text
 
-    print(report_text())
+    print(report_text(strict_keys=True))
     return 0
 
 

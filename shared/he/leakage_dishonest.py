@@ -6,6 +6,11 @@ flooded, switched down; public keys must carry the common ``a``; malformed uploa
 and against the old, unprotected evaluation (``ct·P + Q`` only), so a 0% row is a closed
 channel, not a broken attack. ``python -m shared.he.leakage`` prints this after the honest
 report; ``python -m shared.he.leakage_dishonest`` prints it alone.
+
+Strict mode's keys (:func:`strict_key_rows`): a malformed relinearisation key proposed among
+K key sets to UWV's real key check (:mod:`uwv_server.key_checks`), for every challenge UWV can
+draw; what an answer under it gives when the challenge misses it; and the degenerate keys the
+parse refuses.
 """
 
 from __future__ import annotations
@@ -20,10 +25,16 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.errors import CryptoError
-from shared.he import masked
-from shared.he.backend import PublicMaskedContext, SecretMaskedContext
+from shared.he import masked, strict
+from shared.he.backend import PublicBfvContext, PublicMaskedContext, SecretMaskedContext
 from shared.he.backend import _dishonest as attack
-from shared.he.params import MASKED_DEFAULT, MaskedParams
+from shared.he.keysets import (
+    DEFAULT_KEY_SETS,
+    StrictKeyFamily,
+    catch_probability,
+    regenerate_public_bytes,
+)
+from shared.he.params import MASKED_DEFAULT, STRICT_BFV_N8192, BfvParams, MaskedParams
 
 IntArray = npt.NDArray[np.int64]
 
@@ -141,9 +152,69 @@ def run(count: int = 256, params: MaskedParams = MASKED_DEFAULT, seed: int = 14)
     return rows
 
 
-def report_text(count: int = 256) -> str:
+def strict_key_rows(
+    count: int = 64, params: BfvParams = STRICT_BFV_N8192, key_sets: int = 3
+) -> list[AttackRow]:
+    """Strict mode's relinearisation keys against the key check (K = ``key_sets``)."""
+    family = StrictKeyFamily(params, bytes(range(32)))
+    honest = family.public_contexts(key_sets)
+    bad_at = 1
+    uploads = list(honest)
+    uploads[bad_at] = attack.unsafe_relin_keys(honest[bad_at], "malformed")
+    # UWV's check (uwv_server.key_checks) for every challenge it can draw: the opened sets'
+    # seeds must regenerate exactly the uploaded bytes.
+    regenerated = [
+        regenerate_public_bytes(params, family.seed(k), family.crs_seed) for k in range(key_sets)
+    ]
+    caught = sum(
+        any(regenerated[k] != uploads[k] for k in range(key_sets) if k != chosen)
+        for chosen in range(key_sets)
+    )
+    rows = [
+        AttackRow(
+            "malformed relin key",
+            f"b_i += F_i·Z (Z = 1) in 1 of K = {key_sets} sets",
+            f"caught for {caught} of {key_sets} challenges",
+            f"(K-1)/K; K = {DEFAULT_KEY_SETS}: {catch_probability(DEFAULT_KEY_SETS):.1%}",
+        )
+    ]
+    # the 1/K case: the answer under the malformed key
+    secret = family.key_set(bad_at)
+    uwv = PublicBfvContext(uploads[bad_at], params.name)
+    rng = np.random.default_rng(14)
+    x = np.full(count, 1_800_000, dtype=np.int64)
+    totals = rng.integers(0, 3_600_000, count)
+    values = secret.decrypt(
+        strict.evaluate_chunk(uwv, strict.encrypt_thresholds(secret, x, 12), totals)
+    )
+    valid = np.isin(values[:count], [0, 1]).mean()
+    rows.append(
+        AttackRow(
+            "  ... if not opened",
+            "strict batch under the accepted malformed key",
+            f"{100 * valid:.1f}% slots 0/1 (integrity errors)",
+            "tree alone: bit + t·c2·Z/q, set by UWV's digits",
+        )
+    )
+    for change in ("zero", "constant", "not-common"):
+        data = attack.unsafe_relin_keys(honest[0], change)
+        rows.append(
+            AttackRow(
+                f"relin key {change}",
+                "in the chosen set (opened sets fail regeneration)",
+                _refusal(lambda d=data: PublicBfvContext(d, params.name)),
+                "-",
+            )
+        )
+    return rows
+
+
+def report_text(count: int = 256, *, strict_keys: bool = False) -> str:
     lines = [f"dishonest SVB, masked mode, one chunk of {count} households:"]
     lines += [row.format() for row in run(count)]
+    if strict_keys:
+        lines.append("dishonest SVB, strict mode's relinearisation keys (the key check):")
+        lines += [row.format() for row in strict_key_rows()]
     return "\n".join(lines)
 
 
@@ -154,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--households", type=int, default=256)
     args = parser.parse_args(argv)
-    print(report_text(args.households))
+    print(report_text(args.households, strict_keys=True))
     return 0
 
 

@@ -90,6 +90,8 @@ def uwv(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
             str(registry),
             "--runner-key",
             str(tmp_path / "runner.key"),
+            "--strict-key-sets",  # the client's key check: 2 sets keep the test quick
+            "2",
         ],
         env=ENV,
         cwd=ROOT,
@@ -182,15 +184,21 @@ def test_masked_strict_and_enclave_agree_and_are_audited(
     assert _decisions(tmp_path / "enclave.csv") == masked
 
     export = tmp_path / "export.jsonl"
-    assert fetch_export(target, export, security=ChannelSecurity.unsafe_plaintext()) == 3
+    # masked run, strict key check (issue 14: accepted), strict run, enclave run
+    assert fetch_export(target, export, security=ChannelSecurity.unsafe_plaintext()) == 4
     log_key = (tmp_path / "state").parent / "store" / "keys" / "log.skey"
     from shared.audit.note import parse_skey
 
     verifier = parse_skey(log_key.read_text()).verifier
     verified = verify_export(load_export(export), parse_vkey(verifier.vkey()))
-    modes = [e.mode for e in verified.entries]
-    assert modes == [RunMode.HE_MASKED, RunMode.HE_STRICT, RunMode.COMPUTE_TO_DATA]
-    enclave_entry = verified.entries[2]
+    modes = [(e.mode, e.key_check) for e in verified.entries]
+    assert modes == [
+        (RunMode.HE_MASKED, None),
+        (RunMode.HE_STRICT, "accepted"),
+        (RunMode.HE_STRICT, None),
+        (RunMode.COMPUTE_TO_DATA, None),
+    ]
+    enclave_entry = verified.entries[3]
     assert enclave_entry.rule_digest == digest
     assert enclave_entry.snapshot_digest and enclave_entry.statement_digest
     assert len(enclave_entry.approvals) == 1

@@ -170,6 +170,28 @@ def test_svb_screens_and_the_audit_entry_names_its_oin(
     assert any(f"SVB (OIN {SVB.oin})".encode() in leaf for leaf in leaves)
 
 
+def test_a_caught_strict_key_cheat_is_logged_under_svbs_oin(
+    secure: Any, strict_family_small: Any
+) -> None:
+    """Issue 14: the key check's cheat entry names the certificate's organisation and OIN."""
+    stub = pb_grpc.ScreeningServiceStub(secure("svb"))
+    name = strict_family_small.params.name
+    contexts = strict_family_small.public_contexts(2)  # the test server: K=2, challenge 0
+    reply = stub.ProposeKeySets(
+        iter([pb.ProposeKeySetsRequest(parameter_set=name, context=c) for c in contexts])
+    )
+    seeds = strict_family_small.openings(2, reply.chosen_index)
+    seeds[1 - reply.chosen_index] = bytes(32)  # not the seed the set was made from
+    with pytest.raises(grpc.RpcError) as info:
+        stub.OpenKeySets(pb.OpenKeySetsRequest(proposal_id=reply.proposal_id, seeds=seeds))
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+    log = apb_grpc.AuditLogServiceStub(secure("auditor"))
+    size = int(log.GetCheckpoint(apb.GetCheckpointRequest()).note.split("\n")[1])
+    leaves = log.GetEntries(apb.GetEntriesRequest(start=0, end=size)).leaves
+    cheats = [leaf for leaf in leaves if b'"key_check":"cheat-detected"' in leaf]
+    assert len(cheats) == 1 and f"SVB (OIN {SVB.oin})".encode() in cheats[0]
+
+
 def test_no_certificate_other_ca_expired_and_plaintext_are_refused(
     tls_server: Any, pki: dict[str, Path], secure: Any
 ) -> None:

@@ -188,3 +188,43 @@ def unsafe_reshaped(secret: SecretMaskedContext, change: str) -> bytes:
     data = bytearray(_seal.ciphertext_bytes(parms, False, polys))
     data[16 + 32 + 1 + 24 : 16 + 32 + 1 + 32] = np.float64(2.0**40).tobytes()
     return bytes(data)
+
+
+# --- strict mode: relinearisation keys (issue 14) ----------------------------------------------
+
+
+def unsafe_relin_keys(public: bytes, change: str, z: int = 1) -> bytes:
+    """``public`` (a strict context) with its relinearisation keys altered.
+
+    ``malformed``: ``b_i += (P mod q_i)·Z`` in limb ``i`` of every component (``Z`` a
+    constant: ``Z`` in every NTT slot), so relinearising ``c2`` adds about ``c2·Z`` to the
+    product; ``zero``: every component 0; ``constant``: random parts 5; ``not-common``:
+    random parts shifted by one slot (not the common ``a_i``)."""
+    import tenseal as ts
+
+    from shared.he.backend import _keyset
+
+    ctx = ts.context_from(public)
+    seal_ctx = ctx.seal_context().data
+    data = seal_ctx.key_context_data()
+    primes = [int(m.value()) for m in data.parms().coeff_modulus()]
+    components = _keyset.relin_key_polys(ctx)
+    for i, polys in enumerate(components):
+        if change == "malformed":
+            q = primes[i]
+            add = np.uint64((primes[-1] % q) * z % q)
+            polys[0, i] = (polys[0, i] + add) % np.uint64(q)
+        elif change == "zero":
+            polys[:] = 0
+        elif change == "constant":
+            polys[1] = 5
+        elif change == "not-common":
+            polys[1] = np.roll(polys[1], 1, axis=-1)
+        else:
+            raise ValueError(f"unknown change {change!r}")
+    keys = _keyset._key_switch_bytes(list(seal_ctx.key_parms_id()), components)
+    _seal.load_into(ctx.relin_keys().data, seal_ctx, keys, "relinearisation keys")
+    out: bytes = ctx.serialize(
+        save_public_key=True, save_secret_key=False, save_galois_keys=False, save_relin_keys=True
+    )
+    return out

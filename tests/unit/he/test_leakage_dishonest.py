@@ -46,3 +46,11 @@ def test_structural_attacks_are_refused(rows: dict[str, leakage_dishonest.Attack
     ):
         assert rows[name].protected.startswith("refused"), rows[name]
     assert "dishonest SVB" in leakage_dishonest.report_text(16)
+
+
+def test_strict_key_rows_show_the_key_check() -> None:
+    rows = {row.name.strip(): row for row in leakage_dishonest.strict_key_rows(count=16)}
+    assert rows["malformed relin key"].protected == "caught for 2 of 3 challenges"
+    assert rows["... if not opened"].protected.startswith("0.0% slots 0/1")
+    for change in ("zero", "constant", "not-common"):
+        assert rows[f"relin key {change}"].protected.startswith("refused")

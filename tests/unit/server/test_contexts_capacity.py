@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tenseal as ts
 
 from shared.digests import sha256_hex
 from shared.errors import CryptoError
@@ -56,7 +57,11 @@ def test_a_secret_key_hidden_in_an_unknown_field_never_reaches_disk(
     tmp_path: Path, strict_secret_small: Any
 ) -> None:
     registry = _registry(tmp_path)
-    secret = strict_secret_small.secret_bytes()
+    # the secret key alone (the full secret context also holds the public key, which the
+    # stored public context rightly holds too)
+    secret = ts.context_from(strict_secret_small.secret_bytes()).serialize(
+        save_public_key=False, save_secret_key=True, save_galois_keys=False, save_relin_keys=False
+    )
     public = strict_secret_small.public_bytes()
     name = strict_secret_small.params.name
     evil = _hide(public, secret)
