@@ -202,7 +202,7 @@ def strict_key_rows(
             AttackRow(
                 f"relin key {change}",
                 "in the chosen set (opened sets fail regeneration)",
-                _refusal(lambda d=data: PublicBfvContext(d, params.name)),
+                _refusal(functools.partial(PublicBfvContext, data, params.name)),
                 "-",
             )
         )
