@@ -51,6 +51,8 @@ def test_honest_sets_are_accepted_and_logged(
     reg, log = registry(tmp_path), Log()
     challenge = reg.key_check.propose(CALLER, PARAMS.name, contexts, log)
     assert challenge.chosen == 1 and challenge.key_sets == K
+    # an audit label: no run of nine digits (the log refuses what could be a BSN)
+    assert challenge.proposal_id.isalpha()
     digest = reg.key_check.open(CALLER, challenge.proposal_id, family.openings(K, 1), log)
     assert reg.known(digest)
     assert log.outcomes == [(CALLER, "accepted")]
