@@ -32,7 +32,7 @@ from shared.he.params import BFV_PARAMETER_SETS, MASKED_DEFAULT, PARAMETER_SETS,
 from shared.models import Period
 from shared.rules import cli as rules_cli
 from svb_client import enclave_cli, sealed_cli
-from svb_client.keys import load_or_create, read_passphrase
+from svb_client.keys import load_or_create, load_secret_key, read_passphrase
 from svb_client.pipeline import DEFAULT_RULE, ScreenJob, run_screen
 from svb_client.pipeline.enclave import statements_path
 from svb_client.pipeline.he import DEFAULT_IN_FLIGHT
@@ -115,9 +115,15 @@ def _keys_check(args: argparse.Namespace) -> int:
     from svb_client.schemes import StrictScheme
     from svb_client.wire.grpc_transport import GrpcTransport
 
-    secret, _ = load_or_create(
-        args.key, read_passphrase(args.passphrase_file), args.parameter_set or STRICT_DEFAULT.name
-    )
+    passphrase = read_passphrase(args.passphrase_file)
+    name = args.parameter_set
+    if name is None:  # an existing key's own set, or the default for a new one
+        name = (
+            load_secret_key(args.key, passphrase).params.name
+            if args.key.exists()
+            else STRICT_DEFAULT.name
+        )
+    secret, _ = load_or_create(args.key, passphrase, name)
     if not isinstance(secret, StrictKeyFamily):
         raise Error(f"{args.key} is not a strict-mode key")
     with GrpcTransport(args.server, channel_security(args), timeout=args.timeout) as transport:
