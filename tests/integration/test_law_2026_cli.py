@@ -129,7 +129,10 @@ def test_2026_decided_as_the_law_in_every_mode_through_the_installed_clis(
     verified = run(auditor, "aio-audit", "verify", "export.jsonl", "--log-key", vkey)
     assert "OK" in verified.stdout or "verified" in verified.stdout.lower(), verified.stdout
     entries = verify_export(load_export(auditor / "export.jsonl"), parse_vkey(vkey)).entries
-    modes = sorted(e.mode.value for e in entries)
+    # strict mode's key check (issue 14) is an entry of its own, under SVB's OIN too
+    checks = [e for e in entries if e.key_check is not None]
+    assert [e.key_check for e in checks] == ["accepted"]
+    modes = sorted(e.mode.value for e in entries if e.key_check is None)
     assert modes == sorted(
         m.value for m in (RunMode.HE_MASKED, RunMode.HE_STRICT, RunMode.COMPUTE_TO_DATA) * 2
     )
