@@ -400,7 +400,7 @@ class _Parser:
             "an output",
         )
         per = m.get("per", Scope.HOUSEHOLD.value)
-        if per not in {s.value for s in Scope}:
+        if not isinstance(per, str) or per not in {s.value for s in Scope}:
             raise fail(join(path, "per"), f"per is {per!r}", "household or person_month")
         name = name_of(m.get("name"), join(path, "name"), "output name")
         returned = m.get("returned", False)

@@ -106,3 +106,22 @@ def test_random_text_is_refused_cleanly(parts: list[str]) -> None:
         parse_text("\n".join(parts), file="random.yaml")
     except RuleError as exc:
         assert "random.yaml" in str(exc)
+
+
+def test_an_output_whose_per_is_not_a_name_is_refused_cleanly() -> None:
+    """Found by the fuzz test above: a list or mapping as ``per`` (unhashable) raised
+    TypeError instead of a RuleError naming the field."""
+    outputs = [p for p in ALL_PATHS if p[-1] == "per"]
+    assert outputs, "the AIO rule has a per: person_month output"
+    for bad in ([1], {"a": 1}, 3):
+        doc = copy.deepcopy(BASE)
+        target: Any = doc
+        for key in outputs[0][:-1]:
+            target = target[key]
+        target["per"] = bad
+        try:
+            parse_document(doc, file="damaged.yaml")
+        except RuleError as exc:
+            assert "per" in exc.diagnostics()
+        else:
+            raise AssertionError(f"per {bad!r} was accepted")
