@@ -13,7 +13,7 @@ Two steps, so the service can refuse malformed uploads before it charges anythin
 coefficients, slots; cheap next to evaluation) and returns a :class:`ParsedChunk`;
 :meth:`ChunkEvaluator.evaluate` takes that and UWV's integer household totals ``S`` and
 returns the result ciphertexts as a future, so the gRPC adapter can keep several chunks in
-flight. ``submit`` is the two in one.
+flight.
 """
 
 from __future__ import annotations
@@ -64,12 +64,6 @@ class ChunkEvaluator(Protocol):
         """Evaluate one chunk; ``refused`` slots must say nothing about their household."""
         ...
 
-    def submit(
-        self, totals: IntArray, months: int, ciphertexts: list[bytes], refused: list[int]
-    ) -> Future[list[bytes]]:
-        """``evaluate(validate(ciphertexts, len(totals)), ...)``."""
-        ...
-
     def close(self) -> None: ...
 
 
@@ -115,11 +109,6 @@ class MaskedEvaluator:
         )
         return _done([result])
 
-    def submit(
-        self, totals: IntArray, months: int, ciphertexts: list[bytes], refused: list[int]
-    ) -> Future[list[bytes]]:
-        return self.evaluate(self.validate(ciphertexts, len(totals)), totals, months, refused)
-
     def close(self) -> None:
         pass
 
@@ -159,11 +148,6 @@ class StrictEvaluator:
             )
         self._pool.check(ciphertexts, households).result()
         return ParsedChunk(tuple(ciphertexts))
-
-    def submit(
-        self, totals: IntArray, months: int, ciphertexts: list[bytes], refused: list[int]
-    ) -> Future[list[bytes]]:
-        return self.evaluate(self.validate(ciphertexts, len(totals)), totals, months, refused)
 
     def evaluate(
         self, parsed: ParsedChunk, totals: IntArray, months: int, refused: list[int]

@@ -3,7 +3,6 @@ bound, without a server."""
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +123,6 @@ class FakeEvaluator:
 
     def __init__(self) -> None:
         self.closed = False
-
-    def submit(self, *args: object) -> Future[list[bytes]]:
-        raise NotImplementedError
 
     def close(self) -> None:
         self.closed = True
