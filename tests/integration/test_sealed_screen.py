@@ -291,3 +291,30 @@ def test_a_second_request_out_while_awaiting_is_refused(
     capsys.readouterr()
     assert svb(world, work, "--request-out", str(work / "again.req")) != 0
     assert "already awaits the response" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("claimed", ["ADR", "00000099000000000030", "SVB sealed file"])
+def test_a_signed_request_naming_another_requester_is_refused_and_charges_nothing(
+    world: World,
+    claimed: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """SVB signs a request whose header names another organisation (or the old free label):
+    UWV records the verified signer only, so the claim is refused before anything is
+    charged, and SVB's open step shows why, deciding nothing."""
+    import svb_client.pipeline.run as run
+
+    monkeypatch.setattr(run, "_requester", lambda job: claimed)
+    work = _work(world, f"claims-{claimed[:3]}")
+    store = _store_copy(world, f"store-claims-{claimed[:3]}")
+    request, response = work / "batch.req", work / "batch.resp"
+    assert svb(world, work, "--request-out", str(request)) == 0
+    assert uwv(world, store, request, response) == 0  # answered: a refusal, sealed to SVB
+    assert not (store / "budget.sqlite").exists() or charged_rows(store) == []
+    capsys.readouterr()
+    assert svb(world, work, "--response", str(response)) != 0
+    err = capsys.readouterr().err
+    assert "is not the authenticated caller SVB" in err
+    assert "Traceback" not in err
+    assert not (work / "outreach.csv").exists()
