@@ -200,6 +200,19 @@ def unpack_blobs(data: bytes) -> list[bytes]:
     return items
 
 
+def _sorted_unique(values: IntArray) -> IntArray:
+    """``np.unique`` of int64 by a stable sort: numpy 2.3+ gives ``np.unique``/``np.union1d`` a
+    hash table that is far slower here (measured: 1.7 s to merge 1.44M BSNs with a chunk's,
+    against a few ms for timsort, which merges two sorted runs in linear time)."""
+    out = np.sort(values, kind="stable")
+    if len(out) < 2:
+        return out
+    distinct = np.empty(len(out), dtype=np.bool_)
+    distinct[0] = True
+    np.not_equal(out[1:], out[:-1], out=distinct[1:])
+    return out[distinct]
+
+
 class _SeenBsns:
     """A growing set of BSNs as sorted arrays of geometric sizes (merge like a binary counter):
     membership of a chunk costs a few ``searchsorted`` calls, no Python int per BSN."""
@@ -208,10 +221,10 @@ class _SeenBsns:
         self._levels: list[IntArray] = []
 
     def add(self, bsns: IntArray) -> None:
-        self._levels.append(np.unique(bsns))
+        self._levels.append(_sorted_unique(bsns))
         while len(self._levels) > 1 and len(self._levels[-2]) <= 2 * len(self._levels[-1]):
             top = self._levels.pop()
-            self._levels[-1] = np.union1d(self._levels[-1], top)
+            self._levels[-1] = _sorted_unique(np.concatenate([self._levels[-1], top]))
 
     def contains(self, bsns: IntArray) -> npt.NDArray[np.bool_]:
         hit = np.zeros(len(bsns), dtype=np.bool_)
