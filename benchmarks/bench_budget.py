@@ -3,9 +3,10 @@
     python -m benchmarks.bench_budget --households 1000000
 
 Charges N households (44% couples, so ~1.44 BSNs per household; BSNs as int64) in chunks of
-8,192 households, as the masked mode sends them, into a fresh :class:`SqliteBudget` in a
-temporary directory; then a second batch with the same people on top (so every lookup finds a
-count), then reopens the database (the start-up replay rebuilds the counts from the rows).
+8,192 households, as the masked mode sends them, into a fresh :class:`SqliteBudget` (limit 2)
+in a temporary directory; then a second batch of the same people on top (every lookup finds a
+count), a third that finds every budget spent (all refused), then reopens the database (the
+start-up replay rebuilds the counts from the rows, in a fresh process).
 Prints wall time of each step, the process's resident memory kept after it and the growth of
 its peak (``/proc/self/status``: VmRSS, VmHWM), and with ``--trace`` the same for the Python
 heap (tracemalloc, which also sees numpy's arrays; slow when a structure keeps a Python object
@@ -135,8 +136,9 @@ def main() -> int:
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "budget.sqlite"
-        budget = SqliteBudget(path)
-        for step, batch_id in (("batch 1 (fresh)", "bench-1"), ("batch 2 (on top)", "bench-2")):
+        budget = SqliteBudget(path, limit=2)  # the third batch finds every budget spent
+        steps = (("batch 1 (fresh)", "bench-1"), ("batch 2 (on top)", "bench-2"))
+        for step, batch_id in (*steps, ("batch 3 (refused)", "bench-3")):
             meter = _Meter()
             seconds, refused = _charge_batch(budget, batch_id, counts, bsns, args.chunk)
             per = seconds / args.households * 1e6
@@ -155,7 +157,7 @@ def _replay(path: Path, probe: list[int]) -> int:
     """Reopen a charged budget (the start-up replay) and check a sample of the counts."""
     meter = _Meter()
     started = time.perf_counter()
-    budget = SqliteBudget(path)
+    budget = SqliteBudget(path, limit=2)
     meter.report("reopen (replay)", time.perf_counter() - started)
     lost = [b for b in probe if budget.used(b, 2025) != 2]
     budget.close()

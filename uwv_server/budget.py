@@ -343,6 +343,21 @@ class _Counts:
         return np.zeros(len(bsns), dtype=np.int64) if table is None else table.get(bsns)
 
 
+def _by_slot(
+    mask: npt.NDArray[np.bool_], slot_of: IntArray
+) -> tuple[IntArray, list[tuple[int, int, int]]]:
+    """The members in ``mask`` (their indices, in order) and, for each slot among them,
+    ``(slot, start, stop)`` into those indices. One pass, as ``slot_of`` is sorted: a test of
+    every member per slot would be quadratic in a chunk whose households are all refused."""
+    idx = np.flatnonzero(mask)
+    if not len(idx):
+        return idx, []
+    slots = slot_of[idx]
+    cuts = (np.flatnonzero(slots[1:] != slots[:-1]) + 1).tolist()
+    starts, stops = [0, *cuts], [*cuts, len(idx)]
+    return idx, list(zip(slot_of[idx[starts]].tolist(), starts, stops, strict=True))
+
+
 class SqliteBudget:
     """The durable ledger behind :class:`uwv_server.service.BudgetPolicy` (every mode)."""
 
@@ -582,7 +597,7 @@ class SqliteBudget:
         again = np.zeros(len(bsns), dtype=np.bool_)  # not the first occurrence in this chunk
         again[order[1:]] = ordered[1:] == ordered[:-1]
         duplicate |= again
-        spent_in: dict[int, list[int]] = {}
+        spent_in = np.zeros(len(bsns), dtype=np.int64)  # the first year a member is spent
         blocked = np.zeros(len(bsns), dtype=np.bool_)
         mode_limit = self.limit_of(mode)
         # A mode's count never exceeds the total: without a lower limit of its own, the total
@@ -592,24 +607,24 @@ class SqliteBudget:
             for in_mode, limit in checks:
                 hit = np.empty(len(bsns), dtype=np.bool_)
                 hit[order] = self._counts.used(year, ordered, in_mode) >= limit
-                for i in np.flatnonzero(hit & ~blocked):
-                    spent_in.setdefault(int(i), []).append(year)
+                spent_in[hit & ~blocked] = year
                 blocked |= hit
         refused: dict[int, Refusal] = {}
-        for slot in np.unique(slot_of[duplicate]).tolist():
-            members = np.flatnonzero(duplicate & (slot_of == slot))
-            refused[slot] = Refusal("duplicate", duplicate_reason(position[members].tolist()))
-        for slot in np.unique(slot_of[blocked]).tolist():
+        idx, runs = _by_slot(duplicate, slot_of)
+        where = position[idx].tolist()
+        for slot, start, stop in runs:
+            refused[slot] = Refusal("duplicate", duplicate_reason(where[start:stop]))
+        per_mode = mode_limit < self.limit
+        idx, runs = _by_slot(blocked, slot_of)
+        where, spent = position[idx].tolist(), spent_in[idx].tolist()
+        for slot, start, stop in runs:
             if slot in refused:
                 continue
-            members = np.flatnonzero(blocked & (slot_of == slot))
-            yrs = sorted({y for m in members.tolist() for y in spent_in.get(m, [])})
-            per_mode = self.mode_limits.get(mode, self.limit) < self.limit
             refused[slot] = Refusal(
                 "budget",
                 budget_reason(
-                    position[members].tolist(),
-                    yrs,
+                    where[start:stop],
+                    sorted(set(spent[start:stop])),
                     mode_limit if per_mode else self.limit,
                     mode if per_mode else "",
                 ),
