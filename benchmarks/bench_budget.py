@@ -9,8 +9,8 @@ count), a third that finds every budget spent (all refused), then reopens the da
 start-up replay rebuilds the counts from the rows, in a fresh process).
 Prints wall time of each step, the process's resident memory kept after it and the growth of
 its peak (``/proc/self/status``: VmRSS, VmHWM), and with ``--trace`` the same for the Python
-heap (tracemalloc, which also sees numpy's arrays; slow when a structure keeps a Python object
-per BSN). What grows with the households: the per-BSN counts of the year (per year, and per
+heap (tracemalloc, which also sees numpy's arrays; slow where Python objects are made per BSN
+or per household). What grows with the households: the per-BSN counts of the year (per year, and per
 mode and year) and the BSN set of each open batch (the once-per-batch rule).
 """
 
@@ -33,7 +33,7 @@ from uwv_server.budget import SqliteBudget
 
 PERIOD = Period.parse("2025-01..2025-12")
 AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-MB = 1024 * 1024
+MiB = 1024 * 1024
 
 
 def _status(field: str) -> int:
@@ -107,11 +107,11 @@ class _Meter:
         heap = ""
         if tracemalloc.is_tracing():
             now, top = tracemalloc.get_traced_memory()
-            kept, grew = (now - self.heap) / MB, (top - self.heap) / MB
-            heap = f"   heap kept {kept:+6.1f} MB peak {grew:+6.1f} MB"
+            kept, grew = (now - self.heap) / MiB, (top - self.heap) / MiB
+            heap = f"   heap kept {kept:+6.1f} MiB peak {grew:+6.1f} MiB"
         print(
-            f"{step:<18} {seconds:6.2f} s   rss kept {(_rss() - self.rss) / MB:+6.1f} MB"
-            f"   peak growth {(_peak() - self.peak) / MB:+6.1f} MB{heap}{extra}"
+            f"{step:<18} {seconds:6.2f} s   rss kept {(_rss() - self.rss) / MiB:+6.1f} MiB"
+            f"   peak growth {(_peak() - self.peak) / MiB:+6.1f} MiB{heap}{extra}"
         )
 
 
@@ -144,7 +144,7 @@ def main() -> int:
             per = seconds / args.households * 1e6
             meter.report(step, seconds, f"   {per:.2f} µs/household, {refused} refused")
         budget.close()
-        print(f"process peak RSS {_peak() / MB:.0f} MB")
+        print(f"process peak RSS {_peak() / MiB:.0f} MiB")
         # In a fresh process, so the memory freed by the first budget does not hide the replay's.
         probe = ",".join(str(b) for b in bsns[:: max(1, len(bsns) // 1000)].tolist())
         cmd = [sys.executable, "-m", "benchmarks.bench_budget", "--replay", str(path), probe]
