@@ -164,3 +164,21 @@ def test_the_replay_in_slices_rebuilds_the_same_counts(
     monkeypatch.setattr(budget_module, "_REPLAY_SLICE", 64)
     again = SqliteBudget(path, limit=12, mode_limits={"strict": 3})
     assert {k: [again.used(b, k[0], k[1]) for b in domain] for k in keys} == before
+
+
+def test_refusal_reasons_name_each_households_members_and_years(tmp_path: Path) -> None:
+    """The one-pass grouping by slot: every refused household gets its own members' positions
+    and the first year each was spent in; other households are charged."""
+    budget = SqliteBudget(tmp_path / "b.sqlite", limit=1)
+    a, b, c, d = 123456782, 111222333, 100000009, 100000022
+    assert _charge(budget, "y24", 0, [1], [a], period=Period.parse("2024-01..2024-12")) == {}
+    assert _charge(budget, "y25", 0, [1], [b]) == {}
+    span = Period.parse("2024-12..2025-01")
+    refused = _charge(budget, "both", 0, [2, 1, 2, 1], [c, a, d, c, b, d], period=span)
+    assert set(refused) == {0, 2, 3}  # slot 1 (d alone) is new; c again in slot 2: duplicate
+    assert "position 1 " in refused[0] and "in 2024;" in refused[0]
+    assert "position 0 " in refused[2] and "earlier household" in refused[2]
+    assert "position 0 " in refused[3] and "earlier household" in refused[3]
+    couple = _charge(budget, "both2", 0, [2], [a, b], period=span)
+    assert "position 0, 1 " in couple[0] and "in 2024, 2025;" in couple[0]
+    assert budget.used(d, 2024) == 1 and budget.used(d, 2025) == 1 and budget.used(c, 2024) == 0
