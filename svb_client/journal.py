@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,18 +188,19 @@ class Journal:
     def create(
         self,
         identity: dict[str, str],
-        chunks: list[PendingChunk],
-        rejected: list[tuple[str, str]],
+        chunks: Iterable[PendingChunk],
+        rejected: Iterable[tuple[str, str]],
     ) -> None:
-        """Write the whole batch plan in one transaction."""
+        """Write the whole batch plan in one transaction; ``chunks`` is read to its end
+        before ``rejected`` (so both may be generators over a file being validated)."""
         with _sqlite_errors(self.path, "write the batch plan"):
             self._create(identity, chunks, rejected)
 
     def _create(
         self,
         identity: dict[str, str],
-        chunks: list[PendingChunk],
-        rejected: list[tuple[str, str]],
+        chunks: Iterable[PendingChunk],
+        rejected: Iterable[tuple[str, str]],
     ) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")

@@ -1,10 +1,10 @@
 """Everything about a screening's inputs that can be checked before anything is created or sent.
 
 ``svb-client screen`` calls :func:`check_inputs` before it creates or opens a key, a journal or
-a connection: a rule that does not load, a period for which the rule has no published norm
-in force (e.g. a period in 2027 with the 2026 norms), a rule outside the homomorphic subset
-(HE modes) or an unreadable households file is refused with its message, and nothing is left
-behind.
+a connection: a rule that does not load, a period for which the rule has no published norm in
+force (e.g. a period in 2027 with the 2026 norms), a rule outside the homomorphic subset (HE
+modes) or a households file that cannot be read to its end (or lacks a column) is refused with
+its message, and nothing is left behind.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from shared.models import Period
 from shared.rules import check, compile_he, parse_file
 from shared.rules.validity import check_period
-from svb_client.households import read_households
+from svb_client.households import check_readable
 
 
 def check_inputs(rule: Path, period: Period, households: Path | None, *, mode: str) -> None:
@@ -28,4 +28,4 @@ def check_inputs(rule: Path, period: Period, households: Path | None, *, mode: s
     if mode != "enclave":
         compile_he(checked)
     if households is not None:
-        read_households(households)
+        check_readable(households)  # one pass in parts; the batch validates it again

@@ -180,16 +180,13 @@ class EnclaveMethod:
     def identity(self) -> dict[str, str]:
         return {}
 
-    def plan_chunks(self, batch: HouseholdBatch, period: Period, size: int) -> list[PendingChunk]:
-        return [
-            PendingChunk(
-                index=index,
-                household_ids=batch.household_ids[start : start + size],
-                households=batch.chunk(start, min(start + size, len(batch)), attributes=True),
-                salt=self._random(SALT_BYTES),
-            )
-            for index, start in enumerate(range(0, len(batch), size))
-        ]
+    def plan_chunk(self, households: HouseholdBatch, period: Period, index: int) -> PendingChunk:
+        return PendingChunk(
+            index=index,
+            household_ids=households.household_ids,
+            households=households.chunk(0, len(households), attributes=True),
+            salt=self._random(SALT_BYTES),
+        )
 
     def exchange(
         self, transport: Transport, pending: Pending, ctx: BatchContext

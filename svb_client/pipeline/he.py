@@ -51,24 +51,18 @@ def plan_thresholds(plan: HePlan, batch: HouseholdBatch, period: Period) -> IntA
     return thresholds + (1 if plan.comparison == "<=" else 0)
 
 
-def plan_chunks(
-    batch: HouseholdBatch, period: Period, plan: HePlan, chunk_size: int, scheme: ClientScheme
-) -> list[PendingChunk]:
-    """Split the accepted households into chunks of at most ``chunk_size`` slots."""
-    thresholds = plan_thresholds(plan, batch, period)
+def plan_chunk(
+    households: HouseholdBatch, period: Period, plan: HePlan, index: int, scheme: ClientScheme
+) -> PendingChunk:
+    """One chunk (at most a ciphertext's slots of households) with its thresholds."""
+    thresholds = plan_thresholds(plan, households, period)
     scheme.check_thresholds(thresholds, period.months)  # refuses one out of range, early
-    chunks = []
-    for index, start in enumerate(range(0, len(batch), chunk_size)):
-        stop = min(start + chunk_size, len(batch))
-        chunks.append(
-            PendingChunk(
-                index=index,
-                household_ids=batch.household_ids[start:stop],
-                households=batch.chunk(start, stop),
-                thresholds=thresholds[start:stop],
-            )
-        )
-    return chunks
+    return PendingChunk(
+        index=index,
+        household_ids=households.household_ids,
+        households=households.chunk(0, len(households)),
+        thresholds=thresholds,
+    )
 
 
 class _Window:
@@ -112,8 +106,8 @@ class HeMethod:
     def identity(self) -> dict[str, str]:
         return {"parameter_set": self.scheme.parameter_set}
 
-    def plan_chunks(self, batch: HouseholdBatch, period: Period, size: int) -> list[PendingChunk]:
-        return plan_chunks(batch, period, self.plan, size, self.scheme)
+    def plan_chunk(self, households: HouseholdBatch, period: Period, index: int) -> PendingChunk:
+        return plan_chunk(households, period, self.plan, index, self.scheme)
 
     def exchange(
         self, transport: Transport, pending: Pending, ctx: BatchContext

@@ -1,9 +1,9 @@
 """The seam between the pipeline and a screening mode (masked, strict, compute-to-data).
 
-The pipeline (:mod:`svb_client.pipeline.run`) owns what every mode does the same way: read
-and validate the household file, write the plan to the journal, resume, record each chunk's
-decisions as they arrive, write the outreach file, summarise. A :class:`Method` owns what
-differs: what a chunk carries, how it travels (through the transport) and how its answer
+The pipeline (:mod:`svb_client.pipeline.run`) owns what every mode does the same way: read and
+validate the household file, write the plan to the journal chunk by chunk, resume, record each
+chunk's decisions as they arrive, write the outreach file, summarise. A :class:`Method` owns
+what differs: what a chunk carries, how it travels (through the transport) and how its answer
 becomes decisions.
 """
 
@@ -58,8 +58,9 @@ class Method(Protocol):
         """Mode-specific parts of the batch identity (a journal resumes only a match)."""
         ...
 
-    def plan_chunks(self, batch: HouseholdBatch, period: Period, size: int) -> list[PendingChunk]:
-        """The batch as chunks of at most ``size`` households, ready to journal."""
+    def plan_chunk(self, households: HouseholdBatch, period: Period, index: int) -> PendingChunk:
+        """Chunk ``index`` of the batch (its accepted households, in file order), with what
+        the mode sends with it, ready to journal."""
         ...
 
     def exchange(

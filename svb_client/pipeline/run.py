@@ -1,11 +1,12 @@
 """The screening batch: households file in, outreach file out, resumable at any point.
 
-One pipeline for the three modes. Order of work: validate the whole file → write the batch
-plan to the journal → send the pending chunks through the transport (the mode encrypts or
-packs each just before it is sent) and journal each chunk's decisions as its answer arrives
-→ write the outreach file from the journal (one fsynced writer) → one summary. Killing the
-process at any moment and running the same command again continues with the chunks that
-have no recorded result; a chunk is never decided twice.
+One pipeline for the three modes. Order of work: validate the whole file (out of core, beside
+the journal) and write the batch plan to the journal a chunk at a time → send the pending
+chunks through the transport (the mode encrypts or packs each just before it is sent) and
+journal each chunk's decisions as its answer arrives → write the outreach file from the journal
+(one fsynced writer) → one summary. Killing the process at any moment and running the same
+command again continues with the chunks that have no recorded result; a chunk is never decided
+twice.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from shared.models import Period
 from shared.rules import check, parse_file
 from shared.rules.shipped import shipped_rule_path
 from shared.rules.validity import check_period
-from svb_client.households import read_households
+from svb_client.households import validate_households
 from svb_client.journal import Journal, Pending
 from svb_client.pipeline.enclave import EnclaveMethod
 from svb_client.pipeline.he import DEFAULT_IN_FLIGHT, HeMethod
@@ -130,12 +131,7 @@ def run_screen(job: ScreenJob) -> Summary:
         # what must match.
         if not journal.matches_or_empty(identity):
             identity["batch_id"] = new_id("batch")
-            batch = read_households(job.households)
-            chunks = method.plan_chunks(batch, job.period, chunk_size)
-            journal.create(identity, chunks, batch.rejected)
-            # Freed before anything is sent: from here on each chunk is read back from the
-            # journal when it is sent or answered, so the exchange does not grow with the batch.
-            del batch, chunks
+            _plan(job, method, journal, identity, chunk_size)
         summary.chunks, summary.resumed_chunks = journal.counts()
         ctx = BatchContext(
             batch_id=(journal.identity() or {}).get("batch_id", ""),
@@ -155,6 +151,21 @@ def run_screen(job: ScreenJob) -> Summary:
         journal.close()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _plan(
+    job: ScreenJob, method: Method, journal: Journal, identity: dict[str, str], chunk_size: int
+) -> None:
+    """Validate the household file and journal the plan, a chunk at a time, in one
+    transaction: memory stays bounded however large the file (the validation's working
+    database spills to a private folder beside the journal). From here on each chunk is
+    read back from the journal when it is sent or answered."""
+    with validate_households(job.households, workdir=job.journal.resolve().parent) as checked:
+        chunks = (
+            method.plan_chunk(part, job.period, index)
+            for index, part in enumerate(checked.parts(chunk_size))
+        )
+        journal.create(identity, chunks, checked.rejected())
 
 
 def _exchange(
