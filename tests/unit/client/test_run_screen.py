@@ -11,6 +11,7 @@ import csv
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -262,3 +263,38 @@ def test_the_requester_is_left_to_the_certificate_over_mutual_tls(tmp_path: Path
         PLAINTEXT_REQUESTER
     )
     assert _requester(replace(base, requester="SVB batch-7")) == "SVB batch-7"
+
+
+def test_a_crash_while_planning_leaves_no_plan_and_no_working_files(
+    data: Data,
+    tmp_path: Path,
+    uwv: ScreeningService,
+    secret_context: SecretMaskedContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The plan is journalled a chunk at a time, but in one transaction: a crash half-way
+    leaves no chunk behind (and the validation's working folder is removed), so the rerun
+    plans the whole batch once."""
+    import svb_client.pipeline.he as he
+
+    real = he.plan_chunk
+
+    def crash_at_two(*args: Any) -> Any:
+        if args[3] == 2:
+            raise Interrupted
+        return real(*args)
+
+    monkeypatch.setattr(he, "plan_chunk", crash_at_two)
+    transport = InMemoryTransport(uwv)
+    with pytest.raises(Interrupted):
+        run_screen(_job(data, tmp_path, secret_context, transport))
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".households"))
+    assert leftovers == []
+    monkeypatch.setattr(he, "plan_chunk", real)
+    recorded: list[int] = []
+    summary = run_screen(
+        _job(data, tmp_path, secret_context, transport, on_chunk_recorded=recorded.append)
+    )
+    assert summary.resumed_chunks == 0
+    assert recorded == list(range(-(-len(data.expected) // CHUNK)))
+    _agrees(tmp_path / "out.csv", data.expected)
