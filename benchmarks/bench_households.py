@@ -78,6 +78,24 @@ def write_households(path: Path, households: int, *, shuffle: bool, seed: int = 
     return len(index)
 
 
+def _write_in_child(path: Path, households: int, *, shuffle: bool) -> int:
+    """:func:`write_households` in a process of its own: a child's peak RSS counts what it
+    inherited at fork, so this process must stay small."""
+    code = (
+        "import sys; from pathlib import Path; from benchmarks.bench_households import "
+        "write_households as w; print(w(Path(sys.argv[1]), int(sys.argv[2]), "
+        "shuffle=sys.argv[3] == '1'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(households), "1" if shuffle else "0"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(done.stdout.strip())
+
+
 def _measure(code: str, path: Path) -> tuple[float, float, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
@@ -115,7 +133,7 @@ def main() -> None:
         first_base: float | None = None
         for n in sizes:
             path = work / f"households-{n}{'-shuffled' if args.shuffle else ''}.csv"
-            rows = write_households(path, n, shuffle=args.shuffle)
+            rows = _write_in_child(path, n, shuffle=args.shuffle)
             base_s, base_mb, _ = _measure(_BASELINE, path)
             val_s, val_mb, out = _measure(_VALIDATE, path)
             accepted = int(out.split()[0])

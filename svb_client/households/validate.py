@@ -24,7 +24,7 @@ or rejected. The folder holds SVB's input (BSNs), so it is made beside the batch
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -40,7 +40,7 @@ from shared.errors import InputError
 from svb_client.households.batch import HouseholdBatch
 from svb_client.households.rows import read_parts, row_checks
 
-MEMORY_LIMIT: Final = "256MB"
+MEMORY_LIMIT: Final = "128MB"
 """DuckDB's working memory while validating; beyond it, it spills to the temporary folder."""
 PART_HOUSEHOLDS: Final = 65_536
 """Households per part that :func:`read_households` collects (any size works)."""
@@ -102,25 +102,30 @@ class ValidatedHouseholds:
     applied as the parts are made.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, rows: int) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, path: Path, rows: int, candidates: int
+    ) -> None:
         self._con = con
         self._path = path
         self.rows = rows
         """Rows in the file (without its header)."""
+        self.candidates = candidates
+        """Households that passed rules 1-3: :meth:`parts` accepts these but those that
+        fail rule 4."""
         self._parts_done = False
 
-    def parts(self, size: int) -> Iterator[HouseholdBatch]:
+    def parts(
+        self, size: int, on_households: Callable[[int], None] | None = None
+    ) -> Iterator[HouseholdBatch]:
         """The accepted households in file order (a household at its first row, its members
-        in file order), ``size`` at a time (the last part may be smaller)."""
+        in file order), ``size`` at a time (the last part may be smaller). ``on_households``
+        is told how many of the :attr:`candidates` each step has checked (for a progress
+        line)."""
         if size < 1:
             raise ValueError("part size must be at least 1")
         with _duckdb_errors(self._path, "group the households"):
-            # The households whose rows passed rules 1-3, then their members in file order
-            # (one sort, which spills), each row with its household's columns.
-            self._con.execute(
-                "CREATE OR REPLACE TABLE candidates AS SELECT g.* FROM households g "
-                "ANTI JOIN problems p USING (hid)"
-            )
+            # The members of the households that passed rules 1-3 in file order (one sort,
+            # which spills), each row with its household's columns.
             cursor = self._con.cursor()
             try:
                 reader = cursor.sql(
@@ -132,6 +137,14 @@ class ValidatedHouseholds:
                 held = 0
                 for members in _whole_households(reader):
                     accepted = self._rule_four(members)
+                    if on_households is not None:
+                        on_households(
+                            int(
+                                np.count_nonzero(
+                                    np.diff(members.column("first_line").to_numpy(), prepend=-1)
+                                )
+                            )
+                        )
                     waiting.append(accepted)
                     held += len(accepted)
                     if held >= size:
@@ -278,8 +291,9 @@ def _write_rows(con: duckdb.DuckDBPyConnection, path: Path, writer: pq.ParquetWr
     return line
 
 
-def _households(con: duckdb.DuckDBPyConnection) -> None:
-    """One row per household (``households``), and rules 2 and 3 into ``problems``."""
+def _households(con: duckdb.DuckDBPyConnection) -> int:
+    """One row per household (``households``), rules 2 and 3 into ``problems``, and the
+    households without a problem so far (``candidates``, counted)."""
     con.execute(
         """
         CREATE TABLE households AS
@@ -334,6 +348,10 @@ def _households(con: duckdb.DuckDBPyConnection) -> None:
                 for hid, first, values in rows
             ],
         )  # fmt: skip
+    con.execute(
+        "CREATE TABLE candidates AS SELECT g.* FROM households g ANTI JOIN problems p USING (hid)"
+    )
+    return int(con.execute("SELECT count(*) FROM candidates").fetchall()[0][0])
 
 
 @contextmanager
@@ -355,15 +373,16 @@ def validate_households(
                     "memory_limit": memory_limit,
                     "temp_directory": str(Path(tmp) / "spill"),
                     "preserve_insertion_order": False,
-                    "threads": 2,
+                    "threads": 1,
                 },
             )
         try:
             with _duckdb_errors(path, "store the rows"):
+                con.execute("SET enable_progress_bar = false")  # it would write to stdout
                 con.execute(_SCHEMA)
                 rows = _load(con, path, Path(tmp) / "rows.parquet")
-                _households(con)
-            yield ValidatedHouseholds(con, path, rows)
+                candidates = _households(con)
+            yield ValidatedHouseholds(con, path, rows, candidates)
         finally:
             con.close()
 

@@ -11,6 +11,7 @@ twice.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -160,10 +161,17 @@ def _plan(
     transaction: memory stays bounded however large the file (the validation's working
     database spills to a private folder beside the journal). From here on each chunk is
     read back from the journal when it is sent or answered."""
+    if job.progress:
+        print(f"validating {job.households} …", file=sys.stderr, flush=True)
     with validate_households(job.households, workdir=job.journal.resolve().parent) as checked:
+        progress = Progress(
+            checked.candidates,
+            enabled=job.progress,
+            label=f"households checked and planned ({checked.rows:,} rows read)",
+        )
         chunks = (
             method.plan_chunk(part, job.period, index)
-            for index, part in enumerate(checked.parts(chunk_size))
+            for index, part in enumerate(checked.parts(chunk_size, progress.advance))
         )
         journal.create(identity, chunks, checked.rejected())
 

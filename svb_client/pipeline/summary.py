@@ -100,8 +100,15 @@ def reason_kind(reason: str) -> str:
 class Progress:
     """A progress line on stderr: in place on a terminal, every 10% otherwise."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        total: int,
+        stream: TextIO = sys.stderr,
+        enabled: bool = True,
+        label: str = "households",
+    ) -> None:
         self.total = total
+        self.label = label
         self.done = 0
         self.stream = stream
         self.enabled = enabled
@@ -126,7 +133,7 @@ class Progress:
         width = 30
         filled = int(width * self.done / max(self.total, 1))
         line = (
-            f"[{'#' * filled}{'.' * (width - filled)}] {self.done:,}/{self.total:,} households "
+            f"[{'#' * filled}{'.' * (width - filled)}] {self.done:,}/{self.total:,} {self.label} "
             f"{rate:,.0f}/s ETA {eta:.0f}s"
         )
         self.stream.write(("\r" + line) if self._tty else line + "\n")
