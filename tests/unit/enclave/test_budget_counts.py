@@ -14,14 +14,14 @@ from hypothesis import strategies as st
 import uwv_server.budget as budget_module
 from shared.models import Period
 from tests.unit.enclave.test_budget import _charge
-from uwv_server.budget import (
-    SqliteBudget,
-    _BsnCounts,
-    _Counts,
-    _merge_counts,
-    _SeenBsns,
-    _sorted_unique,
-    _tally,
+from uwv_server.budget import SqliteBudget
+from uwv_server.budget_counts import (
+    BsnCounts,
+    SeenBsns,
+    YearCounts,
+    merge_counts,
+    sorted_unique,
+    tally,
 )
 
 
@@ -30,7 +30,7 @@ def _arr(values: list[int]) -> npt.NDArray[np.int64]:
 
 
 def test_absent_bsns_count_zero_and_an_empty_table_answers() -> None:
-    counts = _BsnCounts()
+    counts = BsnCounts()
     assert counts.get(_arr([1, 2])).tolist() == [0, 0]
     assert counts.get(_arr([])).tolist() == []
     counts.add(_arr([5, 7]))
@@ -38,13 +38,13 @@ def test_absent_bsns_count_zero_and_an_empty_table_answers() -> None:
 
 
 def test_duplicates_within_one_add_all_count() -> None:
-    counts = _BsnCounts()
+    counts = BsnCounts()
     counts.add(_arr([9, 3, 9, 9, 3]))
     assert counts.get(_arr([9, 3, 1])).tolist() == [3, 2, 0]
 
 
 def test_a_subtraction_undoes_an_addition_and_frees_its_memory() -> None:
-    counts = _BsnCounts()
+    counts = BsnCounts()
     counts.add(_arr([1, 2, 3]))
     counts.add(_arr([2, 3]))
     counts.add(_arr([2, 3]), sign=-1)
@@ -55,7 +55,7 @@ def test_a_subtraction_undoes_an_addition_and_frees_its_memory() -> None:
 
 
 def test_a_subtraction_before_its_addition_is_signed_like_a_counter() -> None:
-    counts = _BsnCounts()
+    counts = BsnCounts()
     counts.add(_arr([4]), sign=-1)
     assert counts.get(_arr([4])).tolist() == [-1]
     counts.add(_arr([4, 4]))
@@ -64,7 +64,7 @@ def test_a_subtraction_before_its_addition_is_signed_like_a_counter() -> None:
 
 def test_many_merges_stay_exact_and_logarithmic_in_levels() -> None:
     rng = np.random.default_rng(3)
-    counts, model = _BsnCounts(), Counter[int]()
+    counts, model = BsnCounts(), Counter[int]()
     for _ in range(500):
         chunk = rng.integers(0, 5_000, int(rng.integers(1, 300)))
         sign = -1 if rng.random() < 0.2 else 1
@@ -82,20 +82,20 @@ def test_many_merges_stay_exact_and_logarithmic_in_levels() -> None:
 
 
 def test_merging_two_levels_sums_shared_bsns_and_keeps_order() -> None:
-    a = _tally(_arr([1, 3, 5, 7]))
-    b = _tally(_arr([0, 3, 7, 8, 8]), sign=-1)
-    keys, counts = _merge_counts(a, b)
+    a = tally(_arr([1, 3, 5, 7]))
+    b = tally(_arr([0, 3, 7, 8, 8]), sign=-1)
+    keys, counts = merge_counts(a, b)
     assert keys.tolist() == [0, 1, 5, 8]  # 3 and 7 cancelled out
     assert counts.tolist() == [-1, 1, 1, -2]
-    assert _merge_counts(b, a)[0].tolist() == keys.tolist()  # either order
+    assert merge_counts(b, a)[0].tolist() == keys.tolist()  # either order
 
 
 def test_sorted_unique_is_np_unique() -> None:
     rng = np.random.default_rng(4)
     for n in (0, 1, 2, 1000):
         values = rng.integers(-50, 50, n)
-        assert _sorted_unique(values).tolist() == np.unique(values).tolist()
-    seen, model = _SeenBsns(), set[int]()
+        assert sorted_unique(values).tolist() == np.unique(values).tolist()
+    seen, model = SeenBsns(), set[int]()
     for _ in range(50):
         chunk = rng.integers(0, 400, 20)
         seen.add(chunk)
@@ -106,7 +106,7 @@ def test_sorted_unique_is_np_unique() -> None:
 
 
 def test_the_total_and_each_mode_count_apart() -> None:
-    counts = _Counts()
+    counts = YearCounts()
     counts.add("masked", [2024, 2025], _arr([1, 2]))
     counts.add("strict", [2025], _arr([1]))
     counts.add("masked", [2024, 2025], _arr([2]), sign=-1)
@@ -130,7 +130,7 @@ operations = st.lists(
 @settings(max_examples=200, deadline=None)
 @given(operations)
 def test_counts_match_a_counter(ops: list[tuple[list[int], int]]) -> None:
-    counts, model = _BsnCounts(), Counter[int]()
+    counts, model = BsnCounts(), Counter[int]()
     for bsns, sign in ops:
         counts.add(_arr(bsns), sign)
         if sign > 0:
