@@ -2,9 +2,9 @@
 
 A household's rows may be anywhere in the file and a BSN may turn up in two households, so the
 checks that span rows need the whole file. Instead of holding it, the rows go (as they are
-read, a part at a time, after :func:`~svb_client.households.rows.row_checks`) into a DuckDB
-database in a private temporary folder, whose grouping, joins and sorts spill to disk beyond
-:data:`MEMORY_LIMIT`. Out come the accepted households in file order, a part at a time, and
+read, a part at a time, after :func:`~svb_client.households.rows.row_checks`) into a Parquet
+file in a private temporary folder, which DuckDB scans; its grouping, joins and sorts spill
+to that folder beyond :data:`MEMORY_LIMIT`. Out come the accepted households in file order, a part at a time, and
 then the rejected ones.
 
 The rules, in the order in which they decide a household's reason (its first problem wins):
@@ -244,7 +244,8 @@ def _load(con: duckdb.DuckDBPyConnection, path: Path, rows_file: Path) -> int:
     ``problems`` (rule 1); the row count."""
     with pq.ParquetWriter(rows_file, _ROWS, compression="none") as writer:
         line = _write_rows(con, path, writer)
-    con.execute(f"CREATE VIEW member_rows AS SELECT * FROM read_parquet('{rows_file}')")
+    quoted = str(rows_file).replace("'", "''")  # a folder may be called o'brien
+    con.execute(f"CREATE VIEW member_rows AS SELECT * FROM read_parquet('{quoted}')")
     return line - 2
 
 

@@ -143,7 +143,7 @@ def test_one_bsn_on_every_row_rejects_every_household(tmp_path: Path) -> None:
 
 def test_the_working_folder_is_made_in_workdir_and_removed(tmp_path: Path) -> None:
     path = _scattered_file(tmp_path / "hh.csv", 50, seed=2)
-    work = tmp_path / "work"
+    work = tmp_path / "o'brien's work"  # a quote in the path reaches DuckDB's SQL too
     work.mkdir()
     with validate_households(path, workdir=work) as checked:
         (folder,) = work.iterdir()
