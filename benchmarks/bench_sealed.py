@@ -297,6 +297,11 @@ def main() -> int:
         server.send_signal(signal.SIGTERM)
         server_rss = _wait_rss_kb(server) / 1024
 
+    if args.also and mode == "strict":
+        # A strict key is accepted only through the online key check (the online run did it):
+        # the smaller batch's copy of the store gets the accepted contexts, and no charge.
+        shutil.rmtree(fresh / "contexts", ignore_errors=True)
+        shutil.copytree(work / "store" / "contexts", fresh / "contexts")
     steps, file_out, req_bytes, resp_bytes = _files(py, work, period, mode, env, "main")
     n = args.households
     same = file_out.read_bytes() == online_out.read_bytes()
