@@ -4,8 +4,8 @@ A household's rows may be anywhere in the file and a BSN may turn up in two hous
 checks that span rows need the whole file. Instead of holding it, the rows go (as they are
 read, a part at a time, after :func:`~svb_client.households.rows.row_checks`) into a Parquet
 file in a private temporary folder, which DuckDB scans; its grouping, joins and sorts spill
-to that folder beyond :data:`MEMORY_LIMIT`. Out come the accepted households in file order, a part at a time, and
-then the rejected ones.
+to that folder beyond :data:`MEMORY_LIMIT`. Out come the accepted households in file order,
+a part at a time, and then the rejected ones.
 
 The rules, in the order in which they decide a household's reason (its first problem wins):
 
