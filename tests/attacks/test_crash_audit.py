@@ -1,4 +1,5 @@
-"""Kill -9 of a real ``uwv-server serve`` mid-batch: every charge still reaches the audit log.
+"""Kill -9 of a real ``uwv-server serve``: every charge still reaches the audit log, and no
+evaluation of a person is forgotten by the budget.
 
 A batch is charged chunk by chunk; its audit entry is written when the stream ends. The
 server is killed with SIGKILL in the middle of a batch, restarted, and must then (1) log the
@@ -42,7 +43,7 @@ CHUNKS = 12
 PER_CHUNK = 10
 
 
-def _serve(store: Path, port_file: Path) -> subprocess.Popen[str]:
+def _serve(store: Path, port_file: Path, *extra: str) -> subprocess.Popen[str]:
     port_file.unlink(missing_ok=True)
     proc = subprocess.Popen(
         [
@@ -59,6 +60,7 @@ def _serve(store: Path, port_file: Path) -> subprocess.Popen[str]:
             "--unsafe-pinned-rule",
             str(AIO_RULE),
             "--unsafe-insecure",
+            *extra,
         ],
         env=ENV,
         cwd=ROOT,
@@ -214,3 +216,96 @@ def test_kill_minus_nine_mid_batch_then_restart_logs_every_charge(
     assert total == CHUNKS * PER_CHUNK  # every member charged once, the replays not again
     assert sum(e.budget.bsns_charged for e in entries) == total
     assert np.sum([e.household_count for e in entries]) == CHUNKS * PER_CHUNK
+
+
+def _upload(target: str, secret: SecretMaskedContext) -> str:
+    public = secret.public_bytes()
+    with grpc.insecure_channel(target) as channel:
+        channel.unary_unary(
+            "/eligibility.v2.ScreeningService/UploadContext",
+            response_deserializer=pb.UploadContextResponse.FromString,
+        )(
+            pb.UploadContextRequest(
+                parameter_set=secret.params.name, context=public
+            ).SerializeToString()
+        )
+    return sha256_hex(public)
+
+
+def test_a_restart_forgets_no_evaluation_of_a_repeated_person(
+    tmp_path: Path, secret_context: SecretMaskedContext
+) -> None:
+    """A dishonest SVB asks about one person again and again, each time in a new batch beside
+    a new bystander, and UWV is killed with SIGKILL between two questions: the restarted
+    server rebuilds the person's count from its ledger (the budget's compact counts, rebuilt
+    in slices) and answers the person exactly ``--budget-limit`` times in the year, never
+    more, while every bystander is answered."""
+    limit = 3
+    victim = int(bsn_from(0))
+    bystanders = [int(bsn_from(1 + i)) for i in range(8)]
+    rows = [
+        [f"{b:09d}", 1, "pension", f"2025-{m:02d}", 120_000, 10_000]
+        for b in [victim, *bystanders]
+        for m in range(1, 13)
+    ]
+    import_polis(write_csv(tmp_path / "polis.csv", POLIS_COLUMNS, rows), tmp_path / "store")
+    store, port_file = tmp_path / "store", tmp_path / "port"
+    rule = digest(parse_file(AIO_RULE))
+    budget = ("--budget-limit", str(limit))
+    answered: list[int] = []
+
+    def ask(target: str, context: str, question: int) -> None:
+        header = pb.BatchHeader(
+            batch_id=f"question-{question}",
+            context_sha256=context,
+            mode=pb.MODE_MASKED,
+            period="2025-01..2025-12",
+            rule_digest=rule,
+            chunk_count=1,
+        ).SerializeToString()
+        chunk = chunk_bytes(
+            0, [1, 1], [victim, bystanders[question]], [masked_ct(secret_context, [150_000] * 2)]
+        )
+        (result,) = [
+            r.result
+            for r in _stream(target, iter([field_bytes(1, header), chunk]))
+            if r.WhichOneof("item") == "result"
+        ]
+        assert not result.HasField("error"), result.error.message
+        refused = {e.slot: e.message for e in result.slot_errors}
+        assert 1 not in refused, refused  # the bystander is always answered
+        if 0 in refused:
+            assert "budget" in refused[0], refused[0]
+        else:
+            answered.append(question)
+
+    server = _serve(store, port_file, *budget)
+    try:
+        context = _upload(_target(port_file), secret_context)
+        for q in range(2):
+            ask(_target(port_file), context, q)
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=30)
+        server = _serve(store, port_file, *budget)
+        context = _upload(_target(port_file), secret_context)
+        for q in range(2, 5):
+            ask(_target(port_file), context, q)
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=30)
+        server = _serve(store, port_file, *budget)
+        context = _upload(_target(port_file), secret_context)
+        for q in range(5, 8):
+            ask(_target(port_file), context, q)
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+    assert answered == [0, 1, 2]
+    ledger = sqlite3.connect(store / "budget.sqlite")
+    charged = [
+        np.frombuffer(blob, "<i8").tolist()
+        for (blob,) in ledger.execute("SELECT charged FROM charges ORDER BY rowid")
+    ]
+    ledger.close()
+    assert sum(victim in c for c in charged) == limit
+    assert all(b in c for b, c in zip(bystanders, charged, strict=True))
