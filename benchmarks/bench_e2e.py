@@ -29,18 +29,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks._children import wait_rss_kb
+
 TARGET_RATE = {"masked": 30_000, "strict": 5_000}
 TARGET_RATIO = {"masked": 8.0, "strict": float("inf")}
 TARGET_UPLOAD = {"masked": float("inf"), "strict": 4096.0}
 TARGET_TLS_OVERHEAD = 1.10
 """Issue 10: the HE path over mutual TLS within 10% of the plaintext channel's wall time."""
-
-
-def _wait_rss_kb(proc: subprocess.Popen[bytes]) -> int:
-    """Wait for a child and return its peak resident set size in KiB."""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return int(usage.ru_maxrss)
 
 
 def _decisions(path: Path) -> dict[str, str]:
@@ -132,7 +127,7 @@ def main() -> int:
         env=env,
         stdout=subprocess.DEVNULL,
     )
-    plain_rss = _wait_rss_kb(proc)
+    plain_rss = wait_rss_kb(proc)
     plain_s = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit("plaintext path failed")
@@ -369,10 +364,10 @@ def _run_he(
         )
     t0 = time.perf_counter()
     client = subprocess.Popen(client_cmd, env=env, stdout=subprocess.DEVNULL)
-    client_rss = _wait_rss_kb(client)
+    client_rss = wait_rss_kb(client)
     seconds = time.perf_counter() - t0
     server.send_signal(signal.SIGTERM)
-    server_rss = _wait_rss_kb(server)
+    server_rss = wait_rss_kb(server)
     if client.returncode != 0:
         raise SystemExit(f"client ({channel}) failed")
     summary = json.loads(summary_path.read_text())

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._children import wait_rss_kb
+
 ROOT = Path(__file__).resolve().parent.parent
 
 _BASELINE = """
@@ -105,13 +107,13 @@ def _measure(code: str, path: Path) -> tuple[float, float, str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    _, status, usage = os.wait4(proc.pid, 0)
+    rss_kb = wait_rss_kb(proc)
     seconds = time.perf_counter() - t0
     out = proc.stdout.read().decode().strip() if proc.stdout else ""
-    if os.waitstatus_to_exitcode(status) != 0:
+    if proc.returncode != 0:
         err = proc.stderr.read().decode() if proc.stderr else ""
         raise SystemExit(f"measurement failed: {err[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024, out
+    return seconds, rss_kb / 1024, out
 
 
 def main() -> None:

@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks._children import wait_rss_kb
+
 ROOT = Path(__file__).resolve().parent.parent
 PKI_PASS = "benchmark pki passphrase"
 KEY_PASS = "benchmark-passphrase"
@@ -43,16 +45,10 @@ class Step:
     rss_mb: float
 
 
-def _wait_rss_kb(proc: subprocess.Popen[bytes]) -> int:
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return int(usage.ru_maxrss)
-
-
 def _run(name: str, cmd: list[str], env: dict[str, str]) -> Step:
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    rss = _wait_rss_kb(proc)
+    rss = wait_rss_kb(proc)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         err = proc.stderr.read().decode() if proc.stderr else ""
@@ -295,7 +291,7 @@ def main() -> int:
         )  # fmt: skip
     finally:
         server.send_signal(signal.SIGTERM)
-        server_rss = _wait_rss_kb(server) / 1024
+        server_rss = wait_rss_kb(server) / 1024
 
     if args.also and mode == "strict":
         # A strict key is accepted only through the online key check (the online run did it):
