@@ -136,15 +136,9 @@ class ValidatedHouseholds:
                 waiting: list[HouseholdBatch] = []
                 held = 0
                 for members in _whole_households(reader):
-                    accepted = self._rule_four(members)
+                    accepted, checked = self._rule_four(members)
                     if on_households is not None:
-                        on_households(
-                            int(
-                                np.count_nonzero(
-                                    np.diff(members.column("first_line").to_numpy(), prepend=-1)
-                                )
-                            )
-                        )
+                        on_households(checked)
                     waiting.append(accepted)
                     held += len(accepted)
                     if held >= size:
@@ -157,10 +151,10 @@ class ValidatedHouseholds:
                 cursor.close()
         self._parts_done = True
 
-    def _rule_four(self, members: pa.Table) -> HouseholdBatch:
+    def _rule_four(self, members: pa.Table) -> tuple[HouseholdBatch, int]:
         """The households of ``members`` (rows of whole households, a household's rows
-        together) that pass :func:`household_problems`; the others are recorded as problems
-        (rule 4)."""
+        together) that pass :func:`household_problems`, and how many households it had; the
+        others are recorded as problems (rule 4)."""
         first_line = members.column("first_line").to_numpy().astype(np.int64)
         lines = members.column("line").to_numpy().astype(np.int64)
         bsns = members.column("bsn").to_numpy().astype(np.int64)
@@ -186,7 +180,7 @@ class ValidatedHouseholds:
         keep = np.ones(len(size), dtype=np.bool_)
         keep[list(problems)] = False
         member_keep = np.repeat(keep, size)
-        return HouseholdBatch(
+        accepted = HouseholdBatch(
             household_ids=[h for h, k in zip(ids, keep, strict=True) if k],
             categories=[c for c, k in zip(categories, keep, strict=True) if k],
             known_income_cents=known[keep],
@@ -196,6 +190,7 @@ class ValidatedHouseholds:
             rows=int(member_keep.sum()),
             cost_sharers=sharers[keep],
         )
+        return accepted, len(size)
 
     def rejected(self) -> Iterator[tuple[str, str]]:
         """(household id, reason) of every rejected household, by id; after :meth:`parts`."""
