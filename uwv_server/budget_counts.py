@@ -9,13 +9,15 @@ the durable record; these are rebuilt from it at start-up.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 IntArray = npt.NDArray[np.int64]
+Level = TypeVar("Level")
 
 
 def sorted_unique(values: IntArray) -> IntArray:
@@ -31,6 +33,31 @@ def sorted_unique(values: IntArray) -> IntArray:
     return out[distinct]
 
 
+def _push(
+    levels: list[Level],
+    level: Level,
+    size: Callable[[Level], int],
+    merge: Callable[[Level, Level], Level],
+) -> None:
+    """Append ``level`` and merge like a binary counter: while the level below is at most
+    twice the size of the top one, the two become one (so there are O(log n) levels)."""
+    levels.append(level)
+    while len(levels) > 1 and size(levels[-2]) <= 2 * size(levels[-1]):
+        top = levels.pop()
+        levels[-1] = merge(levels[-1], top)
+
+
+def _find(keys: IntArray, bsns: IntArray) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+    """For each of ``bsns``: its position in the sorted, non-empty ``keys`` and whether it is
+    there."""
+    at = np.minimum(np.searchsorted(keys, bsns), len(keys) - 1)
+    return at, keys[at] == bsns
+
+
+def _union(a: IntArray, b: IntArray) -> IntArray:
+    return sorted_unique(np.concatenate([a, b]))
+
+
 class SeenBsns:
     """A growing set of BSNs as sorted arrays of geometric sizes (merge like a binary counter):
     membership of a chunk costs a few ``searchsorted`` calls, no Python int per BSN."""
@@ -39,17 +66,13 @@ class SeenBsns:
         self._levels: list[IntArray] = []
 
     def add(self, bsns: IntArray) -> None:
-        self._levels.append(sorted_unique(bsns))
-        while len(self._levels) > 1 and len(self._levels[-2]) <= 2 * len(self._levels[-1]):
-            top = self._levels.pop()
-            self._levels[-1] = sorted_unique(np.concatenate([self._levels[-1], top]))
+        _push(self._levels, sorted_unique(bsns), len, _union)
 
     def contains(self, bsns: IntArray) -> npt.NDArray[np.bool_]:
         hit = np.zeros(len(bsns), dtype=np.bool_)
         for level in self._levels:
             if len(level):
-                idx = np.minimum(np.searchsorted(level, bsns), len(level) - 1)
-                hit |= level[idx] == bsns
+                hit |= _find(level, bsns)[1]
         return hit
 
 
@@ -121,19 +144,15 @@ class BsnCounts:
         """Add a :func:`tally` (sorted distinct ``keys``, their ``counts``); not copied."""
         if not len(keys):
             return
-        self._levels.append((keys, counts))
-        while len(self._levels) > 1 and len(self._levels[-2][0]) <= 2 * len(self._levels[-1][0]):
-            top = self._levels.pop()
-            self._levels[-1] = merge_counts(self._levels[-1], top)
+        _push(self._levels, (keys, counts), lambda level: len(level[0]), merge_counts)
         if not len(self._levels[-1][0]):
             self._levels.pop()  # everything cancelled out
 
     def get(self, bsns: IntArray) -> IntArray:
         """The count of each of ``bsns`` (0 if never added); fastest with ``bsns`` sorted."""
         out = np.zeros(len(bsns), dtype=np.int64)
-        for keys, counts in self._levels:
-            at = np.minimum(np.searchsorted(keys, bsns), len(keys) - 1)
-            hit = keys[at] == bsns
+        for keys, counts in self._levels:  # never empty: a level that cancels out is dropped
+            at, hit = _find(keys, bsns)
             out[hit] += counts[at[hit]]
         return out
 
