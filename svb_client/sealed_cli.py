@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,6 +44,25 @@ from svb_client.wire.transport import Transport
 AWAITING_NOTE = "sealed_request"
 
 
+def _add_pki_arguments(parser: argparse.ArgumentParser) -> None:
+    """SVB's identities and UWV's sealing certificate, as every sealed-file command names them."""
+    parser.add_argument("--pki", type=Path, default=Path("pki"), help="PKI directory (sealed)")
+    parser.add_argument("--signing", type=Path, help="SVB's signing identity (default PKI/svb)")
+    parser.add_argument(
+        "--sealing", type=Path, help="SVB's sealing identity (default PKI/svb-sealing)"
+    )
+    parser.add_argument(
+        "--uwv-sealing-cert",
+        type=Path,
+        help="UWV's sealing certificate (default PKI/uwv-sealing/cert.pem)",
+    )
+    parser.add_argument(
+        "--pki-passphrase-file",
+        type=Path,
+        help="passphrase of the PKI keys (default: $AIO_PKI_PASSPHRASE)",
+    )
+
+
 def add_screen_arguments(screen: argparse.ArgumentParser) -> None:
     files = screen.add_mutually_exclusive_group()
     files.add_argument(
@@ -55,26 +75,12 @@ def add_screen_arguments(screen: argparse.ArgumentParser) -> None:
         type=Path,
         help="read UWV's sealed response to the request this journal awaits; write --out",
     )
-    screen.add_argument("--pki", type=Path, default=Path("pki"), help="PKI directory (sealed)")
-    screen.add_argument("--signing", type=Path, help="SVB's signing identity (default PKI/svb)")
-    screen.add_argument(
-        "--sealing", type=Path, help="SVB's sealing identity (default PKI/svb-sealing)"
-    )
-    screen.add_argument(
-        "--uwv-sealing-cert",
-        type=Path,
-        help="UWV's sealing certificate (default PKI/uwv-sealing/cert.pem)",
-    )
+    _add_pki_arguments(screen)
     screen.add_argument(
         "--sealed-chunk-size",
         type=int,
         default=DEFAULT_CHUNK_SIZE,
         help="plaintext bytes per authenticated chunk of a request file (default 1 MiB)",
-    )
-    screen.add_argument(
-        "--pki-passphrase-file",
-        type=Path,
-        help="passphrase of the PKI keys (default: $AIO_PKI_PASSPHRASE)",
     )
 
 
@@ -90,17 +96,53 @@ def add_rule_arguments(submit: argparse.ArgumentParser) -> None:
         help="read UWV's sealed answer to the submission file given with --request",
     )
     submit.add_argument("--request", type=Path, help="the submission file --response answers")
-    submit.add_argument("--pki", type=Path, default=Path("pki"), help="PKI directory (sealed)")
-    submit.add_argument("--signing", type=Path, help="SVB's signing identity (default PKI/svb)")
-    submit.add_argument(
-        "--sealing", type=Path, help="SVB's sealing identity (default PKI/svb-sealing)"
+    _add_pki_arguments(submit)
+
+
+def _request_transport(
+    args: argparse.Namespace,
+    out: Path,
+    on_sealed: Callable[[SealedSummary], None],
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> SealedRequestTransport:
+    """A request file to ``out``, signed as SVB and sealed to UWV, asking for the reply to be
+    sealed to SVB's sealing certificate."""
+    pki: Path = args.pki
+    passphrase = read_passphrase(args.pki_passphrase_file)
+    _, reply_cert = load_receiver(args.sealing or pki / "svb-sealing", passphrase)
+    return SealedRequestTransport(
+        out,
+        sender=load_sender(args.signing or pki / "svb", passphrase),
+        recipient=load_recipient(args.uwv_sealing_cert or pki / "uwv-sealing" / "cert.pem"),
+        reply_certificate=reply_cert,
+        clock=_now,
+        on_sealed=on_sealed,
+        chunk_size=chunk_size,
     )
-    submit.add_argument(
-        "--uwv-sealing-cert",
-        type=Path,
-        help="UWV's sealing certificate (default PKI/uwv-sealing/cert.pem)",
+
+
+def _response_transport(
+    args: argparse.Namespace, uwv_oin: str, awaiting: InReplyTo
+) -> SealedResponseTransport:
+    """UWV's response file ``--response``, opened with SVB's sealing key, from ``uwv_oin``,
+    answering the request ``awaiting``."""
+    sealing = args.sealing or args.pki / "svb-sealing"
+    receiver, _ = load_receiver(sealing, read_passphrase(args.pki_passphrase_file))
+    return SealedResponseTransport(
+        args.response,
+        receiver=receiver,
+        senders=replies_from(uwv_oin, trust_anchors(sealing), _now),
+        awaiting=awaiting,
     )
-    submit.add_argument("--pki-passphrase-file", type=Path, help="default: $AIO_PKI_PASSPHRASE")
+
+
+def _journal_note(journal: Path) -> str | None:
+    """What the batch's journal says it awaits (:data:`AWAITING_NOTE`), if anything."""
+    j = Journal(journal)
+    try:
+        return j.note(AWAITING_NOTE)
+    finally:
+        j.close()
 
 
 def rule_transport_for(args: argparse.Namespace) -> Transport | None:
@@ -110,29 +152,14 @@ def rule_transport_for(args: argparse.Namespace) -> Transport | None:
     and SHA-256, checked against the file itself)."""
     if args.request_out is None and args.response is None:
         return None
-    pki: Path = args.pki
-    passphrase = read_passphrase(args.pki_passphrase_file)
-    sealing = args.sealing or pki / "svb-sealing"
     if args.request_out is not None:
-        _, reply_cert = load_receiver(sealing, passphrase)
-        return SealedRequestTransport(
-            args.request_out,
-            sender=load_sender(args.signing or pki / "svb", passphrase),
-            recipient=load_recipient(args.uwv_sealing_cert or pki / "uwv-sealing" / "cert.pem"),
-            reply_certificate=reply_cert,
-            clock=_now,
-            on_sealed=lambda summary: None,
-        )
+        return _request_transport(args, args.request_out, on_sealed=lambda summary: None)
     if args.request is None:
         raise Error("--response needs --request FILE: the submission file it answers")
     car = read_sidecar(sidecar_path(args.request))
     check_sidecar(args.request, car)
-    receiver, _ = load_receiver(sealing, passphrase)
-    return SealedResponseTransport(
-        args.response,
-        receiver=receiver,
-        senders=replies_from(car.receiver.oin, trust_anchors(sealing), _now),
-        awaiting=InReplyTo(message_id=car.message_id, sha256=car.checksum.value),
+    return _response_transport(
+        args, car.receiver.oin, InReplyTo(message_id=car.message_id, sha256=car.checksum.value)
     )
 
 
@@ -153,24 +180,15 @@ def transport_for(args: argparse.Namespace, journal: Path) -> Transport | None:
     """The sealed-file transport the arguments ask for, or None for the network."""
     if args.request_out is None and args.response is None:
         return None
-    pki: Path = args.pki
-    passphrase = read_passphrase(args.pki_passphrase_file)
-    sealing = args.sealing or pki / "svb-sealing"
     if args.request_out is not None:
         if journal.exists():
-            j = Journal(journal)
-            try:
-                waiting = j.note(AWAITING_NOTE)
-            finally:
-                j.close()
+            waiting = _journal_note(journal)
             if waiting is not None and not args.fresh:
                 raise Error(
                     f"{journal}: this batch already awaits the response to "
                     f"{json.loads(waiting)['path']}; run with --response FILE, or --fresh to "
                     "start the batch over"
                 )
-        _, reply_cert = load_receiver(sealing, passphrase)
-        recipient = load_recipient(args.uwv_sealing_cert or pki / "uwv-sealing" / "cert.pem")
         out: Path = args.request_out
 
         def on_sealed(summary: SealedSummary) -> None:
@@ -183,41 +201,27 @@ def transport_for(args: argparse.Namespace, journal: Path) -> Transport | None:
                             "message_id": summary.header.message_id,
                             "sha256": summary.sha256,
                             "path": str(out),
-                            "uwv_oin": recipient.oin,
+                            "uwv_oin": summary.header.receiver.oin,
                         }
                     ),
                 )
             finally:
                 j.close()
 
-        return SealedRequestTransport(
-            out,
-            sender=load_sender(args.signing or pki / "svb", passphrase),
-            recipient=recipient,
-            reply_certificate=reply_cert,
-            clock=_now,
-            on_sealed=on_sealed,
-            chunk_size=args.sealed_chunk_size,
-        )
+        return _request_transport(args, out, on_sealed, args.sealed_chunk_size)
     if not journal.exists():
         raise Error(f"{journal}: no journal; write the request first with --request-out")
-    j = Journal(journal)
-    try:
-        note = j.note(AWAITING_NOTE)
-    finally:
-        j.close()
+    note = _journal_note(journal)
     if note is None:
         raise Error(
             f"{journal}: this batch awaits no sealed response (it was not written with "
             "--request-out)"
         )
     waiting = json.loads(note)
-    receiver, _ = load_receiver(sealing, passphrase)
-    return SealedResponseTransport(
-        args.response,
-        receiver=receiver,
-        senders=replies_from(waiting["uwv_oin"], trust_anchors(sealing), _now),
-        awaiting=InReplyTo(message_id=waiting["message_id"], sha256=waiting["sha256"]),
+    return _response_transport(
+        args,
+        waiting["uwv_oin"],
+        InReplyTo(message_id=waiting["message_id"], sha256=waiting["sha256"]),
     )
 
 
