@@ -201,6 +201,18 @@ class StrictKeyCheck:
         """Record a failure and close the proposal; caller holds the lock."""
         self._failures[proposal.caller] = self._failures.get(proposal.caller, 0) + 1
         del self._proposals[proposal_id]
+        self._close(proposal_id, proposal, outcome, detail, log)
+
+    def _close(
+        self,
+        proposal_id: str,
+        proposal: _Proposal,
+        outcome: KeyCheckOutcome,
+        detail: str,
+        log: KeyCheckLog | None,
+    ) -> None:
+        """Drop the proposal's chosen context (memory and disk), save the state, and log the
+        outcome under the proposal's caller; caller holds the lock."""
         self._chosen_bytes.pop(proposal_id, None)
         pending = self._pending(proposal_id)
         if pending is not None:
@@ -347,18 +359,5 @@ class StrictKeyCheck:
                 ) from None
             proposal.state = "accepted"
             proposal.accepted_digest = digest
-            self._chosen_bytes.pop(proposal_id, None)
-            pending = self._pending(proposal_id)
-            if pending is not None:
-                pending.unlink(missing_ok=True)
-            self._save()
-            if log is not None:
-                log.record_key_check(
-                    caller=caller,
-                    proposal_id=proposal_id,
-                    parameter_set=proposal.parameter_set,
-                    outcome="accepted",
-                    commitment=_commitment(proposal.parameter_set, proposal.digests),
-                    detail=f"set {j} accepted".encode(),
-                )
+            self._close(proposal_id, proposal, "accepted", f"set {j} accepted", log)
         return digest
