@@ -85,9 +85,11 @@ class ScreenJob:
 def _requester(job: ScreenJob) -> str:
     if job.requester is not None:
         return job.requester
-    mutual_tls = job.transport is None and not job.security.unsafe_insecure
-    signed_file = bool(getattr(job.transport, "authenticates_sender", False))
-    return "" if mutual_tls or signed_file else PLAINTEXT_REQUESTER
+    if job.transport is None:  # the gRPC channel run_screen opens from job.security
+        authenticated = not job.security.unsafe_insecure
+    else:
+        authenticated = job.transport.authenticates_sender
+    return "" if authenticated else PLAINTEXT_REQUESTER
 
 
 def method_for(job: ScreenJob) -> Method:

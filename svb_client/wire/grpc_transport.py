@@ -158,6 +158,7 @@ class GrpcTransport:
         self.target = target
         self.timeout = timeout
         self.stats = WireStats()
+        self.authenticates_sender = not security.unsafe_insecure  # mutual TLS
         self._channel = security.open(target)
         self._screening = pb_grpc.ScreeningServiceStub(self._channel)
         self._enclave = epb_grpc.ComputeToDataServiceStub(self._channel)

@@ -49,6 +49,9 @@ def _refused(doing: str, exc: Error) -> ServerError:
 class InMemoryTransport:
     """A transport over UWV's service objects; either may be None if a test needs one only."""
 
+    authenticates_sender = False
+    """No certificate or signature: the header names the caller (``PLAINTEXT_REQUESTER``)."""
+
     def __init__(
         self,
         screening: ScreeningService | None = None,

@@ -50,6 +50,10 @@ class ScreeningTransport(Protocol):
     """The homomorphic modes: context upload and the chunk stream."""
 
     stats: WireStats
+    authenticates_sender: bool
+    """Whether UWV learns who sends from the transport itself (SVB's certificate over mutual
+    TLS, a sealed file's signature): then the batch header leaves ``requester`` empty and UWV
+    records the authenticated identity."""
 
     def server_info(self) -> ServerInfo:
         """What the server serves; also the first contact (waits up to the connect timeout)."""
