@@ -110,6 +110,20 @@ def _stream(target: str, messages: Iterator[bytes]) -> Iterator[pb.ScreenRespons
         channel.close()
 
 
+def _upload(target: str, secret: SecretMaskedContext) -> str:
+    public = secret.public_bytes()
+    with grpc.insecure_channel(target) as channel:
+        channel.unary_unary(
+            "/eligibility.v2.ScreeningService/UploadContext",
+            response_deserializer=pb.UploadContextResponse.FromString,
+        )(
+            pb.UploadContextRequest(
+                parameter_set=secret.params.name, context=public
+            ).SerializeToString()
+        )
+    return sha256_hex(public)
+
+
 def test_kill_minus_nine_mid_batch_then_restart_logs_every_charge(
     tmp_path: Path, secret_context: SecretMaskedContext
 ) -> None:
@@ -121,20 +135,10 @@ def test_kill_minus_nine_mid_batch_then_restart_logs_every_charge(
     import_polis(write_csv(tmp_path / "polis.csv", POLIS_COLUMNS, rows), tmp_path / "store")
     store, port_file = tmp_path / "store", tmp_path / "port"
     rule = digest(parse_file(AIO_RULE))
-    public = secret_context.public_bytes()
-    context = sha256_hex(public)
 
     server = _serve(store, port_file)
     try:
-        with grpc.insecure_channel(_target(port_file)) as channel:
-            channel.unary_unary(
-                "/eligibility.v2.ScreeningService/UploadContext",
-                response_deserializer=pb.UploadContextResponse.FromString,
-            )(
-                pb.UploadContextRequest(
-                    parameter_set=secret_context.params.name, context=public
-                ).SerializeToString()
-            )
+        context = _upload(_target(port_file), secret_context)
         answered: dict[int, bytes] = {}
         with pytest.raises(grpc.RpcError):
             for response in _stream(_target(port_file), _messages(secret_context, context, rule)):
@@ -216,20 +220,6 @@ def test_kill_minus_nine_mid_batch_then_restart_logs_every_charge(
     assert total == CHUNKS * PER_CHUNK  # every member charged once, the replays not again
     assert sum(e.budget.bsns_charged for e in entries) == total
     assert np.sum([e.household_count for e in entries]) == CHUNKS * PER_CHUNK
-
-
-def _upload(target: str, secret: SecretMaskedContext) -> str:
-    public = secret.public_bytes()
-    with grpc.insecure_channel(target) as channel:
-        channel.unary_unary(
-            "/eligibility.v2.ScreeningService/UploadContext",
-            response_deserializer=pb.UploadContextResponse.FromString,
-        )(
-            pb.UploadContextRequest(
-                parameter_set=secret.params.name, context=public
-            ).SerializeToString()
-        )
-    return sha256_hex(public)
 
 
 def test_a_restart_forgets_no_evaluation_of_a_repeated_person(
